@@ -1,0 +1,68 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from ads.models import Category
+from classifier.management import ModelVersionCommand
+from classifier.ml.preprocess import ImageError
+from classifier.services import ClassifierError, classify_images, resolve_version
+
+
+class Command(ModelVersionCommand):
+    help = "Classify image files with the active model (or --version N)."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("files", nargs="+", type=Path)
+        parser.add_argument("--category", help="Category slug the photos were posted under.")
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="One JSON object per file."
+        )
+
+    def handle(self, *args, files, category, version, as_json, **options):
+        if category is not None and not Category.objects.filter(slug=category).exists():
+            known = ", ".join(Category.objects.values_list("slug", flat=True))
+            raise CommandError(f"unknown category {category!r} (known: {known or 'none'})")
+        try:
+            model_version = resolve_version(version)
+        except ClassifierError as error:
+            raise CommandError(str(error)) from error
+        failures = 0
+        for path in files:
+            try:
+                line = self._classify(path, category, model_version, as_json)
+            except (OSError, ImageError, ClassifierError) as error:
+                failures += 1
+                self.stderr.write(f"{path}: {_reason(error)}")
+                continue
+            self.stdout.write(line)
+        if failures:
+            raise CommandError(f"{failures} of {len(files)} files could not be classified")
+
+    def _classify(self, path: Path, category, version, as_json: bool) -> str:
+        result = classify_images([path.read_bytes()], version)[0]
+        matched = None if category is None else result.category == category
+        if as_json:
+            return json.dumps(
+                {
+                    "file": str(path),
+                    "class": result.category,
+                    "confidence": round(result.confidence, 4),
+                    "categories_matched": matched,
+                    "decided_automatically": result.confidence >= (version.threshold or 1.0),
+                    "model_version": version.number,
+                }
+            )
+        text = f"{path}: {result.category} ({result.confidence:.1%})"
+        if matched is not None:
+            text += " matches" if matched else f" does not match {category}"
+        return text
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory"
+    return str(error)

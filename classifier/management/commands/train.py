@@ -1,0 +1,98 @@
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from classifier.ml.dataset import DatasetError
+from classifier.services import ClassifierError, train_new_version
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a new model version on the labelled training images (or --data DIR), "
+        "register it as a candidate and print its validation figures."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--data", type=Path, help="Train on this folder-per-class directory instead."
+        )
+        parser.add_argument(
+            "--activate", action="store_true", help="Make the new version the active one."
+        )
+        parser.add_argument(
+            "--epochs", type=int, help="Maximum epochs (early stopping may end sooner)."
+        )
+        parser.add_argument("--size", type=int, help="Input size in pixels (default 64).")
+        parser.add_argument(
+            "--widths", help="Channels per stage, comma separated (default 32,64,128,256)."
+        )
+        parser.add_argument("--seed", type=int, help="Random seed (default 1234).")
+        parser.add_argument("--json", action="store_true", help="Print the metrics as JSON.")
+
+    def handle(self, *args, **options):
+        from classifier.ml.progress import EpochProgressBar
+
+        config = _config(options)
+        if options["data"] is not None and not options["data"].is_dir():
+            raise CommandError(f"{options['data']} is not a directory")
+        try:
+            version = train_new_version(
+                data_dir=options["data"],
+                activate=options["activate"],
+                config=config,
+                callbacks=[EpochProgressBar(self.stderr)],
+            )
+        except (DatasetError, ClassifierError, ValueError) as error:
+            raise CommandError(str(error)) from error
+        self._print(version, options["json"])
+
+    def _print(self, version, as_json: bool) -> None:
+        m = version.metrics
+        if as_json:
+            self.stdout.write(json.dumps({"version": version.number, **m}))
+            return
+        self.stdout.write(
+            f"Model v{version.number} ({version.get_status_display().lower()}), "
+            f"classes {', '.join(version.classes)}, trained on {m['train_size']} images "
+            f"in {m['training_seconds']:.0f}s ({m['epochs_run']} epochs)."
+        )
+        self.stdout.write(
+            f"Validation ({m['n']} images): accuracy {m['accuracy']:.2%}; at threshold "
+            f"{version.threshold:.4f} the model decides {m['coverage_at_threshold']:.1%} "
+            f"alone with {m['error_at_threshold']:.2%} errors (target {m['target_risk']:.1%})."
+        )
+        for name, scores in m["per_class"].items():
+            self.stdout.write(
+                f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
+                f"F1 {scores['f1']:.3f} (n={scores['support']})"
+            )
+        self.stdout.write(self.style.SUCCESS(f"Registered model v{version.number}."))
+
+
+def _config(options):
+    from dataclasses import replace
+
+    from classifier.ml.model import Architecture
+    from classifier.ml.train import TrainingConfig
+
+    architecture = Architecture()
+    if options["size"] is not None:
+        if options["size"] < 16:
+            raise CommandError("--size must be at least 16 pixels")
+        architecture = replace(architecture, input_size=options["size"])
+    if options["widths"]:
+        try:
+            widths = tuple(int(w) for w in options["widths"].split(","))
+        except ValueError:
+            raise CommandError("--widths must be integers separated by commas") from None
+        architecture = replace(architecture, widths=widths)
+    config = TrainingConfig(architecture=architecture, target_risk=settings.CLASSIFIER_TARGET_RISK)
+    if options["epochs"] is not None:
+        if options["epochs"] < 1:
+            raise CommandError("--epochs must be at least 1")
+        config = replace(config, epochs=options["epochs"])
+    if options["seed"] is not None:
+        config = replace(config, seed=options["seed"])
+    return config

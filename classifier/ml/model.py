@@ -1,0 +1,76 @@
+"""The CNN: a small from-scratch convolutional network (no pretrained weights exist here).
+
+Input: ``(size, size, 3)`` pixels in [0, 255], exactly what ``preprocess`` returns.
+The model rescales them itself, so serving unscaled pixels is impossible by construction.
+Augmentation layers sit at the front and are active only while training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from .preprocess import PAD_COLOUR
+
+
+@dataclass(frozen=True)
+class Architecture:
+    input_size: int = 64
+    # Channels of each stage; every stage halves the resolution.
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    dropout: float = 0.3
+    weight_decay: float = 1e-4
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """Photo-like variation: mirror, shift, zoom, small rotation, light and contrast."""
+    fill = float(PAD_COLOUR[0])
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomTranslation(
+                0.08, 0.08, fill_mode="constant", fill_value=fill, seed=seed + 1
+            ),
+            layers.RandomZoom((-0.15, 0.1), fill_mode="constant", fill_value=fill, seed=seed + 2),
+            layers.RandomRotation(0.03, fill_mode="constant", fill_value=fill, seed=seed + 3),
+            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+            layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 5),
+        ],
+        name="augmentation",
+    )
+
+
+def _conv_block(x, filters: int, regularizer, name: str):
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=regularizer,
+        name=f"{name}_conv",
+    )(x)
+    # Momentum 0.9 (not 0.99): small datasets give few steps for the running statistics.
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_model(n_classes: int, architecture: Architecture, seed: int = 0) -> keras.Model:
+    """A VGG-style stack of conv-BN-ReLU stages, global average pooling, dropout, softmax."""
+    if n_classes < 2:
+        raise ValueError("a classifier needs at least two classes")
+    size = architecture.input_size
+    regularizer = keras.regularizers.L2(architecture.weight_decay)
+    inputs = keras.Input(shape=(size, size, 3), name="pixels")
+    x = augmentation(seed)(inputs)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    for stage, filters in enumerate(architecture.widths):
+        x = _conv_block(x, filters, regularizer, f"s{stage}a")
+        x = _conv_block(x, filters, regularizer, f"s{stage}b")
+        if stage < len(architecture.widths) - 1:
+            x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(architecture.dropout, seed=seed, name="dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="ad_image_cnn")

@@ -1,0 +1,48 @@
+"""Inference with the LiteRT form of a model: no TensorFlow import, no ``model.predict``.
+
+One ``Predictor`` per process holds one interpreter; a batch is resized into the input
+tensor and run in one call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+class Predictor:
+    def __init__(self, model_content: bytes, classes: list[str], input_size: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.classes = list(classes)
+        self.input_size = input_size
+        self._interpreter = Interpreter(model_content=model_content, num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch_size = 0
+        # An interpreter is not thread-safe; threaded servers share one per process.
+        self._lock = threading.Lock()
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """``(n, size, size, 3)`` uint8 pixels to ``(n, n_classes)`` probabilities."""
+        if len(pixels) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        batch = np.ascontiguousarray(pixels, dtype=np.float32)
+        with self._lock:
+            if len(batch) != self._batch_size:
+                self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
+                self._interpreter.allocate_tensors()
+                self._batch_size = len(batch)
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
+
+
+def keras_probabilities(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The same for an in-memory Keras model (training, evaluation), in inference mode."""
+    chunks = [
+        np.asarray(model(pixels[start : start + batch_size].astype(np.float32), training=False))
+        for start in range(0, len(pixels), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]))

@@ -1,0 +1,118 @@
+"""The one preprocessing path shared by training, evaluation and serving.
+
+Resize policy ("letterbox"): the image is scaled, keeping its aspect ratio, so that its
+longer side equals ``size``; it is centred on a ``size`` x ``size`` canvas of mid grey
+(128, 128, 128). Padding instead of stretching keeps the shape of the photo, which is a
+strong cue on its own (a tall photo is usually a phone).
+
+Pixels leave this module as uint8 in [0, 255]; scaling to [0, 1] happens inside the
+Keras model (a ``Rescaling`` layer), so no caller can forget it.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PAD_COLOUR = (128, 128, 128)
+# Transparent areas become white: product shots with alpha are usually cut out on white.
+ALPHA_BACKGROUND = (255, 255, 255)
+# Decompression-bomb guard: a thumbnail-sized model has no use for more pixels than this.
+MAX_PIXELS = 40_000_000
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
+
+
+class ImageError(ValueError):
+    """The bytes are not an image we can read; the message says why, for a human."""
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
+
+    Handles EXIF orientation, palette and alpha, CMYK, 16-bit and greyscale modes, and
+    takes the first frame of animated GIF/WebP.
+    """
+    if not data:
+        raise ImageError("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in SUPPORTED_FORMATS:
+                raise ImageError(
+                    f"unsupported image format {image.format}; "
+                    f"use one of {', '.join(sorted(SUPPORTED_FORMATS))}"
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"image is too large ({width}x{height} pixels, at most {max_pixels:,})"
+                )
+            image.seek(0)
+            image.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("the file is not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("image dimensions are too large (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(f"the image is damaged or truncated ({error})") from None
+    return to_rgb(_upright(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
+        # Corrupt EXIF must not cost the photo: keep it as stored.
+        return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten any Pillow mode to 8-bit RGB."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        # 16/32-bit greyscale: scale down to 8 bits instead of clipping at 255.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") else max(array.max(), 1.0)
+        grey = np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, ALPHA_BACKGROUND)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    # CMYK, YCbCr, L, 1, F, HSV, LAB: Pillow's converters handle these.
+    return image.convert("RGB")
+
+
+def letterbox(image: Image.Image, size: int) -> np.ndarray:
+    """Scale ``image`` to fit ``size`` x ``size`` keeping its aspect ratio, pad, return uint8."""
+    width, height = image.size
+    scale = size / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    canvas = Image.new("RGB", (size, size), PAD_COLOUR)
+    canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def preprocess(data: bytes, size: int) -> np.ndarray:
+    """Bytes of one photo to the model's input: a ``(size, size, 3)`` uint8 array."""
+    return letterbox(decode_image(data), size)
+
+
+def preprocess_batch(items: list[bytes], size: int) -> np.ndarray:
+    """Several photos to one ``(n, size, size, 3)`` uint8 batch."""
+    if not items:
+        return np.zeros((0, size, size, 3), dtype=np.uint8)
+    return np.stack([preprocess(item, size) for item in items])

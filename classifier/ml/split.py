@@ -1,0 +1,60 @@
+"""Validation splits that do not leak near-duplicate photos between train and validation.
+
+Marketplaces are full of re-posted ads: the same photo, re-encoded or slightly cropped.
+A random split puts copies on both sides and flatters the validation score, so photos
+are first grouped by perceptual hash and whole groups go to one side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Hamming distance between 64-bit pHashes at or under which two photos count as copies.
+NEAR_DUPLICATE_DISTANCE = 6
+
+
+def hamming_distances(hashes: np.ndarray, one: int) -> np.ndarray:
+    xor = np.bitwise_xor(hashes, np.uint64(one))
+    return np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+def near_duplicate_groups(
+    hashes: list[int], max_distance: int = NEAR_DUPLICATE_DISTANCE
+) -> np.ndarray:
+    """A group id per photo; photos linked by a chain of near-copies share one (union-find)."""
+    values = np.array(hashes, dtype=np.uint64)
+    parent = np.arange(len(values))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(values)):
+        close = np.flatnonzero(hamming_distances(values[i + 1 :], int(values[i])) <= max_distance)
+        for j in close + i + 1:
+            parent[root(j)] = root(i)
+    return np.array([root(i) for i in range(len(values))])
+
+
+def group_split(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held_out): about ``fraction`` of each class held out, by whole groups."""
+    rng = np.random.default_rng(seed)
+    held_out = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        class_groups = np.unique(groups[labels == label])
+        rng.shuffle(class_groups)
+        wanted = max(1, round(fraction * np.sum(labels == label)))
+        taken = 0
+        for group in class_groups:
+            if taken >= wanted:
+                break
+            members = (groups == group) & (labels == label) & ~held_out
+            held_out |= members
+            taken += int(members.sum())
+    # A group whose copies carry different labels must not straddle the split either.
+    held_out |= np.isin(groups, groups[held_out])
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)

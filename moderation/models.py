@@ -1,0 +1,1 @@
+# The review queue and moderators' decisions arrive with the moderation issue.

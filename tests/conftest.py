@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+
+from tests.images import CLASSES, write_dataset
+
+# Small enough to train in seconds, big enough to learn the drawn classes.
+TINY_SIZE = 32
+TINY_WIDTHS = "8,16"
+
+
+def tiny_config(epochs: int = 12):
+    from classifier.ml.model import Architecture
+    from classifier.ml.train import TrainingConfig
+
+    return TrainingConfig(
+        architecture=Architecture(input_size=TINY_SIZE, widths=(8, 16), dropout=0.1),
+        epochs=epochs,
+        batch_size=16,
+        learning_rate=5e-3,
+        patience=12,
+        validation_fraction=0.25,
+        target_risk=0.05,
+    )
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("dataset"), per_class=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_package(dataset_dir):
+    """A real Keras model trained once on generated photos, in its stored forms."""
+    from classifier.ml.dataset import load_folder
+    from classifier.ml.split import near_duplicate_groups
+    from classifier.ml.train import package, train
+
+    data = load_folder(dataset_dir, TINY_SIZE)
+    assert data.classes == list(CLASSES)
+    result = train(
+        data.pixels, data.labels, data.classes, near_duplicate_groups(data.hashes), tiny_config()
+    )
+    return package(result)
+
+
+@pytest.fixture
+def tiny_version(db, tiny_package):
+    """The tiny model registered and active, the shipped default retired."""
+    from classifier.models import ModelVersion
+
+    version = ModelVersion(
+        number=ModelVersion.next_number(),
+        status=ModelVersion.Status.CANDIDATE,
+        classes=list(CLASSES),
+        input_size=TINY_SIZE,
+        threshold=tiny_package.metrics["threshold"],
+        metrics=tiny_package.metrics,
+        trained_on=100,
+    )
+    version.artifact.save("model.keras", ContentFile(tiny_package.keras_bytes), save=False)
+    version.serving_artifact.save(
+        "model.tflite", ContentFile(tiny_package.litert_bytes), save=False
+    )
+    version.save()
+    version.activate()
+    return version
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

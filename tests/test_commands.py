@@ -1,0 +1,281 @@
+import json
+import shutil
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
+
+from ads.models import Category
+from classifier.models import ModelVersion, TrainingImage
+from tests.images import jpeg_bytes, write_dataset
+
+pytestmark = pytest.mark.django_db
+
+
+def run(name, *args, **options):
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    call_command(name, *args, stdout=out, stderr=err, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def stored_files(prefix="training"):
+    found = []
+    folders = [prefix]
+    while folders:
+        folder = folders.pop()
+        if not default_storage.exists(folder):
+            continue
+        subfolders, files = default_storage.listdir(folder)
+        folders += [f"{folder}/{name}" for name in subfolders]
+        found += [f"{folder}/{name}" for name in files]
+    return found
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+# --- import_images --------------------------------------------------------------
+
+
+def test_import_images_stores_labelled_photos_and_skips_duplicates(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=5)
+    (data / "phone" / "copy.jpg").write_bytes((data / "phone" / "0000.jpg").read_bytes())
+    out, err = run("import_images", str(data))
+    assert "Imported 10 images; 1 duplicates and 0 unreadable" in out
+    assert TrainingImage.objects.filter(category__slug="phone").count() == 5
+    image = TrainingImage.objects.filter(category__slug="laptop").first()
+    assert image.source == TrainingImage.Source.IMPORT
+    assert len(image.sha256) == 64 and len(image.phash) == 16
+    assert (image.width, image.height) == (48, 40)
+    assert len(stored_files()) == 10
+    # A second import of the same folder adds nothing.
+    out, _ = run("import_images", str(data))
+    assert "Imported 0 images; 11 duplicates" in out
+
+
+def test_import_images_lists_and_skips_unreadable_files(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=3)
+    (data / "laptop" / "notes.jpg").write_text("not a photo")
+    (data / "phone" / "half.jpg").write_bytes(jpeg_bytes("phone", 99)[:200])
+    out, err = run("import_images", str(data))
+    assert "notes.jpg: the file is not an image" in err
+    assert "half.jpg" in err
+    assert "Imported 6 images; 0 duplicates and 2 unreadable" in out
+
+
+def test_import_images_refuses_a_missing_directory(tmp_path, media):
+    with pytest.raises(CommandError, match="is not a directory"):
+        run("import_images", str(tmp_path / "nope"))
+
+
+def test_import_images_refuses_an_empty_class_folder(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=2)
+    (data / "tablet").mkdir()
+    with pytest.raises(CommandError, match="class folder\\(s\\) with no files: tablet"):
+        run("import_images", str(data))
+    assert TrainingImage.objects.count() == 0
+
+
+def test_import_images_refuses_an_unknown_category_unless_asked_to_create_it(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=2)
+    shutil.move(data / "laptop", data / "tablet")
+    with pytest.raises(CommandError, match="no category with slug tablet"):
+        run("import_images", str(data))
+    assert TrainingImage.objects.count() == 0
+    run("import_images", str(data), create_categories=True)
+    assert Category.objects.get(slug="tablet").name == "Tablet"
+    assert TrainingImage.objects.filter(category__slug="tablet").count() == 2
+
+
+def test_a_failed_import_leaves_no_rows_and_no_files(tmp_path, media, monkeypatch):
+    data = write_dataset(tmp_path / "data", per_class=3)
+    saves = []
+    real_save = TrainingImage.save
+
+    def failing_save(self, *args, **kwargs):
+        saves.append(self)
+        if len(saves) == 4:
+            raise RuntimeError("disk full")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingImage, "save", failing_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run("import_images", str(data))
+    assert TrainingImage.objects.count() == 0
+    assert stored_files() == []
+
+
+# --- train ----------------------------------------------------------------------
+
+TINY = {"size": 32, "widths": "8,16", "epochs": 2}
+
+
+def test_train_on_a_folder_registers_a_candidate(dataset_dir, media):
+    active_before = ModelVersion.objects.active()
+    out, err = run("train", data=dataset_dir, **TINY)
+    version = ModelVersion.objects.order_by("-number").first()
+    assert f"Registered model v{version.number}." in out
+    assert "Validation (" in out and "laptop: precision" in out
+    assert "epoch 2/2" in err  # the per-epoch progress bar
+    assert version.status == ModelVersion.Status.CANDIDATE
+    assert version.classes == ["laptop", "phone"]
+    assert version.threshold is not None
+    assert len(version.history["loss"]) == version.metrics["epochs_run"]
+    assert default_storage.exists(version.artifact.name)
+    assert default_storage.exists(version.serving_artifact.name)
+    assert ModelVersion.objects.active() == active_before
+
+
+def test_train_on_imported_images_with_activate(tmp_path, media):
+    run("import_images", str(write_dataset(tmp_path / "data", per_class=12)))
+    out, _ = run("train", activate=True, json=True, **TINY)
+    report = json.loads(out.strip().splitlines()[-1])
+    version = ModelVersion.objects.get(number=report["version"])
+    assert version.status == ModelVersion.Status.ACTIVE
+    assert version.trained_on == 24
+    assert ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).count() == 1
+
+
+def test_train_without_labelled_images_says_so(media):
+    TrainingImage.objects.all().delete()
+    with pytest.raises(CommandError, match="no labelled training images; run import_images"):
+        run("train", **TINY)
+
+
+def test_train_refuses_a_missing_data_directory(tmp_path, media):
+    with pytest.raises(CommandError, match="is not a directory"):
+        run("train", data=tmp_path / "missing", **TINY)
+
+
+def test_train_refuses_a_folder_that_is_not_a_category(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=3)
+    shutil.move(data / "phone", data / "toaster")
+    with pytest.raises(CommandError, match="no category with slug toaster"):
+        run("train", data=data, **TINY)
+
+
+def test_train_refuses_a_single_category(tmp_path, media):
+    data = write_dataset(tmp_path / "data", per_class=3)
+    shutil.rmtree(data / "phone")
+    with pytest.raises(CommandError, match="at least two categories"):
+        run("train", data=data, **TINY)
+    assert ModelVersion.objects.filter(status=ModelVersion.Status.FAILED).exists()
+
+
+def test_train_refuses_bad_options(media):
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):
+        run("train", epochs=0)
+    with pytest.raises(CommandError, match="--widths must be integers"):
+        run("train", widths="a,b")
+
+
+# --- evaluate -------------------------------------------------------------------
+
+
+def test_evaluate_prints_json_with_the_agreed_keys(tiny_version, tmp_path):
+    data = write_dataset(tmp_path / "eval", per_class=10, start=500)
+    out, _ = run("evaluate", str(data), json=True)
+    report = json.loads(out)
+    for key in (
+        "accuracy",
+        "n",
+        "per_class",
+        "confusion_matrix",
+        "coverage_at_threshold",
+        "error_at_threshold",
+    ):
+        assert key in report
+    assert report["n"] == 20
+    assert report["version"] == tiny_version.number
+    assert report["accuracy"] >= 0.85
+    assert sum(map(sum, report["confusion_matrix"])) == 20
+
+
+def test_evaluate_prints_a_readable_report(tiny_version, tmp_path):
+    data = write_dataset(tmp_path / "eval", per_class=4, start=500)
+    out, _ = run("evaluate", str(data), version=tiny_version.number)
+    assert f"Model v{tiny_version.number} on 8 images: accuracy" in out
+    assert "Confusion matrix" in out and "decides" in out
+
+
+def test_evaluate_refuses_an_unknown_version(tiny_version, tmp_path):
+    with pytest.raises(CommandError, match="there is no model version 999"):
+        run("evaluate", str(write_dataset(tmp_path / "e", 2)), version=999)
+
+
+def test_evaluate_refuses_a_folder_the_model_does_not_know(tiny_version, tmp_path):
+    data = write_dataset(tmp_path / "eval", per_class=2)
+    shutil.move(data / "phone", data / "tablet")
+    with pytest.raises(CommandError, match="tablet are not classes of model"):
+        run("evaluate", str(data))
+
+
+def test_evaluate_refuses_a_missing_directory(tiny_version, tmp_path):
+    with pytest.raises(CommandError, match="is not a directory"):
+        run("evaluate", str(tmp_path / "nope"))
+
+
+def test_evaluate_without_an_active_model_says_so(db, tmp_path):
+    ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).update(status="retired")
+    with pytest.raises(CommandError, match="no active model version"):
+        run("evaluate", str(write_dataset(tmp_path / "e", 2)))
+
+
+# --- classify -------------------------------------------------------------------
+
+
+def test_classify_prints_the_prototype_response_shape(tiny_version, tmp_path):
+    phone = tmp_path / "phone.jpg"
+    phone.write_bytes(jpeg_bytes("phone", 777))
+    laptop = tmp_path / "laptop.jpg"
+    laptop.write_bytes(jpeg_bytes("laptop", 778))
+    out, _ = run("classify", str(phone), str(laptop), category="phone", json=True)
+    first, second = (json.loads(line) for line in out.strip().splitlines())
+    assert first["file"] == str(phone)
+    assert first["class"] == "phone" and first["categories_matched"] is True
+    assert second["class"] == "laptop" and second["categories_matched"] is False
+    assert 0.5 <= first["confidence"] <= 1.0
+    assert first["model_version"] == tiny_version.number
+
+
+def test_classify_text_output_says_whether_it_matches(tiny_version, tmp_path):
+    laptop = tmp_path / "laptop.jpg"
+    laptop.write_bytes(jpeg_bytes("laptop", 779))
+    out, _ = run("classify", str(laptop), category="phone")
+    assert "laptop" in out and "does not match phone" in out
+
+
+def test_classify_refuses_an_unknown_category(tiny_version, tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(jpeg_bytes())
+    with pytest.raises(CommandError, match="unknown category 'toaster'"):
+        run("classify", str(photo), category="toaster")
+
+
+def test_classify_reports_each_bad_file_and_exits_non_zero(tiny_version, tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(jpeg_bytes())
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("<svg onload=alert(1)>")
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="2 of 3 files could not be classified"):
+        call_command(
+            "classify", str(good), str(bad), str(tmp_path / "missing.jpg"), stdout=out, stderr=err
+        )
+    assert "good.jpg: phone" in out.getvalue()
+    assert "bad.jpg: the file is not an image" in err.getvalue()
+    assert "missing.jpg: no such file" in err.getvalue()
+
+
+def test_classify_refuses_an_unknown_version(tiny_version, tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(jpeg_bytes())
+    with pytest.raises(CommandError, match="no model version 42"):
+        run("classify", str(photo), version=42)

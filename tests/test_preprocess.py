@@ -1,0 +1,160 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier.ml.preprocess import (
+    ALPHA_BACKGROUND,
+    PAD_COLOUR,
+    ImageError,
+    decode_image,
+    letterbox,
+    preprocess,
+    preprocess_batch,
+)
+from tests.images import drawn_photo, encode
+
+
+def solid(mode, size=(20, 10), colour=None):
+    return Image.new(mode, size, colour)
+
+
+def test_rgb_jpeg_decodes_to_rgb():
+    image = decode_image(encode(drawn_photo("phone", 1)))
+    assert image.mode == "RGB"
+    assert image.size == (48, 40)
+
+
+def test_transparent_png_is_flattened_on_white():
+    data = encode(solid("RGBA", colour=(255, 0, 0, 0)), "PNG")
+    image = decode_image(data)
+    assert image.mode == "RGB"
+    assert image.getpixel((5, 5)) == ALPHA_BACKGROUND
+
+
+def test_half_transparent_png_blends_with_white():
+    image = decode_image(encode(solid("RGBA", colour=(0, 0, 0, 128)), "PNG"))
+    assert image.getpixel((0, 0)) == pytest.approx((127, 127, 127), abs=1)
+
+
+def test_palette_png_with_transparency_is_flattened():
+    palette = solid("P", colour=1)
+    palette.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    data = encode(palette, "PNG", transparency=1)
+    assert decode_image(data).getpixel((3, 3)) == ALPHA_BACKGROUND
+
+
+def test_palette_png_without_transparency_keeps_its_colours():
+    palette = solid("P", colour=1)
+    palette.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    assert decode_image(encode(palette, "PNG")).getpixel((3, 3)) == (0, 255, 0)
+
+
+def test_cmyk_jpeg_is_converted_to_rgb():
+    data = encode(solid("CMYK", colour=(0, 255, 255, 0)), "JPEG", quality=95)
+    red, green, blue = decode_image(data).getpixel((5, 5))
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_sixteen_bit_greyscale_png_is_scaled_not_clipped():
+    array = np.full((10, 20), 32768, dtype=np.uint16)
+    data = encode(Image.fromarray(array), "PNG")
+    image = decode_image(data)
+    assert image.mode == "RGB"
+    assert image.getpixel((0, 0)) == pytest.approx((127, 127, 127), abs=1)
+
+
+def test_greyscale_and_bilevel_images_become_rgb():
+    assert decode_image(encode(solid("L", colour=200), "PNG")).getpixel((0, 0)) == (200,) * 3
+    assert decode_image(encode(solid("1", colour=1), "PNG")).getpixel((0, 0)) == (255,) * 3
+
+
+def test_greyscale_with_alpha_is_flattened():
+    data = encode(solid("LA", colour=(0, 0)), "PNG")
+    assert decode_image(data).getpixel((0, 0)) == ALPHA_BACKGROUND
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animated_image_uses_its_first_frame(fmt):
+    frames = [solid("RGB", colour=(255, 0, 0)), solid("RGB", colour=(0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    red, green, blue = decode_image(buffer.getvalue()).getpixel((5, 5))
+    assert red > 200 and blue < 60
+
+
+def test_exif_orientation_is_applied():
+    # Stored 20 wide x 10 high with orientation 6 ("rotate 90° clockwise to view").
+    image = solid("RGB", size=(20, 10), colour=(0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright = decode_image(encode(image, "JPEG", exif=exif.tobytes()))
+    assert upright.size == (10, 20)
+
+
+def test_corrupt_exif_keeps_the_photo():
+    image = solid("RGB", colour=(0, 255, 0))
+    data = encode(image, "JPEG", exif=b"Exif\x00\x00II*\x00garbage-not-a-valid-ifd")
+    assert decode_image(data).size == (20, 10)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encode(drawn_photo("phone", 2, size=(200, 160)), "JPEG", quality=95)
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_empty_file_is_refused():
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"")
+
+
+def test_text_with_an_image_name_is_refused():
+    with pytest.raises(ImageError, match="not an image"):
+        decode_image(b"<html><script>alert(1)</script></html>")
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
+def test_unsupported_formats_are_named(fmt):
+    with pytest.raises(ImageError, match=f"unsupported image format {fmt}"):
+        decode_image(encode(solid("RGB"), fmt))
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    bomb = encode(Image.new("1", (10_000, 10_000)), "PNG")  # a few KB, 100 Mpx
+    assert len(bomb) < 50_000
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(bomb, max_pixels=1_000_000)
+
+
+def test_letterbox_keeps_aspect_ratio_and_pads_with_grey():
+    tall = solid("RGB", size=(50, 100), colour=(0, 0, 0))
+    pixels = letterbox(tall, 32)
+    assert pixels.shape == (32, 32, 3)
+    assert pixels.dtype == np.uint8
+    assert tuple(pixels[16, 0]) == PAD_COLOUR  # left margin is padding
+    assert tuple(pixels[16, 16]) == (0, 0, 0)  # the photo in the middle
+    assert tuple(pixels[0, 16]) == (0, 0, 0)  # full height used
+
+
+def test_letterbox_of_a_wide_image_pads_top_and_bottom():
+    pixels = letterbox(solid("RGB", size=(100, 50), colour=(255, 255, 255)), 32)
+    assert tuple(pixels[0, 16]) == PAD_COLOUR
+    assert tuple(pixels[16, 0]) == (255, 255, 255)
+
+
+def test_one_pixel_wide_image_still_yields_an_input():
+    pixels = letterbox(solid("RGB", size=(2000, 1), colour=(255, 0, 0)), 32)
+    assert pixels.shape == (32, 32, 3)
+
+
+def test_preprocess_leaves_scaling_to_the_model():
+    pixels = preprocess(encode(solid("RGB", colour=(255, 255, 255)), "PNG"), 16)
+    assert pixels.max() == 255  # raw 0..255: the model's Rescaling layer divides
+
+
+def test_preprocess_batch_stacks_photos():
+    batch = preprocess_batch([encode(drawn_photo("phone", i)) for i in range(3)], 24)
+    assert batch.shape == (3, 24, 24, 3)
+    assert preprocess_batch([], 24).shape == (0, 24, 24, 3)
