@@ -190,6 +190,30 @@ def folder_set(directory: Path, size: int) -> LabelledSet:
     return LabelledSet(loaded.classes, loaded.pixels, loaded.labels, loaded.hashes, unreadable)
 
 
+def default_training_config():
+    from .ml.train import TrainingConfig
+
+    return TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
+
+
+def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks=None):
+    """Train on ``data`` and export the result; returns (TrainingResult, Package)."""
+    from .ml.split import near_duplicate_groups
+    from .ml.train import package, train
+
+    groups = near_duplicate_groups(data.hashes)
+    result = train(
+        data.pixels,
+        data.labels,
+        data.classes,
+        groups,
+        config,
+        log_dir=log_dir,
+        callbacks=callbacks,
+    )
+    return result, package(result)
+
+
 def train_new_version(
     data_dir: Path | None = None,
     activate: bool = False,
@@ -201,25 +225,13 @@ def train_new_version(
     The version exists from the start with status "training"; if anything fails it is
     marked failed with the error, and the active version is untouched.
     """
-    from .ml.split import near_duplicate_groups
-    from .ml.train import TrainingConfig, package, train
-
-    config = config or TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
+    config = config or default_training_config()
     size = config.architecture.input_size
     data = folder_set(data_dir, size) if data_dir else labelled_set(size)
     version = ModelVersion.objects.create(number=ModelVersion.next_number(), input_size=size)
     try:
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / f"v{version.number}"
-        result = train(
-            data.pixels,
-            data.labels,
-            data.classes,
-            near_duplicate_groups(data.hashes),
-            config,
-            log_dir=log_dir,
-            callbacks=callbacks,
-        )
-        packaged = package(result)
+        result, packaged = train_and_package(data, config, log_dir, callbacks)
         _save_version(version, result, packaged, data)
     except Exception as error:
         version.mark_failed(f"{type(error).__name__}: {error}")

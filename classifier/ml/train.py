@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .model import Architecture, build_model
+from .model import Architecture, augmentation, build_model
 from .split import group_split
 
 
@@ -79,12 +79,11 @@ def train(
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     started = time.monotonic()
     fitted = model.fit(
-        pixels[train_idx],
-        labels[train_idx],
+        _augmented_batches(pixels[train_idx], labels[train_idx], config),
         validation_data=(pixels[val_idx], labels[val_idx]),
         epochs=config.epochs,
-        batch_size=config.batch_size,
         class_weight=_balanced_weights(labels[train_idx], len(classes)),
+        shuffle=False,  # the dataset shuffles itself
         callbacks=all_callbacks,
         verbose=0,
     )
@@ -134,6 +133,23 @@ def package(result: TrainingResult) -> Package:
         keras_bytes=keras_bytes(result.model),
         litert_bytes=served_bytes,
         metrics={**result.metrics, **report},
+    )
+
+
+def _augmented_batches(pixels: np.ndarray, labels: np.ndarray, config: TrainingConfig):
+    """Shuffled, augmented batches, prepared in parallel with the training steps."""
+    import tensorflow as tf
+
+    augment = augmentation(config.seed)
+    return (
+        tf.data.Dataset.from_tensor_slices((pixels, labels))
+        .shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .map(
+            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 

@@ -1,0 +1,119 @@
+"""Serving speed and memory of a model version's LiteRT form, decode and resize included.
+
+    python bench/serving.py                 # the shipped default model
+    python bench/serving.py --keras         # also time the Keras model, for comparison
+
+Prints the machine, then per batch size the median and p95 latency of
+"bytes of JPEG thumbnails -> probabilities", and the process's resident memory after
+loading the model. Never imports TensorFlow unless --keras is given (the memory figure
+is taken before that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from classifier.ml.predict import Predictor  # noqa: E402
+from classifier.ml.preprocess import preprocess  # noqa: E402
+
+DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def sample_photos(n: int) -> list[bytes]:
+    if DATA.is_dir():
+        paths = sorted(DATA.glob("*/*.jpg"))[:: max(1, len(list(DATA.glob("*/*.jpg"))) // n)]
+        return [p.read_bytes() for p in paths[:n]]
+    from tests.images import jpeg_bytes  # a fresh machine: drawn photos instead
+
+    return [jpeg_bytes("phone" if i % 2 else "laptop", i) for i in range(n)]
+
+
+def timed(function, repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--keras", action="store_true")
+    args = parser.parse_args()
+    manifest = json.loads((args.model_dir / "manifest.json").read_text())
+    size = manifest["input_size"]
+    baseline = rss_mb()
+    predictor = Predictor((args.model_dir / "model.tflite").read_bytes(), manifest["classes"], size)
+    photos = sample_photos(64)
+    results = {"machine": machine()}
+
+    for batch in (1, 32):
+        chosen = photos[:batch]
+
+        def run(chosen=chosen):
+            return predictor.probabilities(np.stack([preprocess(p, size) for p in chosen]))
+
+        run()
+        p50, p95 = timed(run, args.repeats)
+        results[f"litert_batch{batch}_ms"] = {"p50": round(p50, 3), "p95": round(p95, 3)}
+    decode_p50, _ = timed(lambda: preprocess(photos[0], size), args.repeats)
+    results["decode_resize_one_ms"] = round(decode_p50, 3)
+    results["rss_mb_before_model"] = round(baseline, 1)
+    results["rss_mb_with_model_serving"] = round(rss_mb(), 1)
+    results["tensorflow_imported"] = "tensorflow" in sys.modules
+
+    if args.keras:
+        from classifier.ml.export import load_keras
+
+        model = load_keras((args.model_dir / "model.keras").read_bytes())
+        for batch in (1, 32):
+            pixels = np.stack([preprocess(p, size) for p in photos[:batch]]).astype("float32")
+            model(pixels, training=False)
+            p50, _ = timed(lambda pixels=pixels: model(pixels, training=False), 50)
+            p50_predict, _ = timed(lambda pixels=pixels: model.predict(pixels, verbose=0), 20)
+            results[f"keras_call_batch{batch}_ms"] = round(p50, 3)
+            results[f"keras_predict_batch{batch}_ms"] = round(p50_predict, 3)
+        results["rss_mb_with_tensorflow"] = round(rss_mb(), 1)
+
+    for key, value in results.items():
+        print(f"{key}: {value}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
