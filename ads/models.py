@@ -1,4 +1,13 @@
+from __future__ import annotations
+
+import uuid
+
+from django.apps import apps
+from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import Prefetch, Q
+from django.utils import timezone
 
 
 class CategoryQuerySet(models.QuerySet):
@@ -23,3 +32,136 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AdQuerySet(models.QuerySet):
+    def visible_to(self, user) -> AdQuerySet:
+        """The one place that says who sees which ads: sellers their own, staff all."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(seller=user)
+
+    def with_photos(self) -> AdQuerySet:
+        """Categories, photos and their predictions in a fixed number of queries."""
+        prediction = apps.get_model("classifier", "Prediction")
+        return self.select_related("category", "suggested_category").prefetch_related(
+            "images",
+            Prefetch(
+                "images__predictions",
+                queryset=prediction.objects.select_related("model_version"),
+            ),
+        )
+
+
+class Ad(models.Model):
+    """A seller's classified ad; its photos decide whether it is published or reviewed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending classification"
+        PUBLISHED = "published", "Published"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        REJECTED = "rejected", "Rejected"
+
+    class ReviewReason(models.TextChoices):
+        CATEGORY_MISMATCH = "category_mismatch", "Photos do not match the category"
+        LOW_CONFIDENCE = "low_confidence", "The model is not confident"
+        DUPLICATE_PHOTO = "duplicate_photo", "A photo is a copy of another seller's photo"
+        NO_ACTIVE_MODEL = "no_active_model", "No active model"
+        CLASSIFICATION_FAILED = "classification_failed", "Classification failed"
+
+    # Category and photos may change only while the pipeline or a moderator has not decided.
+    EDITABLE_STATUSES = (Status.PENDING, Status.NEEDS_REVIEW)
+
+    seller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ads"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(0)])
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="ads")
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    review_reason = models.CharField(max_length=30, choices=ReviewReason.choices, blank=True)
+    suggested_category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the ad was last routed or decided."
+    )
+    classification_requested_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AdQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="ad_price_not_negative")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in self.EDITABLE_STATUSES
+
+    def publish(self) -> None:
+        self._route(self.Status.PUBLISHED, reason="", suggested_category=None)
+
+    def send_to_review(self, reason: str, suggested_category: Category | None = None) -> None:
+        self._route(self.Status.NEEDS_REVIEW, reason, suggested_category)
+
+    def return_to_pending(self) -> None:
+        """Forget the last routing: the ad goes through classification again."""
+        self._route(self.Status.PENDING, reason="", suggested_category=None, decided=False)
+
+    def _route(self, status, reason, suggested_category, decided: bool = True) -> None:
+        self.status = status
+        self.review_reason = self.ReviewReason(reason) if reason else ""
+        self.suggested_category = suggested_category
+        self.decided_at = timezone.now() if decided else None
+        self.save(
+            update_fields=[
+                "status",
+                "review_reason",
+                "suggested_category",
+                "decided_at",
+                "updated_at",
+            ]
+        )
+
+
+def ad_photo_path(instance: AdImage | None, filename: str) -> str:
+    # Random, never the uploaded name: names must not leak what sellers called their files.
+    name = uuid.uuid4().hex
+    return f"ads/{name[:2]}/{name}.jpg"
+
+
+class AdImage(models.Model):
+    """One photo of an ad, as re-encoded for storage (JPEG, no EXIF)."""
+
+    ad = models.ForeignKey(Ad, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=ad_photo_path, max_length=200)
+    position = models.PositiveSmallIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True, help_text="Of the stored file")
+    phash = models.CharField(max_length=16, db_index=True, help_text="64-bit perceptual hash, hex")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    original_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["ad", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"photo {self.position + 1} of ad {self.ad_id}"
+
+    def latest_prediction(self):
+        """The newest Prediction for this photo, or None; uses prefetched rows if present."""
+        predictions = list(self.predictions.all())
+        return max(predictions, key=lambda p: (p.created_at, p.pk), default=None)

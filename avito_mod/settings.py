@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "ads",
     "classifier",
     "moderation",
@@ -107,8 +108,18 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous API call gets 401 with "WWW-Authenticate: Token", not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- Ads --------------------------------------------------------------------------
+# Each uploaded photo is refused above this many bytes (before it is decoded).
+ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
+ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
 
 # --- The classifier ---------------------------------------------------------------
 # Automatic decisions may be wrong at most this often; each model version stores the

@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 from classifier.ml import metrics  # noqa: E402
 from classifier.ml.dataset import load_folder  # noqa: E402
 from classifier.ml.model import Architecture  # noqa: E402
-from classifier.ml.predict import keras_probabilities  # noqa: E402
+from classifier.ml.predict import Predictor, keras_probabilities  # noqa: E402
 from classifier.ml.split import group_split, near_duplicate_groups  # noqa: E402
-from classifier.ml.train import TrainingConfig, train  # noqa: E402
+from classifier.ml.train import TrainingConfig, package, train  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/datasets/avito-phone-laptop/train"
 
@@ -83,8 +83,12 @@ def main() -> None:
         config,
         callbacks=[EpochLog()],
     )
-    m = result.metrics
-    probabilities = keras_probabilities(result.model, data.pixels[test])
+    packaged = package(result)
+    m = packaged.metrics
+    # Measured on the served LiteRT form, as production would decide.
+    predictor = Predictor(packaged.litert_bytes, data.classes, args.size)
+    probabilities = predictor.probabilities(data.pixels[test])
+    keras_test = keras_probabilities(result.model, data.pixels[test])
     report = metrics.evaluate_probabilities(
         probabilities, data.labels[test], data.classes, m["threshold"]
     )
@@ -102,6 +106,7 @@ def main() -> None:
         "val_threshold": round(m["threshold"], 4),
         "val_coverage": round(m["coverage_at_threshold"], 4),
         "test_accuracy": round(report["accuracy"], 4),
+        "test_accuracy_keras": round(float(np.mean(keras_test.argmax(1) == data.labels[test])), 4),
         "test_coverage_at_val_threshold": round(report["coverage_at_threshold"], 4),
         "test_error_at_val_threshold": round(report["error_at_threshold"], 4),
         "test_oracle_coverage_at_1pct": round(best_at_1["coverage"], 4),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
+from tests.factories import make_user
 from tests.images import CLASSES, write_dataset
 
 # Small enough to train in seconds, big enough to learn the drawn classes.
@@ -72,3 +73,25 @@ def tiny_version(db, tiny_package):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def seller(db):
+    return make_user("seller")
+
+
+@pytest.fixture
+def other_seller(db):
+    return make_user("other_seller")
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("staff", staff=True)
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """An empty storage folder of this test's own, so leftovers can be counted."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

@@ -279,3 +279,30 @@ def test_classify_refuses_an_unknown_version(tiny_version, tmp_path):
     photo.write_bytes(jpeg_bytes())
     with pytest.raises(CommandError, match="no model version 42"):
         run("classify", str(photo), version=42)
+
+
+# --- build_default_model --------------------------------------------------------
+
+
+def test_build_default_model_writes_a_loadable_model_and_manifest(dataset_dir, tmp_path):
+    out_dir = tmp_path / "default"
+    out, _ = run("build_default_model", str(dataset_dir), out=out_dir, epochs=1)
+    assert f"Wrote {out_dir}: validation accuracy" in out
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["classes"] == ["laptop", "phone"]
+    assert manifest["trained_on"] == 96
+    assert 0.0 < manifest["threshold"] <= 1.0
+    assert "accuracy" in manifest["metrics"] and "loss" in manifest["history"]
+    from classifier.ml.predict import Predictor
+    from classifier.ml.preprocess import preprocess
+
+    predictor = Predictor(
+        (out_dir / "model.tflite").read_bytes(), manifest["classes"], manifest["input_size"]
+    )
+    pixels = preprocess(jpeg_bytes("phone", 5), manifest["input_size"])[None]
+    assert predictor.probabilities(pixels).sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_build_default_model_refuses_a_missing_directory(tmp_path):
+    with pytest.raises(CommandError, match="is not a directory"):
+        run("build_default_model", str(tmp_path / "nope"), out=tmp_path / "o")

@@ -1,0 +1,27 @@
+"""System checks: upload limits that would refuse every ad."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register("ads")
+def upload_limits_check(app_configs, **kwargs):
+    errors = []
+    max_files = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    if not 1 <= settings.ADS_MAX_PHOTOS <= (max_files or settings.ADS_MAX_PHOTOS):
+        errors.append(
+            Error(
+                f"ADS_MAX_PHOTOS is {settings.ADS_MAX_PHOTOS}; it must be at least 1 and at "
+                f"most DATA_UPLOAD_MAX_NUMBER_FILES ({max_files}).",
+                id="ads.E001",
+            )
+        )
+    if settings.ADS_MAX_PHOTO_BYTES < 1:
+        errors.append(
+            Error(
+                f"ADS_MAX_PHOTO_BYTES is {settings.ADS_MAX_PHOTO_BYTES}; every photo would be "
+                "refused.",
+                id="ads.E002",
+            )
+        )
+    return errors

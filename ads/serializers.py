@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.settings import api_settings
+
+from . import services
+from .models import Ad, AdImage, Category
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["slug", "name"]
+
+
+class PredictionSerializer(serializers.Serializer):
+    category = serializers.CharField()
+    confidence = serializers.FloatField()
+    model_version = serializers.IntegerField(source="model_version.number")
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AdImage
+        fields = ["id", "width", "height", "url", "prediction"]
+
+    def get_url(self, image: AdImage) -> str:
+        path = reverse("ads:ad-photo", args=[image.ad_id, image.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_prediction(self, image: AdImage) -> dict | None:
+        prediction = image.latest_prediction()
+        return PredictionSerializer(prediction).data if prediction else None
+
+
+class AdSerializer(serializers.ModelSerializer):
+    """An ad as its seller (or staff) sees it; everything the pipeline sets is read-only."""
+
+    category = CategorySerializer(read_only=True)
+    suggested_category = CategorySerializer(read_only=True)
+    photos = PhotoSerializer(source="images", many=True, read_only=True)
+
+    class Meta:
+        model = Ad
+        fields = [
+            "id",
+            "title",
+            "description",
+            "price",
+            "category",
+            "status",
+            "review_reason",
+            "suggested_category",
+            "photos",
+            "created_at",
+            "updated_at",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class AdWriteSerializer(serializers.ModelSerializer):
+    """What a seller may send: the ad's own fields and its photos (repeated ``photos``)."""
+
+    category = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Category.objects.active(),
+        error_messages={"does_not_exist": "there is no active category with slug '{value}'"},
+    )
+    # Empty files pass here so that the upload validation names them like any bad photo.
+    photos = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), write_only=True, required=False
+    )
+
+    class Meta:
+        model = Ad
+        fields = ["title", "description", "price", "category", "photos"]
+
+    def create(self, validated_data: dict) -> Ad:
+        validated_data.setdefault("photos", [])
+        return _validating(services.create_ad, **validated_data)
+
+    def update(self, ad: Ad, validated_data: dict) -> Ad:
+        return _validating(services.update_ad, ad, **validated_data)
+
+    def to_representation(self, ad: Ad) -> dict:
+        return AdSerializer(ad, context=self.context).data
+
+
+def _validating(workflow, *args, **kwargs):
+    """Run a service; its Django ``ValidationError`` becomes the API's 400."""
+    try:
+        return workflow(*args, **kwargs)
+    except DjangoValidationError as error:
+        detail = serializers.as_serializer_error(error)
+        if "__all__" in detail:
+            detail[api_settings.NON_FIELD_ERRORS_KEY] = detail.pop("__all__")
+        raise serializers.ValidationError(detail) from error

@@ -1,0 +1,34 @@
+"""Users, uploads and ads for tests, made through the same code paths as production."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from ads import services
+from ads.models import Ad, Category
+from tests.images import jpeg_bytes
+
+PASSWORD = "a-long-test-password"
+
+
+def make_user(username: str, *, staff: bool = False):
+    return get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
+
+
+def upload(name: str = "photo.jpg", data: bytes | None = None, seed: int = 0):
+    """An uploaded file as Django hands it to a view."""
+    content = jpeg_bytes("phone", seed) if data is None else data
+    return SimpleUploadedFile(name, content, content_type="image/jpeg")
+
+
+def make_ad(seller, *, category: str = "phone", photos: int = 1, **fields) -> Ad:
+    values = {"title": "iPhone 12", "description": "Works fine", "price": Decimal("250.00")}
+    return services.create_ad(
+        seller,
+        **(values | fields),
+        category=Category.objects.get(slug=category),
+        photos=[upload(f"p{n}.jpg", seed=n) for n in range(photos)],
+    )
