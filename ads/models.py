@@ -68,7 +68,8 @@ class Ad(models.Model):
         CATEGORY_MISMATCH = "category_mismatch", "Photos do not match the category"
         LOW_CONFIDENCE = "low_confidence", "The model is not confident"
         DUPLICATE_PHOTO = "duplicate_photo", "A photo is a copy of another seller's photo"
-        NO_ACTIVE_MODEL = "no_active_model", "No active model"
+        UNKNOWN_CATEGORY = "unknown_category", "The model does not know this category"
+        MODEL_UNAVAILABLE = "model_unavailable", "No usable model (none active, or unloadable)"
         CLASSIFICATION_FAILED = "classification_failed", "Classification failed"
 
     # Category and photos may change only while the pipeline or a moderator has not decided.

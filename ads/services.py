@@ -30,8 +30,9 @@ class AdNotEditable(Exception):
 
 def request_classification(ad_id: int) -> None:
     """Send ad ``ad_id`` through classification; called once the ad's rows are committed."""
-    # Filled in by the pipeline: enqueues classifier.tasks.classify_ad.
-    pass
+    from classifier.pipeline import enqueue
+
+    enqueue([ad_id])
 
 
 def create_ad(

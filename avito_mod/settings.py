@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str, filesystem_broker_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AVITO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -131,6 +131,42 @@ CLASSIFIER_TENSORBOARD_DIR = Path(
 )
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
+
+# --- Celery ---------------------------------------------------------------------
+# Redis when REDIS_URL is set; otherwise kombu's filesystem transport under the data
+# directory, which carries tasks between the web process and a real worker on one machine.
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than any task may take, or Redis re-delivers a task still running.
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 3,
+    }
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(DATA_DIR / "broker")
+CELERY_TASK_IGNORE_RESULT = True
+# At least once: a task is acknowledged after it ran, and re-delivered if its worker died.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# An upload must not hang on a broker that is down: fail fast, the sweep re-enqueues.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
+CELERY_TASK_ROUTES = {
+    "classifier.tasks.*": {"queue": CLASSIFIER_INFERENCE_QUEUE},
+}
+# Ads still pending this long after classification was requested are enqueued again
+# (broker down at upload time, worker killed): delayed, never lost.
+ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 300)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-pending-ads": {
+        "task": "classifier.tasks.requeue_stale_ads",
+        "schedule": env_int("ADS_REQUEUE_SWEEP_EVERY", 60),
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -7,15 +7,18 @@ folder and the test database through the environment.
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
+from .env import filesystem_broker_options
 from .settings import *  # noqa: F403
-from .settings import DATABASES
+from .settings import DATABASES, REDIS_URL
 
 _SCRATCH = Path(
     os.environ.setdefault("AVITO_TEST_SCRATCH", tempfile.mkdtemp(prefix="avito-mod-tests-"))
 )
-MEDIA_ROOT = _SCRATCH / "media"
+# A test's own storage folder, handed to the worker it starts.
+MEDIA_ROOT = Path(os.environ.get("AVITO_TEST_MEDIA_ROOT", _SCRATCH / "media"))
 CLASSIFIER_TENSORBOARD_DIR = _SCRATCH / "tensorboard"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -25,3 +28,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 if os.environ.get("AVITO_TEST_DATABASE_NAME"):
     # Set by a test for the processes it starts: use the test database directly.
     DATABASES["default"]["NAME"] = os.environ["AVITO_TEST_DATABASE_NAME"]
+
+# A queue of this test run's own, so that a developer's running worker never takes its
+# tasks; the worker that integration tests start listens on it.
+CLASSIFIER_INFERENCE_QUEUE = os.environ.setdefault(
+    "AVITO_TEST_QUEUE", f"test-inference-{uuid.uuid4().hex[:8]}"
+)
+CELERY_TASK_ROUTES = {"classifier.tasks.*": {"queue": CLASSIFIER_INFERENCE_QUEUE}}
+if not REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(_SCRATCH / "broker")

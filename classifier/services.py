@@ -280,6 +280,12 @@ def predictor_for(version: ModelVersion) -> Predictor:
         return _predictors[key]
 
 
+def forget_loaded_models() -> None:
+    """Drop this process's cached models (tests: a fresh worker process)."""
+    with _predictors_lock:
+        _predictors.clear()
+
+
 def resolve_version(number: int | None = None) -> ModelVersion:
     """Version ``number``, or the active one; a clear error when there is none."""
     if number is None:

@@ -48,10 +48,13 @@ def tiny_package(dataset_dir):
 
 
 @pytest.fixture
-def tiny_version(db, tiny_package):
-    """The tiny model registered and active, the shipped default retired."""
+def tiny_version(db, media, tiny_package):
+    """The tiny model registered and active (in this test's storage), the default retired."""
     from classifier.models import ModelVersion
+    from classifier.services import forget_loaded_models
 
+    # Primary keys can repeat between tests (rolled back): start like a fresh process.
+    forget_loaded_models()
     version = ModelVersion(
         number=ModelVersion.next_number(),
         status=ModelVersion.Status.CANDIDATE,
@@ -68,6 +71,21 @@ def tiny_version(db, tiny_package):
     version.save()
     version.activate()
     return version
+
+
+@pytest.fixture
+def child_env(media):
+    """Environment for a process a test starts: same settings, test database and storage."""
+    import os
+
+    from django.db import connection
+
+    return os.environ | {
+        "DJANGO_SETTINGS_MODULE": "avito_mod.test_settings",
+        "AVITO_TEST_DATABASE_NAME": connection.settings_dict["NAME"],
+        "AVITO_TEST_MEDIA_ROOT": str(media),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 @pytest.fixture

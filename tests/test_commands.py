@@ -33,12 +33,6 @@ def stored_files(prefix="training"):
     return found
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 # --- import_images --------------------------------------------------------------
 
 

@@ -84,7 +84,7 @@ def test_no_active_model_is_a_system_check_warning(db):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_tensorflow_is_never_imported_to_serve(tiny_version, tmp_path):
+def test_tensorflow_is_never_imported_to_serve(tiny_version, tmp_path, child_env):
     """Web and worker processes classify with LiteRT; importing TensorFlow would cost ~500 MB."""
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg_bytes("phone", 3))
@@ -96,12 +96,8 @@ def test_tensorflow_is_never_imported_to_serve(tiny_version, tmp_path):
         "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules);"
         "print('HEAVY', heavy)"
     )
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "avito_mod.test_settings",
-        "AVITO_TEST_DATABASE_NAME": connection.settings_dict["NAME"],
-    }
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout

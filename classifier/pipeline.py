@@ -1,0 +1,164 @@
+"""Classifying an ad's photos and routing the ad: what the inference worker runs.
+
+Idempotent and safe under at-least-once delivery: predictions are unique per (photo,
+model version), and the ad's new status is written by a conditional update that only
+succeeds while the ad is still pending and unchanged since it was read. A duplicate
+delivery, a retry, or an ad edited mid-flight therefore never routes an ad twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ads.models import Ad, AdImage
+from moderation.policy import PhotoVerdict, Routing, decide, review
+
+from .ml.preprocess import ImageError
+from .models import ModelVersion, Prediction
+from .services import ClassifierError, classify_images
+
+logger = logging.getLogger(__name__)
+
+
+def classify_ad(ad_id: int) -> str:
+    """Classify a pending ad's photos and route it. Returns what happened, for logs."""
+    ad = Ad.objects.select_related("category").filter(pk=ad_id).first()
+    if ad is None or ad.status != Ad.Status.PENDING:
+        return "skipped: not pending"
+    images = list(ad.images.order_by("position", "id"))
+    version = ModelVersion.objects.active()
+    if version is None:
+        routing = review(Ad.ReviewReason.MODEL_UNAVAILABLE)
+    else:
+        routing = _classify_and_decide(ad, images, version)
+    return _apply(ad, routing)
+
+
+def _classify_and_decide(ad: Ad, images: list[AdImage], version: ModelVersion) -> Routing:
+    try:
+        verdicts = _predict(images, version)
+    except ClassifierError as error:
+        logger.error("ad %s: model v%s unavailable: %s", ad.pk, version.number, error)
+        return review(Ad.ReviewReason.MODEL_UNAVAILABLE)
+    except (ImageError, OSError) as error:
+        logger.error("ad %s: a photo could not be classified: %s", ad.pk, error)
+        return review(Ad.ReviewReason.CLASSIFICATION_FAILED)
+    return decide(
+        ad.category,
+        verdicts,
+        version.classes,
+        version.threshold,
+        has_duplicate=_has_duplicate_photo(ad, images),
+    )
+
+
+def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]:
+    """One batch for all photos; reuses predictions a previous delivery already stored."""
+    stored = {
+        p.image_id: p for p in Prediction.objects.filter(image__in=images, model_version=version)
+    }
+    missing = [image for image in images if image.pk not in stored]
+    if missing:
+        contents = [_read(image) for image in missing]
+        started = time.perf_counter()
+        results = classify_images(contents, version)
+        per_photo_ms = (time.perf_counter() - started) * 1000 / len(missing)
+        new = [
+            Prediction(
+                image=image,
+                model_version=version,
+                category=result.category,
+                confidence=result.confidence,
+                probabilities=result.probabilities,
+                latency_ms=round(per_photo_ms, 3),
+            )
+            for image, result in zip(missing, results, strict=True)
+        ]
+        Prediction.objects.bulk_create(new, ignore_conflicts=True)
+        stored |= {
+            p.image_id: p
+            for p in Prediction.objects.filter(image__in=missing, model_version=version)
+        }
+    return [PhotoVerdict(stored[i.pk].category, stored[i.pk].confidence) for i in images]
+
+
+def _read(image: AdImage) -> bytes:
+    with image.file.open("rb") as handle:
+        return handle.read()
+
+
+def _has_duplicate_photo(ad: Ad, images: list[AdImage]) -> bool:
+    """A photo identical or near-identical (same perceptual hash) to another seller's."""
+    return (
+        AdImage.objects.filter(phash__in=[image.phash for image in images])
+        .exclude(ad__seller_id=ad.seller_id)
+        .exists()
+    )
+
+
+def _apply(ad: Ad, routing: Routing) -> str:
+    claimed = Ad.objects.filter(
+        pk=ad.pk, status=Ad.Status.PENDING, updated_at=ad.updated_at
+    ).update(
+        status=routing.status,
+        review_reason=routing.reason,
+        suggested_category=routing.suggested_category,
+        decided_at=timezone.now(),
+    )
+    if not claimed:
+        # Edited while we classified: the edit may not have asked for a new run (a price
+        # change), so ask again rather than leave the ad pending until the sweep.
+        if Ad.objects.filter(pk=ad.pk, status=Ad.Status.PENDING).exists():
+            enqueue([ad.pk])
+        return "skipped: changed meanwhile"
+    return f"{routing.status} {routing.reason}".strip()
+
+
+# --- Enqueueing ---------------------------------------------------------------------
+
+
+def enqueue(ad_ids: list[int]) -> int:
+    """Send ads to the inference queue; returns how many were sent.
+
+    A broker that is down must not fail the upload: the ads stay pending with their
+    request time, and ``requeue_stale_ads`` sends them again once it is back.
+    """
+    from kombu.exceptions import OperationalError
+
+    from .tasks import classify_ad as classify_ad_task
+
+    Ad.objects.filter(pk__in=ad_ids).update(classification_requested_at=timezone.now())
+    sent = 0
+    for ad_id in ad_ids:
+        try:
+            classify_ad_task.delay(ad_id)
+        except OperationalError as error:
+            logger.warning("ad %s stays pending: broker unavailable (%s)", ad_id, error)
+            continue
+        sent += 1
+    return sent
+
+
+def requeue_stale_ads() -> int:
+    """Enqueue again the ads pending longer than ADS_REQUEUE_PENDING_AFTER seconds."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ADS_REQUEUE_PENDING_AFTER)
+    with transaction.atomic():
+        stale = list(
+            Ad.objects.filter(
+                status=Ad.Status.PENDING, classification_requested_at__lt=cutoff
+            ).values_list("pk", flat=True)[:1000]
+        )
+        never = list(
+            Ad.objects.filter(
+                status=Ad.Status.PENDING,
+                classification_requested_at__isnull=True,
+                created_at__lt=cutoff,
+            ).values_list("pk", flat=True)[:1000]
+        )
+    return enqueue(stale + never)

@@ -1,0 +1,65 @@
+"""The routing policy: which ads the model may publish alone, and why others go to humans.
+
+An ad is published only when every photo is predicted as the seller's category with a
+confidence at or above the active version's threshold (the one that keeps automatic
+errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards humans.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ads.models import Ad, Category
+
+
+@dataclass(frozen=True)
+class PhotoVerdict:
+    category: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Routing:
+    status: str
+    reason: str = ""
+    suggested_category: Category | None = None
+
+
+PUBLISH = Routing(Ad.Status.PUBLISHED)
+
+
+def review(reason: str, suggested: Category | None = None) -> Routing:
+    return Routing(Ad.Status.NEEDS_REVIEW, reason, suggested)
+
+
+def decide(
+    category: Category,
+    verdicts: list[PhotoVerdict],
+    model_classes: list[str],
+    threshold: float | None,
+    has_duplicate: bool = False,
+) -> Routing:
+    """Route an ad posted under ``category`` from its photos' verdicts."""
+    reasons = Ad.ReviewReason
+    if has_duplicate:
+        return review(reasons.DUPLICATE_PHOTO, _suggestion(category, verdicts))
+    if category.slug not in model_classes:
+        return review(reasons.UNKNOWN_CATEGORY)
+    if not verdicts or threshold is None:
+        return review(reasons.LOW_CONFIDENCE)
+    confident = [v for v in verdicts if v.confidence >= threshold]
+    if any(v.category != category.slug for v in confident):
+        return review(reasons.CATEGORY_MISMATCH, _suggestion(category, confident))
+    if len(confident) < len(verdicts):
+        return review(reasons.LOW_CONFIDENCE, _suggestion(category, verdicts))
+    return PUBLISH
+
+
+def _suggestion(category: Category, verdicts: list[PhotoVerdict]) -> Category | None:
+    """The category most photos point to, when it is another active one."""
+    others = Counter(v.category for v in verdicts if v.category != category.slug)
+    if not others:
+        return None
+    slug, _ = others.most_common(1)[0]
+    return Category.objects.active().filter(slug=slug).first()

@@ -1,0 +1,107 @@
+"""End to end on real components: HTTP upload -> broker -> a real Celery worker process ->
+database -> final status. In CI the broker is Redis and the database PostgreSQL; locally
+the filesystem broker and SQLite. The model is a tiny real one trained in the test run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+
+from ads.models import Ad
+from classifier.models import Prediction
+from tests.images import jpeg_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def worker(tmp_path, child_env):
+    """A real prefork worker on this run's inference queue, against the test database."""
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "avito_mod", "worker",
+        "-Q", settings.CLASSIFIER_INFERENCE_QUEUE, "--pool", "prefork", "--concurrency", "1",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    ]  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=output, stderr=output)
+    try:
+        _wait_for(lambda: "ready." in log.read_text(), 60, lambda: log.read_text())
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        print(log.read_text()[-3000:])  # shown by pytest when a test fails
+
+
+def _wait_for(condition, seconds: float, describe=lambda: ""):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds}s\n{describe()}")
+
+
+def _post_ad(live_server, token: str, category: str, kinds: list[str]) -> requests.Response:
+    files = [
+        ("photos", (f"{kind}{n}.jpg", jpeg_bytes(kind, 4000 + n), "image/jpeg"))
+        for n, kind in enumerate(kinds)
+    ]
+    return requests.post(
+        f"{live_server.url}/api/v1/ads/",
+        data={"title": "For sale", "description": "", "price": "99", "category": category},
+        files=files,
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
+
+
+def _final(ad_id: int) -> Ad:
+    _wait_for(
+        lambda: Ad.objects.get(pk=ad_id).status != Ad.Status.PENDING,
+        60,
+        lambda: f"ad {ad_id} still pending",
+    )
+    return Ad.objects.select_related("suggested_category").get(pk=ad_id)
+
+
+def test_uploads_are_classified_by_a_real_worker_and_routed(
+    tiny_version, seller, live_server, worker
+):
+    token = Token.objects.create(user=seller).key
+    matching = _post_ad(live_server, token, "phone", ["phone", "phone"])
+    mismatched = _post_ad(live_server, token, "phone", ["laptop"])
+    assert matching.status_code == 201, matching.text
+    assert matching.json()["status"] == "pending"
+    assert mismatched.status_code == 201, mismatched.text
+
+    published = _final(matching.json()["id"])
+    assert published.status == Ad.Status.PUBLISHED
+    flagged = _final(mismatched.json()["id"])
+    assert flagged.status == Ad.Status.NEEDS_REVIEW
+    assert flagged.review_reason == Ad.ReviewReason.CATEGORY_MISMATCH
+    assert flagged.suggested_category.slug == "laptop"
+    assert Prediction.objects.filter(model_version=tiny_version).count() == 3
+
+    detail = requests.get(
+        f"{live_server.url}/api/v1/ads/{flagged.pk}/",
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    ).json()
+    assert detail["status"] == "needs_review"
+    assert detail["suggested_category"]["slug"] == "laptop"
+    prediction = detail["photos"][0]["prediction"]
+    assert prediction["category"] == "laptop"
+    assert prediction["model_version"] == tiny_version.number
