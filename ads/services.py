@@ -39,7 +39,7 @@ def create_ad(
     seller,
     *,
     title: str,
-    description: str,
+    description: str = "",
     price: Decimal,
     category: Category,
     photos: list[IO[bytes]],

@@ -53,8 +53,16 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--patience", type=int, default=8)
     parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--stem-stride", type=int, default=1)
+    parser.add_argument("--head", default="gap")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
     args = parser.parse_args()
 
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     started = time.monotonic()
     data = load_folder(args.data, args.size)
     groups = near_duplicate_groups(data.hashes)
@@ -69,6 +77,8 @@ def main() -> None:
             input_size=args.size,
             widths=tuple(int(w) for w in args.widths.split(",")),
             dropout=args.dropout,
+            stem_stride=args.stem_stride,
+            head=args.head,
         ),
         epochs=args.epochs,
         batch_size=args.batch,

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from .models import ModelVersion, TrainingImage
+from .models import ModelVersion, Prediction, TrainingImage
 
 
 @admin.register(TrainingImage)
@@ -160,3 +160,26 @@ def _table(headers, rows):
         ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
     )
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["image_link", "category", "confidence_shown", "model_version", "created_at"]
+    list_filter = ["category", "model_version"]
+    search_fields = ["image__ad__title"]
+    list_select_related = ["image__ad", "model_version"]
+
+    def has_add_permission(self, request):
+        return False  # predictions are made by the model only
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Photo")
+    def image_link(self, obj):
+        url = reverse("admin:ads_ad_change", args=[obj.image.ad_id])
+        return format_html('<a href="{}">{}</a>', url, obj.image)
+
+    @admin.display(description="Confidence", ordering="confidence")
+    def confidence_shown(self, obj):
+        return f"{obj.confidence:.1%}"

@@ -397,3 +397,11 @@ def test_categories_lists_only_active_ones(seller, inactive_category):
     response = client_for(seller).get("/api/v1/categories/")
 
     assert {c["slug"] for c in response.data} == {"laptop", "phone"}
+
+
+def test_description_is_optional(seller, media):
+    form = ad_form()
+    del form["description"]
+    response = client_for(seller).post(ADS, form, format="multipart")
+    assert response.status_code == 201, response.data
+    assert Ad.objects.get(pk=response.data["id"]).description == ""

@@ -23,6 +23,11 @@ class Architecture:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     dropout: float = 0.3
     weight_decay: float = 1e-4
+    # A strided first convolution: larger inputs at the cost of a smaller one.
+    stem_stride: int = 1
+    # "gap": global average pooling. "grid": average over a 2x2 grid, which keeps where
+    # things are (letterbox padding top/bottom versus left/right: the photo's shape).
+    head: str = "gap"
 
 
 def augmentation(seed: int) -> keras.Sequential:
@@ -43,10 +48,11 @@ def augmentation(seed: int) -> keras.Sequential:
     )
 
 
-def _conv_block(x, filters: int, regularizer, name: str):
+def _conv_block(x, filters: int, regularizer, name: str, strides: int = 1):
     x = layers.Conv2D(
         filters,
         3,
+        strides=strides,
         padding="same",
         use_bias=False,
         kernel_regularizer=regularizer,
@@ -65,12 +71,19 @@ def build_model(n_classes: int, architecture: Architecture, seed: int = 0) -> ke
     regularizer = keras.regularizers.L2(architecture.weight_decay)
     inputs = keras.Input(shape=(size, size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if architecture.stem_stride > 1:
+        x = _conv_block(x, architecture.widths[0], regularizer, "stem", architecture.stem_stride)
     for stage, filters in enumerate(architecture.widths):
         x = _conv_block(x, filters, regularizer, f"s{stage}a")
         x = _conv_block(x, filters, regularizer, f"s{stage}b")
         if stage < len(architecture.widths) - 1:
             x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if architecture.head == "grid":
+        cell = max(1, x.shape[1] // 2)
+        x = layers.AveragePooling2D(cell, name="grid_pool")(x)
+        x = layers.Flatten(name="pool")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(architecture.dropout, seed=seed, name="dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="ad_image_cnn")
