@@ -405,3 +405,24 @@ def test_description_is_optional(seller, media):
     response = client_for(seller).post(ADS, form, format="multipart")
     assert response.status_code == 201, response.data
     assert Ad.objects.get(pk=response.data["id"]).description == ""
+
+
+def test_rejects_a_real_decompression_bomb(seller, media):
+    bomb = encode(Image.new("1", (10_000, 10_000)), "PNG")  # 100 Mpx in a few KB
+    assert len(bomb) < 50_000
+
+    response = post_ad(seller, photos=[upload("bomb.png", bomb)])
+
+    assert response.status_code == 400
+    assert response.data["photos"][0].startswith(
+        "photo 1 ('bomb.png'): image dimensions are too large"
+    )
+    assert not Ad.objects.exists() and not stored_files(media)
+
+
+def test_rejects_missing_fields_naming_each(seller, media):
+    response = client_for(seller).post(ADS, {"photos": [upload()]}, format="multipart")
+
+    assert response.status_code == 400
+    assert {"title", "price", "category"} <= set(response.data)
+    assert not Ad.objects.exists() and not stored_files(media)

@@ -1,0 +1,206 @@
+"""The main flow under load: N ads of 3 real photos each through web, broker and workers.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
+    REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1]
+
+Starts its own web server and worker processes against the services the environment names
+(the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
+HTTP from several client threads, and waits until every ad is decided. Latency is measured
+per ad from the moment its upload committed (``classification_requested_at``, stamped in
+the commit hook) to its final status (``decided_at``). Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def photos_for(n_ads: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
+    """(category, three photos) per ad; real thumbnails when the shared dataset is here."""
+    ads = []
+    for i in range(n_ads):
+        category = "phone" if i % 2 else "laptop"
+        if DATA.is_dir():
+            files = sorted((DATA / category).glob("*.jpg"))
+            chosen = [files[(3 * i + k) % len(files)] for k in range(3)]
+            ads.append((category, [(p.name, p.read_bytes()) for p in chosen]))
+        else:
+            from tests.images import jpeg_bytes
+
+            ads.append(
+                (category, [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(3)])
+            )
+    return ads
+
+
+def wait_http(url: str, seconds: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise SystemExit(f"the web server did not answer at {url}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ads", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent uploading clients")
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="avito-bench-"))
+    queue = f"bench-{os.getpid()}"
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
+        "AVITO_MEDIA_ROOT": str(scratch / "media"),
+        "CLASSIFIER_INFERENCE_QUEUE": queue,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    if "DATABASE_URL" not in os.environ:
+        env["AVITO_DATA_DIR"] = str(scratch)
+    os.environ.update(env)
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from ads import services
+    from ads.models import Ad
+    from classifier.models import ModelVersion
+
+    version = ModelVersion.objects.active()
+    seller = get_user_model().objects.create_user(f"bench-{os.getpid()}")
+    token = Token.objects.create(user=seller).key
+    port = free_port()
+    logs = open(scratch / "processes.log", "w")  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+            cwd=ROOT, env=env, stdout=logs, stderr=logs,
+        ),
+        *(
+            subprocess.Popen(
+                [python, "-m", "celery", "-A", "avito_mod", "worker", "-Q", queue,
+                 "--concurrency", "1", "-n", f"bench{n}@%h", "--without-gossip",
+                 "--without-mingle", "--loglevel", "WARNING"],
+                cwd=ROOT, env=env, stdout=logs, stderr=logs,
+            )
+            for n in range(args.workers)
+        ),
+    ]  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/api/v1/categories/")
+        time.sleep(3)  # workers connect to the broker
+        results = run(url, token, photos_for(args.ads), args.clients)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+
+    ads = list(Ad.objects.filter(seller=seller))
+    undecided = [ad for ad in ads if ad.decided_at is None]
+    latencies = sorted(
+        (ad.decided_at - ad.classification_requested_at).total_seconds() * 1000
+        for ad in ads
+        if ad.decided_at and ad.classification_requested_at
+    )
+    span = (
+        max(ad.decided_at for ad in ads if ad.decided_at)
+        - min(ad.classification_requested_at for ad in ads if ad.classification_requested_at)
+    ).total_seconds()
+    statuses = {}
+    for ad in ads:
+        key = f"{ad.status} {ad.review_reason}".strip()
+        statuses[key] = statuses.get(key, 0) + 1
+    summary = {
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+        "ads_per_s": round(len(latencies) / span, 1),
+        "workers": args.workers,
+        "ads": len(ads),
+        "undecided": len(undecided),
+        "http_errors": results["errors"],
+    }
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(
+        f"database: {django.db.connection.vendor}; broker: {env.get('REDIS_URL') or 'filesystem'}"
+    )
+    print(f"model: v{version.number if version else '-'}; clients: {args.clients}")
+    print(f"upload: median {results['upload_p50_ms']:.0f} ms per request")
+    print(f"outcomes: {statuses}")
+    for key in ("p50_ms", "p95_ms", "ads_per_s"):
+        print(f"{key}: {summary[key]}")
+    for ad in ads:
+        services.delete_ad(ad)
+    seller.delete()
+    print(json.dumps(summary))
+
+
+def run(url: str, token: str, ads, clients: int) -> dict:
+    import requests
+
+    session_headers = {"Authorization": f"Token {token}"}
+    times, errors = [], 0
+
+    def post(ad):
+        category, photos = ad
+        started = time.perf_counter()
+        response = requests.post(
+            f"{url}/api/v1/ads/",
+            data={"title": "bench", "price": "10", "category": category},
+            files=[("photos", (name, data, "image/jpeg")) for name, data in photos],
+            headers=session_headers,
+            timeout=60,
+        )
+        return response.status_code, (time.perf_counter() - started) * 1000
+
+    with ThreadPoolExecutor(clients) as pool:
+        for status, elapsed in pool.map(post, ads):
+            times.append(elapsed)
+            errors += status != 201
+    from ads.models import Ad
+
+    deadline = time.monotonic() + 300
+    while Ad.objects.filter(title="bench", status=Ad.Status.PENDING).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return {"errors": errors, "upload_p50_ms": statistics.median(times)}
+
+
+if __name__ == "__main__":
+    main()
