@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--stem-stride", type=int, default=1)
     parser.add_argument("--head", default="gap")
+    parser.add_argument("--mixup", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
     args = parser.parse_args()
 
@@ -84,6 +85,7 @@ def main() -> None:
         batch_size=args.batch,
         learning_rate=args.lr,
         patience=args.patience,
+        mixup=args.mixup,
     )
     result = train(
         data.pixels[rest],
@@ -99,6 +101,8 @@ def main() -> None:
     predictor = Predictor(packaged.litert_bytes, data.classes, args.size)
     probabilities = predictor.probabilities(data.pixels[test])
     keras_test = keras_probabilities(result.model, data.pixels[test])
+    flipped = keras_probabilities(result.model, data.pixels[test][:, :, ::-1])
+    tta = (keras_test + flipped) / 2
     report = metrics.evaluate_probabilities(
         probabilities, data.labels[test], data.classes, m["threshold"]
     )
@@ -116,6 +120,7 @@ def main() -> None:
         "val_threshold": round(m["threshold"], 4),
         "val_coverage": round(m["coverage_at_threshold"], 4),
         "test_accuracy": round(report["accuracy"], 4),
+        "test_accuracy_tta": round(float(np.mean(tta.argmax(1) == data.labels[test])), 4),
         "test_accuracy_keras": round(float(np.mean(keras_test.argmax(1) == data.labels[test])), 4),
         "test_coverage_at_val_threshold": round(report["coverage_at_threshold"], 4),
         "test_error_at_val_threshold": round(report["error_at_threshold"], 4),

@@ -25,6 +25,8 @@ class TrainingConfig:
     seed: int = 1234
     # Automatic decisions must be wrong at most this often on the validation split.
     target_risk: float = 0.01
+    # Mixup strength (Beta(a, a)); 0 turns it off. Mixing photos softens noisy labels.
+    mixup: float = 0.0
 
 
 @dataclass
@@ -66,9 +68,10 @@ def train(
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
+    onehot = keras.utils.to_categorical(labels, len(classes))
     all_callbacks = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -79,8 +82,8 @@ def train(
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     started = time.monotonic()
     fitted = model.fit(
-        _augmented_batches(pixels[train_idx], labels[train_idx], config),
-        validation_data=(pixels[val_idx], labels[val_idx]),
+        _augmented_batches(pixels[train_idx], onehot[train_idx], config),
+        validation_data=(pixels[val_idx], onehot[val_idx]),
         epochs=config.epochs,
         class_weight=_balanced_weights(labels[train_idx], len(classes)),
         shuffle=False,  # the dataset shuffles itself
@@ -141,7 +144,7 @@ def _augmented_batches(pixels: np.ndarray, labels: np.ndarray, config: TrainingC
     import tensorflow as tf
 
     augment = augmentation(config.seed)
-    return (
+    batches = (
         tf.data.Dataset.from_tensor_slices((pixels, labels))
         .shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
@@ -149,8 +152,27 @@ def _augmented_batches(pixels: np.ndarray, labels: np.ndarray, config: TrainingC
             lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if config.mixup > 0:
+        batches = batches.map(_mixup(config.mixup), num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _mixup(alpha: float):
+    """Blend each photo (and its one-hot label) with another of the batch."""
+    import tensorflow as tf
+
+    def mix(x, y):
+        a = tf.random.gamma([], alpha)
+        weight = a / (a + tf.random.gamma([], alpha))
+        order = tf.random.shuffle(tf.range(tf.shape(x)[0]))
+        y = tf.cast(y, tf.float32)
+        return (
+            weight * x + (1 - weight) * tf.gather(x, order),
+            weight * y + (1 - weight) * tf.gather(y, order),
+        )
+
+    return mix
 
 
 def _check_data(pixels, labels, classes, config) -> None:
