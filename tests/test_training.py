@@ -50,8 +50,18 @@ def test_training_records_the_figures_a_version_stores(tiny_package):
 
 def test_scaling_lives_inside_the_model(tiny_package):
     model = load_keras(tiny_package.keras_bytes)
-    rescale = model.get_layer("rescale")
+    rescale = model.get_layer("ad_image_cnn").get_layer("rescale")
     assert rescale.scale == pytest.approx(1 / 255)
+
+
+def test_the_served_model_averages_a_photo_and_its_mirror_image(tiny_package, unseen):
+    served = load_keras(tiny_package.keras_bytes)
+    base = served.get_layer("ad_image_cnn")
+    photos = unseen.pixels[:6].astype("float32")
+    expected = (np.asarray(base(photos)) + np.asarray(base(photos[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(np.asarray(served(photos)), expected, atol=1e-5)
+    mirrored = np.asarray(served(photos[:, :, ::-1]))
+    np.testing.assert_allclose(mirrored, expected, atol=1e-5)  # mirror-invariant by design
 
 
 def test_served_litert_model_gives_the_keras_models_answers(tiny_package, unseen):

@@ -26,7 +26,7 @@ class TrainingConfig:
     # Automatic decisions must be wrong at most this often on the validation split.
     target_risk: float = 0.01
     # Mixup strength (Beta(a, a)); 0 turns it off. Mixing photos softens noisy labels.
-    mixup: float = 0.0
+    mixup: float = 0.2
 
 
 @dataclass
@@ -121,19 +121,21 @@ def package(result: TrainingResult) -> Package:
     that will decide in production.
     """
     from .export import keras_bytes, litert_bytes
+    from .model import with_mirror_averaging
     from .predict import Predictor, keras_probabilities
 
     size = result.metrics["input_size"]
-    served_bytes = litert_bytes(result.model)
+    served_model = with_mirror_averaging(result.model)
+    served_bytes = litert_bytes(served_model)
     served = Predictor(served_bytes, result.classes, size).probabilities(result.validation_pixels)
-    reference = keras_probabilities(result.model, result.validation_pixels)
+    reference = keras_probabilities(served_model, result.validation_pixels)
     report = validation_report(
         served, result.validation_labels, result.classes, result.metrics["target_risk"]
     )
     report["serving_agreement"] = float(np.mean(served.argmax(1) == reference.argmax(1)))
     report["keras_accuracy"] = float(np.mean(reference.argmax(1) == result.validation_labels))
     return Package(
-        keras_bytes=keras_bytes(result.model),
+        keras_bytes=keras_bytes(served_model),
         litert_bytes=served_bytes,
         metrics={**result.metrics, **report},
     )
