@@ -1,6 +1,7 @@
 """Recipe search on the real dataset: hold out a group split as a test set, train, report.
 
-    python bench/experiment.py --size 64 --widths 32,64,128,256 --epochs 40
+    python bench/experiment.py                       # the shipped recipe
+    python bench/experiment.py --size 64 --head gap  # a variation
 
 Prints validation and held-out test figures and the wall time. Used to pick the default
 recipe; the test split is never used for early stopping or threshold choice.
@@ -45,17 +46,18 @@ def EpochLog():
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--widths", default="32,64,128,256")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--dropout", type=float, default=0.3)
-    parser.add_argument("--patience", type=int, default=8)
+    recipe, arch = TrainingConfig(), Architecture()  # defaults: the shipped recipe
+    parser.add_argument("--size", type=int, default=arch.input_size)
+    parser.add_argument("--widths", default=",".join(map(str, arch.widths)))
+    parser.add_argument("--epochs", type=int, default=recipe.epochs)
+    parser.add_argument("--batch", type=int, default=recipe.batch_size)
+    parser.add_argument("--lr", type=float, default=recipe.learning_rate)
+    parser.add_argument("--dropout", type=float, default=arch.dropout)
+    parser.add_argument("--patience", type=int, default=recipe.patience)
     parser.add_argument("--test-fraction", type=float, default=0.15)
-    parser.add_argument("--stem-stride", type=int, default=1)
-    parser.add_argument("--head", default="gap")
-    parser.add_argument("--mixup", type=float, default=0.0)
+    parser.add_argument("--stem-stride", type=int, default=arch.stem_stride)
+    parser.add_argument("--head", default=arch.head)
+    parser.add_argument("--mixup", type=float, default=recipe.mixup)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
     args = parser.parse_args()
 
