@@ -129,6 +129,9 @@ CLASSIFIER_TARGET_RISK = env_float("CLASSIFIER_TARGET_RISK", 0.01, low=0.0, high
 CLASSIFIER_TENSORBOARD_DIR = Path(
     env_str("CLASSIFIER_TENSORBOARD_DIR", str(DATA_DIR / "tensorboard"))
 )
+# Threads per process for one inference. 1 suits many worker processes (one per core);
+# more lowers the latency of a large batch in a process that has the machine to itself.
+CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1)
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
 

@@ -74,13 +74,14 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--keras", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
     args = parser.parse_args()
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
     size = manifest["input_size"]
     baseline = rss_mb()
     predictor = Predictor((args.model_dir / "model.tflite").read_bytes(), manifest["classes"], size)
     photos = sample_photos(64)
-    results = {"machine": machine()}
+    results = {"machine": machine(), "litert_threads": args.threads}
 
     for batch in (1, 32):
         chosen = photos[:batch]

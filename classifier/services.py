@@ -269,7 +269,12 @@ def predictor_for(version: ModelVersion) -> Predictor:
             try:
                 with version.serving_artifact.open("rb") as handle:
                     content = handle.read()
-                predictor = Predictor(content, version.classes, version.input_size)
+                predictor = Predictor(
+                    content,
+                    version.classes,
+                    version.input_size,
+                    num_threads=settings.CLASSIFIER_INFERENCE_THREADS,
+                )
             except (OSError, ValueError, RuntimeError) as error:
                 raise ClassifierError(
                     f"model v{version.number} could not be loaded: {error}"

@@ -22,6 +22,8 @@ def keras_bytes(model: keras.Model) -> bytes:
 
 
 def load_keras(data: bytes) -> keras.Model:
+    from . import model  # noqa: F401  (registers the custom Mirror layer for loading)
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(data)

@@ -12,12 +12,14 @@ import numpy as np
 
 
 class Predictor:
-    def __init__(self, model_content: bytes, classes: list[str], input_size: int):
+    def __init__(
+        self, model_content: bytes, classes: list[str], input_size: int, num_threads: int = 1
+    ):
         from ai_edge_litert.interpreter import Interpreter
 
         self.classes = list(classes)
         self.input_size = input_size
-        self._interpreter = Interpreter(model_content=model_content, num_threads=1)
+        self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch_size = 0
