@@ -78,7 +78,6 @@ def main() -> None:
     queue = f"bench-{os.getpid()}"
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
-        "AVITO_MEDIA_ROOT": str(scratch / "media"),
         "CLASSIFIER_INFERENCE_QUEUE": queue,
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,

@@ -179,3 +179,17 @@ def test_admin_category_pages(admin_client):
     )
     assert response.status_code == 302
     assert Category.objects.filter(slug="tablet", active=True).exists()
+
+
+def test_install_default_model_registers_the_shipped_model_on_an_empty_registry(media):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ModelVersion.objects.all().delete()
+    out = StringIO()
+    call_command("install_default_model", stdout=out)
+    assert "Registered the shipped model as active v1." in out.getvalue()
+    assert ModelVersion.objects.active().number == 1
+    call_command("install_default_model", stdout=out)
+    assert ModelVersion.objects.count() == 1
