@@ -35,7 +35,25 @@ def _prediction(image: AdImage) -> str:
     return f"{prediction.category} {prediction.confidence:.2f} (v{prediction.model_version.number})"
 
 
-class AdImageInline(admin.TabularInline):
+class PhotoColumns:
+    """Columns shown for a photo wherever photos are listed."""
+
+    thumbnail_size = 80
+
+    @admin.display(description="Photo")
+    def thumbnail(self, image: AdImage):
+        return _thumbnail(image, self.thumbnail_size)
+
+    @admin.display(description="Size")
+    def size(self, image: AdImage) -> str:
+        return f"{image.width}×{image.height}"
+
+    @admin.display(description="Latest prediction")
+    def prediction(self, image: AdImage) -> str:
+        return _prediction(image)
+
+
+class AdImageInline(PhotoColumns, admin.TabularInline):
     model = AdImage
     fields = ["thumbnail", "position", "size", "prediction", "original_name", "sha256", "phash"]
     readonly_fields = fields
@@ -48,18 +66,6 @@ class AdImageInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # photos arrive through the seller's upload, validated by content
-
-    @admin.display(description="Photo")
-    def thumbnail(self, image: AdImage):
-        return _thumbnail(image)
-
-    @admin.display(description="Size")
-    def size(self, image: AdImage) -> str:
-        return f"{image.width}×{image.height}"
-
-    @admin.display(description="Latest prediction")
-    def prediction(self, image: AdImage) -> str:
-        return _prediction(image)
 
 
 @admin.register(Ad)
@@ -101,7 +107,8 @@ class AdAdmin(admin.ModelAdmin):
 
 
 @admin.register(AdImage)
-class AdImageAdmin(admin.ModelAdmin):
+class AdImageAdmin(PhotoColumns, admin.ModelAdmin):
+    thumbnail_size = 60
     list_display = ["thumbnail", "ad", "position", "size", "prediction", "original_name"]
     list_select_related = ["ad"]
     search_fields = ["ad__title", "original_name", "sha256", "phash"]
@@ -138,17 +145,5 @@ class AdImageAdmin(admin.ModelAdmin):
         services.delete_photos(queryset)
 
     @admin.display(description="Photo")
-    def thumbnail(self, image: AdImage):
-        return _thumbnail(image, 60)
-
-    @admin.display(description="Photo")
     def preview(self, image: AdImage):
         return _thumbnail(image, 480)
-
-    @admin.display(description="Size")
-    def size(self, image: AdImage) -> str:
-        return f"{image.width}×{image.height}"
-
-    @admin.display(description="Latest prediction")
-    def prediction(self, image: AdImage) -> str:
-        return _prediction(image)
