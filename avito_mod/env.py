@@ -58,11 +58,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 def filesystem_broker_options(folder: Path) -> dict:
     """Transport options for kombu's filesystem broker in ``folder`` (created if missing)."""
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
         "store_processed": False,
+        # Broadcast (control) messages; kombu's default is ./control in the working directory.
+        "control_folder": str(folder / "control"),
     }
