@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
@@ -86,11 +85,6 @@ def child_env(media):
         "AVITO_TEST_MEDIA_ROOT": str(media),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
 
 
 @pytest.fixture
