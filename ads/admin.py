@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from moderation.models import ModerationDecision
+
 from . import services
 from .models import Ad, AdImage, Category
 
@@ -14,7 +16,7 @@ class CategoryAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
-def _photo_url(image: AdImage) -> str:
+def photo_url(image: AdImage) -> str:
     # Through the permission-checked view: ad photos have no public media URL.
     return reverse("ads:ad-photo", args=[image.ad_id, image.pk])
 
@@ -22,7 +24,7 @@ def _photo_url(image: AdImage) -> str:
 def _thumbnail(image: AdImage, size: int = 80):
     return format_html(
         '<img src="{}" alt="" style="max-height:{}px;max-width:{}px">',
-        _photo_url(image),
+        photo_url(image),
         size,
         size,
     )
@@ -68,14 +70,45 @@ class AdImageInline(PhotoColumns, admin.TabularInline):
         return False  # photos arrive through the seller's upload, validated by content
 
 
+class DecisionInline(admin.TabularInline):
+    """The ad's moderation history; read-only, since decisions are made in the review queue."""
+
+    model = ModerationDecision
+    fk_name = "ad"
+    fields = [
+        "created_at",
+        "moderator",
+        "action",
+        "from_category",
+        "to_category",
+        "review_reason",
+        "rejection_reason",
+        "note",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "moderation history"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.select_related("moderator", "from_category", "to_category")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Ad)
 class AdAdmin(admin.ModelAdmin):
     list_display = ["title", "seller", "category", "status", "review_reason", "created_at"]
-    list_filter = ["status", "review_reason", "category"]
+    list_filter = ["status", "review_reason", "rejection_reason", "category"]
     search_fields = ["title", "seller__username"]
     list_select_related = ["seller", "category"]
     date_hierarchy = "created_at"
-    inlines = [AdImageInline]
+    inlines = [AdImageInline, DecisionInline]
     # Status changes go through the review queue, where each decision is recorded.
     readonly_fields = [
         "seller",
@@ -90,6 +123,8 @@ class AdAdmin(admin.ModelAdmin):
         "updated_at",
         "decided_at",
         "classification_requested_at",
+        "rejection_reason",
+        "rejection_note",
     ]
 
     def get_queryset(self, request):

@@ -43,6 +43,10 @@ class AdQuerySet(models.QuerySet):
             return self.all()
         return self.filter(seller=user)
 
+    def in_review(self) -> AdQuerySet:
+        """The moderators' queue: ads waiting for a human, oldest first (by entering review)."""
+        return self.filter(status=Ad.Status.NEEDS_REVIEW).order_by("decided_at", "pk")
+
     def with_photos(self) -> AdQuerySet:
         """Categories, photos and their predictions in a fixed number of queries."""
         prediction = apps.get_model("classifier", "Prediction")
@@ -50,7 +54,11 @@ class AdQuerySet(models.QuerySet):
             "images",
             Prefetch(
                 "images__predictions",
-                queryset=prediction.objects.select_related("model_version"),
+                # Only the version's number is shown; its metrics and history are large JSON
+                # that would otherwise be decoded again for every prediction.
+                queryset=prediction.objects.select_related("model_version").defer(
+                    "model_version__metrics", "model_version__history"
+                ),
             ),
         )
 
@@ -71,6 +79,12 @@ class Ad(models.Model):
         UNKNOWN_CATEGORY = "unknown_category", "The model does not know this category"
         MODEL_UNAVAILABLE = "model_unavailable", "No usable model (none active, or unloadable)"
         CLASSIFICATION_FAILED = "classification_failed", "Classification failed"
+
+    class RejectionReason(models.TextChoices):
+        NOT_PRODUCT = "not_product", "Not the product"
+        PROHIBITED = "prohibited", "Prohibited item"
+        DUPLICATE = "duplicate", "Duplicate ad"
+        OTHER = "other", "Other (see the note)"
 
     # Category and photos may change only while the pipeline or a moderator has not decided.
     EDITABLE_STATUSES = (Status.PENDING, Status.NEEDS_REVIEW)
@@ -95,12 +109,19 @@ class Ad(models.Model):
         null=True, blank=True, help_text="When the ad was last routed or decided."
     )
     classification_requested_at = models.DateTimeField(null=True, blank=True)
+    # Set by a moderator's rejection, so that the seller can see why.
+    rejection_reason = models.CharField(max_length=20, choices=RejectionReason.choices, blank=True)
+    rejection_note = models.TextField(blank=True)
 
     objects = AdQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # The review queue: needs_review ads by when they entered review.
+            models.Index(fields=["status", "decided_at"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=0), name="ad_price_not_negative")
         ]
@@ -112,8 +133,24 @@ class Ad(models.Model):
     def is_editable(self) -> bool:
         return self.status in self.EDITABLE_STATUSES
 
-    def publish(self) -> None:
-        self._route(self.Status.PUBLISHED, reason="", suggested_category=None)
+    def publish(self, category: Category | None = None) -> None:
+        """Publish the ad; under ``category`` when a moderator recategorizes it."""
+        changed: tuple[str, ...] = ()
+        if category is not None:
+            self.category = category
+            changed = ("category",)
+        self._route(self.Status.PUBLISHED, reason="", suggested_category=None, also=changed)
+
+    def reject(self, reason: str, note: str = "") -> None:
+        """A moderator's refusal; the reason and note are kept for the seller to read."""
+        self.rejection_reason = self.RejectionReason(reason)
+        self.rejection_note = note
+        self._route(
+            self.Status.REJECTED,
+            reason="",
+            suggested_category=None,
+            also=("rejection_reason", "rejection_note"),
+        )
 
     def send_to_review(self, reason: str, suggested_category: Category | None = None) -> None:
         self._route(self.Status.NEEDS_REVIEW, reason, suggested_category)
@@ -122,7 +159,9 @@ class Ad(models.Model):
         """Forget the last routing: the ad goes through classification again."""
         self._route(self.Status.PENDING, reason="", suggested_category=None, decided=False)
 
-    def _route(self, status, reason, suggested_category, decided: bool = True) -> None:
+    def _route(
+        self, status, reason, suggested_category, decided: bool = True, also: tuple[str, ...] = ()
+    ) -> None:
         self.status = status
         self.review_reason = self.ReviewReason(reason) if reason else ""
         self.suggested_category = suggested_category
@@ -134,6 +173,7 @@ class Ad(models.Model):
                 "suggested_category",
                 "decided_at",
                 "updated_at",
+                *also,
             ]
         )
 

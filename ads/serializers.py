@@ -57,6 +57,8 @@ class AdSerializer(serializers.ModelSerializer):
             "status",
             "review_reason",
             "suggested_category",
+            "rejection_reason",
+            "rejection_note",
             "photos",
             "created_at",
             "updated_at",

@@ -7,12 +7,29 @@ from .models import ModelVersion, Prediction, TrainingImage
 
 @admin.register(TrainingImage)
 class TrainingImageAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "category", "source", "original_name", "size", "created_at"]
-    list_filter = ["category", "source"]
+    list_display = [
+        "thumbnail",
+        "category",
+        "not_product",
+        "source",
+        "original_name",
+        "size",
+        "created_at",
+    ]
+    list_filter = ["category", "not_product", "source"]
     search_fields = ["original_name", "sha256", "phash"]
     list_select_related = ["category"]
-    readonly_fields = ["preview", "sha256", "phash", "width", "height", "file", "created_at"]
-    fields = ["preview", "category", "source", "original_name", *readonly_fields[1:]]
+    readonly_fields = [
+        "preview",
+        "decision",
+        "sha256",
+        "phash",
+        "width",
+        "height",
+        "file",
+        "created_at",
+    ]
+    fields = ["preview", "category", "not_product", "source", "original_name", *readonly_fields[1:]]
     list_per_page = 50
 
     def has_add_permission(self, request):

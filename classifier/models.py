@@ -14,15 +14,32 @@ def training_image_path(instance: TrainingImage, filename: str) -> str:
 
 
 class TrainingImage(models.Model):
-    """A photo with a human-verified category: the classifier's training data."""
+    """A photo with a human-verified label: the classifier's training data.
+
+    The label is a category, or "not the product" (a negative example: a moderator
+    rejected the photo as showing no product), never both.
+    """
 
     class Source(models.TextChoices):
         IMPORT = "import", "Imported dataset"
         MODERATOR = "moderator", "Moderator decision"
 
     file = models.FileField(upload_to=training_image_path, max_length=200)
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    not_product = models.BooleanField(
+        default=False, help_text="A negative example: shows no product, so has no category."
+    )
     source = models.CharField(max_length=20, choices=Source.choices)
+    decision = models.ForeignKey(
+        "moderation.ModerationDecision",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="training_images",
+        help_text="The moderator's decision that gave the label",
+    )
     sha256 = models.CharField(max_length=64, unique=True)
     phash = models.CharField(max_length=16, help_text="64-bit perceptual hash, hex")
     width = models.PositiveIntegerField()
@@ -33,9 +50,17 @@ class TrainingImage(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["category", "source"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(category__isnull=False, not_product=False)
+                | Q(category__isnull=True, not_product=True),
+                name="training_image_category_or_not_product",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.category.slug}: {self.original_name or self.sha256[:12]}"
+        label = "not the product" if self.not_product else self.category.slug
+        return f"{label}: {self.original_name or self.sha256[:12]}"
 
 
 class ModelVersionQuerySet(models.QuerySet):

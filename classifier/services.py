@@ -1,4 +1,5 @@
-"""Workflows of the classifier: importing labelled photos, training, evaluating, serving.
+"""Workflows of the classifier: labelled photos (imported, or from moderators' decisions),
+training, evaluating, serving.
 
 Commands, admin actions and (later) tasks call these; they hold no logic of their own.
 TensorFlow is imported only inside ``train_new_version``; serving uses LiteRT.
@@ -18,12 +19,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from ads.models import Category
+from ads.models import AdImage, Category
 
 from .ml.dataset import DatasetError, load_folder, perceptual_hash, scan_class_folders
 from .ml.predict import Predictor
 from .ml.preprocess import ImageError, decode_image, letterbox
-from .models import ModelVersion, TrainingImage
+from .models import ModelVersion, TrainingImage, training_image_path
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,73 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
         raise
 
 
+# --- Labels from moderators' decisions ----------------------------------------------
+
+
+def label_photos(
+    photos: list[AdImage], category: Category | None, decision=None
+) -> list[TrainingImage]:
+    """Keep ad photos as training images labelled ``category``, or as "not the product"
+    (negative) examples when ``category`` is None; returns the labelled rows.
+
+    Training images are unique by content: a photo already stored (imported, or labelled by
+    an earlier decision) keeps its file and takes this newer label, since a moderator who
+    has just looked at it outranks an older label. Call it inside the decision's
+    transaction. A photo whose file is missing from storage is logged and left unlabelled.
+    """
+    photos = list({photo.sha256: photo for photo in photos}.values())
+    # Locked so that no one deletes a row this decision relabels before it commits.
+    stored = set(
+        TrainingImage.objects.select_for_update()
+        .filter(sha256__in=[photo.sha256 for photo in photos])
+        .values_list("sha256", flat=True)
+    )
+    rows = []
+    for photo in photos:
+        row = _labelled_row(photo, category, decision)
+        if photo.sha256 not in stored:
+            try:
+                row.file.name = _copy_to_training(photo, row)
+            except FileNotFoundError:
+                logger.warning("%s: file %s is missing, not labelled", photo, photo.file.name)
+                continue
+        rows.append(row)
+    # An upsert: a photo another decision stored meanwhile is relabelled, not duplicated.
+    TrainingImage.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["sha256"],
+        update_fields=["category", "not_product", "source", "decision"],
+    )
+    return rows
+
+
+def _labelled_row(photo: AdImage, category: Category | None, decision) -> TrainingImage:
+    return TrainingImage(
+        category=category,
+        not_product=category is None,
+        source=TrainingImage.Source.MODERATOR,
+        decision=decision,
+        sha256=photo.sha256,
+        phash=photo.phash,
+        width=photo.width,
+        height=photo.height,
+        # Not the seller's file name: it is theirs, and says nothing about the photo.
+        original_name=f"ad {photo.ad_id} photo {photo.position + 1}",
+    )
+
+
+def _copy_to_training(photo: AdImage, row: TrainingImage) -> str:
+    """Copy an ad photo to its content-addressed training name; returns the stored name."""
+    storage = TrainingImage.file.field.storage
+    name = training_image_path(row, "photo.jpg")
+    if storage.exists(name):
+        # Left by a decision that rolled back after writing it: same name, same bytes.
+        return name
+    with photo.file.open("rb") as handle:
+        return storage.save(name, ContentFile(handle.read()))
+
+
 # --- Training ---------------------------------------------------------------------
 
 
@@ -163,7 +231,10 @@ class LabelledSet:
 
 def labelled_set(size: int) -> LabelledSet:
     """Every stored training image, preprocessed, labelled by category slug."""
-    images = TrainingImage.objects.select_related("category").order_by("id")
+    # Negative ("not the product") examples have no class among the model's categories.
+    images = (
+        TrainingImage.objects.filter(not_product=False).select_related("category").order_by("id")
+    )
     classes = sorted({image.category.slug for image in images})
     pixels, labels, hashes, unreadable = [], [], [], []
     for image in images:

@@ -1,1 +1,76 @@
-# The review queue and moderators' decisions arrive with the moderation issue.
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from ads.models import Ad, Category
+
+
+class ReviewItem(Ad):
+    """An ad as the review queue shows it: a proxy, so the queue has its own admin and
+    permissions (moderators may decide ads here without being allowed to edit them)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "ad in review"
+        verbose_name_plural = "review queue"
+        # No add, change or delete: ads come from sellers, and a decision is not an edit.
+        default_permissions = ("view",)
+        permissions = [("decide_ad", "Can accept, recategorize or reject ads in review")]
+
+
+class ModerationDecision(models.Model):
+    """One moderator's decision on one ad in review: the ad's history, and the provenance
+    of the training labels it gave the ad's photos."""
+
+    class Action(models.TextChoices):
+        ACCEPT = "accept", "Accepted"
+        RECATEGORIZE = "recategorize", "Recategorized"
+        REJECT = "reject", "Rejected"
+
+    # Decisions outlive the ad and the moderator's account: labels trained on keep their source.
+    ad = models.ForeignKey(
+        Ad, on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+    )
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    from_category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="+", help_text="The seller's category"
+    )
+    to_category = models.ForeignKey(
+        Category,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The category the ad was published in; empty when rejected",
+    )
+    review_reason = models.CharField(
+        max_length=30,
+        choices=Ad.ReviewReason.choices,
+        blank=True,
+        help_text="Why the pipeline sent the ad to review",
+    )
+    rejection_reason = models.CharField(
+        max_length=20, choices=Ad.RejectionReason.choices, blank=True
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A rejection has a reason and no category; a publication has a category.
+            models.CheckConstraint(
+                condition=(Q(action="reject", to_category__isnull=True) & ~Q(rejection_reason=""))
+                | (~Q(action="reject") & Q(to_category__isnull=False, rejection_reason="")),
+                name="decision_outcome_matches_action",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ad {self.ad_id} ({self.created_at:%Y-%m-%d %H:%M})"

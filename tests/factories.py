@@ -24,11 +24,21 @@ def upload(name: str = "photo.jpg", data: bytes | None = None, seed: int = 0):
     return SimpleUploadedFile(name, content, content_type="image/jpeg")
 
 
-def make_ad(seller, *, category: str = "phone", photos: int = 1, **fields) -> Ad:
+def make_ad(
+    seller,
+    *,
+    category: str = "phone",
+    photos: int = 1,
+    kind: str = "phone",
+    seed: int = 0,
+    **fields,
+) -> Ad:
+    """An ad whose photos are drawn ``kind`` photos numbered from ``seed`` (the same seed
+    gives byte-identical photos: pass different seeds for different photos)."""
     values = {"title": "iPhone 12", "description": "Works fine", "price": Decimal("250.00")}
     return services.create_ad(
         seller,
         **(values | fields),
         category=Category.objects.get(slug=category),
-        photos=[upload(f"p{n}.jpg", seed=n) for n in range(photos)],
+        photos=[upload(f"p{n}.jpg", jpeg_bytes(kind, seed + n)) for n in range(photos)],
     )

@@ -1,6 +1,14 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+# The group's permissions as they stood then; later migrations grant the newer ones.
+PERMISSIONS = [
+    ("ads", "view_ad"),
+    ("ads", "view_adimage"),
+    ("ads", "view_category"),
+    ("classifier", "view_prediction"),
+]
+
 
 def create_group(apps, schema_editor):
     from moderation.roles import sync_moderators_group
@@ -10,7 +18,9 @@ def create_group(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
-    sync_moderators_group(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_moderators_group(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), PERMISSIONS
+    )
 
 
 class Migration(migrations.Migration):

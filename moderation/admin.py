@@ -1,0 +1,391 @@
+"""The moderators' review queue: the ads in review, oldest first, each decided in one click.
+
+Thin on purpose: every decision, from a row's buttons, the detail page or a bulk action, is
+a call of ``moderation.services.decide``; this module shows the queue and reports back.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
+from django.http import HttpResponseRedirect, QueryDict
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
+
+from ads.admin import DecisionInline, photo_url
+from ads.models import Ad, AdImage, Category
+from classifier.models import Prediction, TrainingImage
+
+from . import services
+from .models import ModerationDecision, ReviewItem
+from .roles import DECIDE_AD
+
+Action = ModerationDecision.Action
+CONTROLS_TEMPLATE = "admin/moderation/reviewitem/decide_controls.html"
+
+
+class DecisionForm(forms.Form):
+    """What a decision carries besides its action: from a row's buttons or a bulk action."""
+
+    category = forms.ModelChoiceField(
+        Category.objects.active(),
+        required=False,
+        empty_label="the suggested one",
+        label="Recategorize in",
+    )
+    reason = forms.ChoiceField(
+        choices=[("", "—"), *Ad.RejectionReason.choices], required=False, label="Reject as"
+    )
+    note = forms.CharField(required=False, max_length=1000, label="Note")
+
+
+class ReviewActionForm(DecisionForm, helpers.ActionForm):
+    """The bulk actions' form: the action, then the category, reason and note they use."""
+
+
+class SellerCategoryFilter(admin.RelatedFieldListFilter):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "seller's category"
+
+
+class PredictedCategoryFilter(admin.SimpleListFilter):
+    """Ads with at least one photo the model predicted as the chosen category."""
+
+    title = "predicted category"
+    parameter_name = "predicted"
+
+    def lookups(self, request, model_admin):
+        return [(category.slug, category.name) for category in Category.objects.all()]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        predicted = Prediction.objects.filter(image__ad=OuterRef("pk"), category=self.value())
+        return queryset.filter(Exists(predicted))
+
+
+class ReviewQueueChangeList(ChangeList):
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        # Every row offers the same categories: one query for the page, not one per row.
+        categories = list(Category.objects.active())
+        for ad in self.result_list:
+            ad.category_choices = categories
+
+
+@admin.register(ReviewItem)
+class ReviewQueueAdmin(admin.ModelAdmin):
+    list_display = [
+        "photos",
+        "title",
+        "price",
+        "seller_category",
+        "suggestion",
+        "review_reason",
+        "waiting",
+        "seller",
+        "decide",
+    ]
+    list_display_links = ["title"]
+    list_filter = [
+        "review_reason",
+        ("category", SellerCategoryFilter),
+        PredictedCategoryFilter,
+    ]
+    search_fields = ["title", "seller__username"]
+    ordering = ["decided_at", "pk"]
+    list_per_page = 50
+    actions = ["accept_selected", "recategorize_selected", "reject_selected"]
+    action_form = ReviewActionForm
+    fields = [
+        "large_photos",
+        "title",
+        "description",
+        "price",
+        "seller_category",
+        "suggestion",
+        "review_reason",
+        "waiting",
+        "seller",
+        "created_at",
+    ]
+    readonly_fields = fields
+    inlines = [DecisionInline]
+
+    def get_queryset(self, request):
+        # A fixed number of queries for any page (the changelist's own list_select_related
+        # is ignored once the queryset selects related rows itself).
+        queryset = super().get_queryset(request).visible_to(request.user)
+        return queryset.in_review().with_photos().select_related("seller")
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Review queue"} | (extra_context or {}))
+
+    def get_changelist(self, request, **kwargs):
+        return ReviewQueueChangeList
+
+    def get_list_display(self, request):
+        if self.has_decide_permission(request):
+            return self.list_display
+        return [name for name in self.list_display if name != "decide"]
+
+    # --- Permissions: look and decide; a decision is never an edit of the ad's fields.
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(DECIDE_AD)
+
+    # --- Columns
+
+    @admin.display(description="Photos and the model's prediction")
+    def photos(self, ad: Ad):
+        return _photos(ad, 80)
+
+    @admin.display(description="Photos and the model's prediction")
+    def large_photos(self, ad: Ad):
+        return _photos(ad, 240)
+
+    @admin.display(description="Seller's category", ordering="category__name")
+    def seller_category(self, ad: Ad) -> str:
+        return ad.category.name
+
+    @admin.display(description="Suggested category", ordering="suggested_category__name")
+    def suggestion(self, ad: Ad) -> str:
+        return ad.suggested_category.name if ad.suggested_category else "—"
+
+    @admin.display(description="Waiting", ordering="decided_at")
+    def waiting(self, ad: Ad) -> str:
+        return timesince(ad.decided_at, depth=1) if ad.decided_at else "—"
+
+    @admin.display(description="Decide")
+    def decide(self, ad: Ad) -> str:
+        return self._controls(ad, ad.category_choices)
+
+    # --- Deciding: one URL per action for a row or the detail page, and bulk actions.
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(require_POST(self.decide_view))
+        own = [
+            path(f"<int:object_id>/{act}/", view, {"action": act}, name=self._url_name(act))
+            for act in Action.values
+        ]
+        return own + super().get_urls()
+
+    def decide_view(self, request, object_id: int, action: str):
+        """A row's or the detail page's button: decide one ad, then back to the queue."""
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
+        self._decide(request, [object_id], action)
+        return HttpResponseRedirect(self._queue_url(request))
+
+    @admin.action(description="Accept: publish in the seller's category", permissions=["decide"])
+    def accept_selected(self, request, queryset) -> None:
+        self._decide(request, _selected_ids(request, queryset), Action.ACCEPT)
+
+    @admin.action(
+        description="Recategorize: publish in the category chosen (or each one's suggestion)",
+        permissions=["decide"],
+    )
+    def recategorize_selected(self, request, queryset) -> None:
+        self._decide(request, _selected_ids(request, queryset), Action.RECATEGORIZE)
+
+    @admin.action(description="Reject, for the reason chosen", permissions=["decide"])
+    def reject_selected(self, request, queryset) -> None:
+        self._decide(request, _selected_ids(request, queryset), Action.REJECT)
+
+    def _decide(self, request, ad_ids: list[int], action: str) -> None:
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+            self.message_user(request, f"Nothing done: {errors}", messages.ERROR)
+            return
+        fields = _fields_for(action, form.cleaned_data)
+        decided = []
+        for ad_id in ad_ids:
+            try:
+                decided.append(services.decide(ad_id, request.user, action, **fields))
+            except services.DecisionError as error:
+                self.message_user(request, str(error), messages.ERROR)
+        if decided:
+            self.message_user(request, _summary(decided), messages.SUCCESS)
+
+    def _queue_url(self, request) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
+            current_app=self.admin_site.name,
+        )
+        filters = QueryDict(request.POST.get("_changelist_filters", ""), mutable=True)
+        # Back with the moderator's filters, at the top: the page they were on may be gone.
+        for key in ("p", "e"):
+            filters.pop(key, None)
+        return f"{url}?{filters.urlencode()}" if filters else url
+
+    def _url_name(self, action: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{action}"
+
+    # --- The decision controls, in a row and on the detail page
+
+    def _controls(self, ad: Ad, categories: list[Category], shortcuts: bool = False) -> str:
+        choices = [category for category in categories if category.pk != ad.category_id]
+        # Preselect the suggestion only if it can be chosen (it may have been deactivated).
+        offered = {category.pk for category in choices}
+        suggested = ad.suggested_category_id if ad.suggested_category_id in offered else None
+        urls = {
+            action: reverse(
+                f"admin:{self._url_name(action)}", args=[ad.pk], current_app=self.admin_site.name
+            )
+            for action in Action.values
+        }
+        context = {
+            "ad": ad,
+            "form_id": f"decide-{ad.pk}",
+            "urls": urls,
+            "categories": choices,
+            "suggested": suggested,
+            "reasons": Ad.RejectionReason.choices,
+            "shortcuts": shortcuts,
+        }
+        return render_to_string(CONTROLS_TEMPLATE, context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_decide_permission(request):
+            categories = list(Category.objects.active())
+            context["decide_controls"] = self._controls(obj, categories, shortcuts=True)
+            context["decide_form_id"] = f"decide-{obj.pk}"
+            context["queue_filters"] = request.GET.get("_changelist_filters", "")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(ModerationDecision)
+class ModerationDecisionAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "ad_link",
+        "moderator",
+        "action",
+        "from_category",
+        "to_category",
+        "review_reason",
+        "rejection_reason",
+    ]
+    list_filter = [
+        "action",
+        "rejection_reason",
+        "review_reason",
+        ("moderator", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["ad__title", "moderator__username"]
+    list_select_related = ["ad", "moderator", "from_category", "to_category"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "ad_link",
+        "moderator",
+        "action",
+        "from_category",
+        "to_category",
+        "review_reason",
+        "rejection_reason",
+        "note",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # decisions are made in the review queue
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the audit trail, and the provenance of training labels
+
+    @admin.display(description="Ad", ordering="ad__title")
+    def ad_link(self, decision: ModerationDecision):
+        if decision.ad_id is None:
+            return "(deleted by its seller)"
+        url = reverse("admin:ads_ad_change", args=[decision.ad_id])
+        return format_html('<a href="{}">{}</a>', url, decision.ad)
+
+
+def _photos(ad: Ad, size: int):
+    # Each photo links to itself, full size, through the permission-checked photo view.
+    return format_html_join(
+        "",
+        '<figure class="review-photo"><a href="{}" target="_blank" rel="noopener">'
+        '<img src="{}" alt="photo {}" style="max-height:{}px;max-width:{}px"></a>'
+        "<figcaption>{}</figcaption></figure>",
+        (
+            (url, url, image.position + 1, size, size, _predicted(image))
+            for image, url in ((image, photo_url(image)) for image in ad.images.all())
+        ),
+    )
+
+
+def _predicted(image: AdImage) -> str:
+    prediction = image.latest_prediction()
+    if prediction is None:
+        return "no prediction"
+    return f"{prediction.category} {prediction.confidence:.0%}"
+
+
+def _selected_ids(request, queryset) -> list[int]:
+    # Rows that left the queue since the page was loaded are no longer in ``queryset``;
+    # deciding them anyway tells the moderator about each instead of skipping them silently.
+    posted = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+    selected = {int(pk) for pk in posted if pk.isdigit()}
+    return sorted(selected | set(queryset.values_list("pk", flat=True)))
+
+
+def _fields_for(action: str, cleaned: dict) -> dict:
+    # A row posts all its inputs whichever button was clicked: keep the clicked action's.
+    fields = {"note": cleaned["note"]}
+    if action == Action.RECATEGORIZE:
+        fields["category"] = cleaned["category"]
+    elif action == Action.REJECT:
+        fields["reason"] = cleaned["reason"]
+    return fields
+
+
+def _summary(decisions: list[ModerationDecision]) -> str:
+    """What happened, for the moderator: the decisions (all of one action) and the labels."""
+    first = decisions[0]
+    if len(decisions) == 1:
+        said = _outcome(first)
+    else:
+        titles = ", ".join(f"“{decision.ad}”" for decision in decisions)
+        said = f"{len(decisions)} ads {first.get_action_display().lower()}: {titles}."
+    labelled = TrainingImage.objects.filter(decision__in=decisions).count()
+    photos = f"{labelled} photo{'' if labelled == 1 else 's'}"
+    if first.rejection_reason == Ad.RejectionReason.NOT_PRODUCT:
+        return f"{said} {photos} kept as “not the product” examples for training."
+    if first.action == Action.REJECT:
+        return f"{said} The photos give no training label."
+    category = f" {first.to_category}" if len(decisions) == 1 else ""
+    return f"{said} {photos} labelled{category} for training."
+
+
+def _outcome(decision: ModerationDecision) -> str:
+    if decision.action == Action.ACCEPT:
+        return f"“{decision.ad}” accepted: published in {decision.to_category}."
+    if decision.action == Action.RECATEGORIZE:
+        return (
+            f"“{decision.ad}” recategorized: published in {decision.to_category} "
+            f"(the seller chose {decision.from_category})."
+        )
+    return f"“{decision.ad}” rejected: {decision.get_rejection_reason_display()}."

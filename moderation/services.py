@@ -1,0 +1,143 @@
+"""Moderators' decisions on ads in review: the one place that says what a decision does.
+
+A decision is taken on the ad's row, locked, inside one transaction, and only while the ad
+is in review. Two moderators deciding the same ad at once, or a seller editing or deleting
+it meanwhile, therefore never decide it twice: the first wins, the others get
+``NotInReview`` and change nothing. (PostgreSQL locks the row; SQLite, which has no row
+locks, serialises writing transactions, which begin IMMEDIATE in this project's settings.)
+
+A decision also labels the ad's photos for training: accepted or recategorized photos get
+the published category, photos rejected as "not the product" become negative examples, and
+other rejections give no label.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from ads.models import Ad, Category
+from classifier.services import label_photos
+
+from .models import ModerationDecision
+from .roles import DECIDE_AD
+
+Action = ModerationDecision.Action
+Reason = Ad.RejectionReason
+
+
+class DecisionError(Exception):
+    """A decision that cannot be taken; the message is meant for the moderator."""
+
+
+class NotInReview(DecisionError):
+    """The ad left the queue (decided, edited by its seller, deleted) before the decision."""
+
+
+def decide(
+    ad_id: int,
+    moderator,
+    action: str,
+    *,
+    category: Category | None = None,
+    reason: str = "",
+    note: str = "",
+) -> ModerationDecision:
+    """Accept, recategorize or reject ad ``ad_id`` as ``moderator`` and label its photos.
+
+    ``category`` is used by recategorize (default: the ad's suggested category), ``reason``
+    by reject (a ``Ad.RejectionReason``); ``note`` may go with any decision and is required
+    for a rejection for another reason. Raises ``DecisionError`` with a message for the
+    moderator, ``NotInReview`` when the ad is no longer in the queue.
+    """
+    if not moderator.has_perm(DECIDE_AD):
+        raise PermissionDenied(f"{moderator} may not decide ads in review")
+    action = _action(action)
+    note = note.strip()
+    with transaction.atomic():
+        ad = Ad.objects.select_for_update().filter(pk=ad_id).first()
+        _check_in_review(ad_id, ad)
+        decision = _record(ad, moderator, action, category, reason, note)
+        if action == Action.REJECT:
+            ad.reject(decision.rejection_reason, note)
+        else:
+            ad.publish(decision.to_category if action == Action.RECATEGORIZE else None)
+        _label(ad, decision)
+    return decision
+
+
+def _action(action: str) -> str:
+    if action not in Action.values:
+        raise DecisionError(f"unknown decision {action!r}: {', '.join(Action.values)}")
+    return Action(action)
+
+
+def _check_in_review(ad_id: int, ad: Ad | None) -> None:
+    if ad is None:
+        raise NotInReview(f"Ad {ad_id} no longer exists (its seller deleted it); nothing done.")
+    if ad.status == Ad.Status.NEEDS_REVIEW:
+        return
+    if ad.status == Ad.Status.PENDING:
+        raise NotInReview(
+            f"“{ad}” left the queue: its seller changed it and it is being classified "
+            "again; nothing done."
+        )
+    last = ad.decisions.select_related("moderator").first()
+    by = ""
+    if last is not None and last.moderator is not None:
+        by = f" by {last.moderator} at {timezone.localtime(last.created_at):%H:%M:%S}"
+    raise NotInReview(
+        f"“{ad}” was already decided{by} ({ad.get_status_display().lower()}); nothing done."
+    )
+
+
+def _record(
+    ad: Ad, moderator, action: str, category: Category | None, reason: str, note: str
+) -> ModerationDecision:
+    to_category, rejection_reason = None, ""
+    if action == Action.ACCEPT:
+        to_category = ad.category
+    elif action == Action.RECATEGORIZE:
+        to_category = _new_category(ad, category)
+    else:
+        rejection_reason = _rejection_reason(ad, reason, note)
+    return ModerationDecision.objects.create(
+        ad=ad,
+        moderator=moderator,
+        action=action,
+        from_category=ad.category,
+        to_category=to_category,
+        review_reason=ad.review_reason,
+        rejection_reason=rejection_reason,
+        note=note,
+    )
+
+
+def _new_category(ad: Ad, category: Category | None) -> Category:
+    category = category or ad.suggested_category
+    if category is None:
+        raise DecisionError(
+            f"“{ad}” has no suggested category: choose the category to publish it in."
+        )
+    if category.pk == ad.category_id:
+        raise DecisionError(f"“{ad}” is already in {category}: accept it instead.")
+    if not category.active:
+        raise DecisionError(f"{category} is not an active category; choose another.")
+    return category
+
+
+def _rejection_reason(ad: Ad, reason: str, note: str) -> str:
+    if reason not in Reason.values:
+        raise DecisionError(f"Choose why “{ad}” is rejected.")
+    if reason == Reason.OTHER and not note:
+        raise DecisionError(f"Say in the note why “{ad}” is rejected.")
+    return Reason(reason)
+
+
+def _label(ad: Ad, decision: ModerationDecision) -> None:
+    if decision.action != Action.REJECT:
+        label_photos(list(ad.images.all()), decision.to_category, decision)
+    elif decision.rejection_reason == Reason.NOT_PRODUCT:
+        label_photos(list(ad.images.all()), None, decision)
+    # Prohibited, duplicate or other: nothing about the photos' category was learned.
