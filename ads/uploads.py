@@ -57,18 +57,7 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
 def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
     """Validate and re-encode photo ``number`` (1-based, for messages) of an upload."""
     name = safe_name(getattr(upload, "name", "") or "")
-    cap = settings.ADS_MAX_PHOTO_BYTES
-    if hasattr(upload, "seek"):
-        upload.seek(0)
-    # Read one byte past the cap rather than trust a declared size.
-    data = upload.read(cap + 1)
-    try:
-        if len(data) > cap:
-            size = getattr(upload, "size", None) or len(data)
-            raise ImageError(f"the file is too large ({_bytes(size)}; at most {_bytes(cap)})")
-        image = decode(data)
-    except ImageError as error:
-        raise ValidationError(f"photo {number} ({name!r}): {error}") from None
+    image = read_photo(upload, number)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=JPEG_QUALITY)
     stored = buffer.getvalue()
@@ -80,6 +69,23 @@ def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
         phash=f"{perceptual_hash(image):016x}",
         original_name=name,
     )
+
+
+def read_photo(upload: IO[bytes], number: int = 1):
+    """The upload decoded by content (a PIL image), or a ``ValidationError`` naming it."""
+    name = safe_name(getattr(upload, "name", "") or "")
+    cap = settings.ADS_MAX_PHOTO_BYTES
+    if hasattr(upload, "seek"):
+        upload.seek(0)
+    # Read one byte past the cap rather than trust a declared size.
+    data = upload.read(cap + 1)
+    try:
+        if len(data) > cap:
+            size = getattr(upload, "size", None) or len(data)
+            raise ImageError(f"the file is too large ({_bytes(size)}; at most {_bytes(cap)})")
+        return decode(data)
+    except ImageError as error:
+        raise ValidationError(f"photo {number} ({name!r}): {error}") from None
 
 
 def safe_name(name: str) -> str:

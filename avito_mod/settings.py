@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs' scripts, served from here, not a CDN
     "ads",
     "classifier",
     "moderation",
@@ -114,6 +116,25 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Proxies in front of the web process: the client address is read from X-Forwarded-For
+    # only that deep (0: the connection's address), so that a client cannot choose its own.
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "avito-mod API",
+    "DESCRIPTION": (
+        "Sellers post classified ads with photos; a CNN checks every photo and the ad is "
+        "published or sent to moderators. Authenticate with a token (`Authorization: Token "
+        "<key>`, from `/api/v1/auth/token/`) or the session of a signed-in seller."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response shapes (uploads in, URLs out).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Ads --------------------------------------------------------------------------
@@ -134,6 +155,10 @@ CLASSIFIER_TENSORBOARD_DIR = Path(
 CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1)
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
+# The sellers' quick check (POST /api/v1/classify/): requests per account, and per client
+# address whoever is signed in ("number/second|minute|hour|day").
+CLASSIFIER_QUICK_CHECK_USER_RATE = env_str("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")
+CLASSIFIER_QUICK_CHECK_ADDRESS_RATE = env_str("CLASSIFIER_QUICK_CHECK_ADDRESS_RATE", "120/min")
 
 # --- Celery ---------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport under the data
@@ -149,6 +174,15 @@ if REDIS_URL:
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(DATA_DIR / "broker")
+# Rate-limit counters: in Redis when there is one, so that all web processes count together.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "avito-mod",
+        }
+    }
 CELERY_TASK_IGNORE_RESULT = True
 # At least once: a task is acknowledged after it ran, and re-delivered if its worker died.
 CELERY_TASK_ACKS_LATE = True

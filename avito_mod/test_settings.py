@@ -37,3 +37,6 @@ CLASSIFIER_INFERENCE_QUEUE = os.environ.setdefault(
 CELERY_TASK_ROUTES = {"classifier.tasks.*": {"queue": CLASSIFIER_INFERENCE_QUEUE}}
 if not REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(_SCRATCH / "broker")
+
+# Rate-limit counters per test process, never shared with another run through Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

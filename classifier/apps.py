@@ -6,4 +6,4 @@ class ClassifierConfig(AppConfig):
     verbose_name = "Classifier"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, schema  # noqa: F401  (register the system checks, API docs)

@@ -1,8 +1,43 @@
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from .models import TrainingImage
+from .quick_check import quick_check
+from .serializers import QuickCheckRequestSerializer, QuickCheckSerializer
+from .services import ClassifierError
+from .throttling import QuickCheckAddressThrottle, QuickCheckUserThrottle
+
+
+class ModelUnavailable(APIException):
+    status_code = 503
+    default_detail = "The classifier is unavailable; try again later."
+    default_code = "model_unavailable"
+
+
+class QuickCheckView(APIView):
+    """Check one photo against the chosen category before the ad is posted.
+
+    Answers with the predicted category, its confidence, whether it matches the chosen
+    one and, when it does not, the category to switch to. Nothing is stored.
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [QuickCheckUserThrottle, QuickCheckAddressThrottle]
+    serializer_class = QuickCheckRequestSerializer
+
+    def post(self, request):
+        asked = QuickCheckRequestSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        try:
+            result = quick_check(asked.validated_data["image"], asked.validated_data["category"])
+        except ClassifierError as error:
+            raise ModelUnavailable(str(error)) from error
+        return Response(QuickCheckSerializer(result).data)
 
 
 @staff_member_required

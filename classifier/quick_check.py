@@ -1,0 +1,54 @@
+"""The sellers' quick check: does one photo match the category chosen, before the ad exists?
+
+It runs in the web process, with the active version's LiteRT model (loaded once per
+process, about a millisecond a photo) and the same preprocessing and threshold the workers
+use, and stores nothing. Going through the inference queue instead would add the broker's
+round trip and need a result backend, for no gain: ``bench/quick_check.py`` measures both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ads.models import Category
+
+from .ml.preprocess import letterbox
+from .models import ModelVersion
+from .services import ClassifierError, predictor_for
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    category: Category  # the one the seller chose
+    predicted: str  # the predicted category's slug
+    confidence: float
+    # None when the model does not know the chosen category and cannot check it.
+    matched: bool | None
+    # At or above the version's threshold: the pipeline would decide on its own.
+    confident: bool
+    suggested: Category | None  # the predicted category, when it is not the chosen one
+    version: ModelVersion
+
+
+def quick_check(image, category: Category) -> QuickCheck:
+    """Check one decoded photo (a PIL image) against ``category`` with the active model."""
+    version = ModelVersion.objects.active()
+    if version is None:
+        raise ClassifierError("no model is active; the photo cannot be checked now")
+    pixels = letterbox(image, version.input_size)[None]
+    probabilities = predictor_for(version).probabilities(pixels)[0]
+    best = int(probabilities.argmax())
+    predicted, confidence = version.classes[best], float(probabilities[best])
+    matched = predicted == category.slug if category.slug in version.classes else None
+    suggested = None
+    if not matched:
+        suggested = Category.objects.active().filter(slug=predicted).first()
+    return QuickCheck(
+        category=category,
+        predicted=predicted,
+        confidence=confidence,
+        matched=matched,
+        confident=version.threshold is not None and confidence >= version.threshold,
+        suggested=suggested,
+        version=version,
+    )

@@ -1,0 +1,55 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from ads.models import Category
+from ads.serializers import CategorySerializer
+from ads.uploads import read_photo
+
+
+class QuickCheckRequestSerializer(serializers.Serializer):
+    image = serializers.FileField(
+        help_text="One photo: JPEG, PNG, WebP or GIF, at most ADS_MAX_PHOTO_BYTES."
+    )
+    category = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Category.objects.active(),
+        help_text="The slug of the category the seller chose.",
+    )
+
+    def validate_image(self, upload):
+        try:
+            return read_photo(upload)  # decoded by content; the declared type is not trusted
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+
+class QuickCheckSerializer(serializers.Serializer):
+    """The original prototype's answer (``class``, ``categories_matched``), extended."""
+
+    predicted_class = serializers.CharField(
+        source="predicted", help_text="The predicted category's slug."
+    )
+    confidence = serializers.FloatField(help_text="The model's probability for that category.")
+    categories_matched = serializers.BooleanField(
+        source="matched",
+        allow_null=True,
+        help_text="Whether the photo matches the chosen category; null when the model "
+        "does not know that category and cannot check it.",
+    )
+    confident = serializers.BooleanField(
+        help_text="The confidence reaches the model's threshold: after posting, the ad "
+        "would be decided without a moderator."
+    )
+    category = CategorySerializer(help_text="The category the seller chose.")
+    suggested_category = CategorySerializer(
+        source="suggested",
+        allow_null=True,
+        help_text="The predicted category, when it is not the chosen one (and is active).",
+    )
+    model_version = serializers.IntegerField(source="version.number")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "class" is the prototype's key, and a Python keyword.
+        fields["class"] = fields.pop("predicted_class")
+        return fields
