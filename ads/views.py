@@ -31,7 +31,8 @@ class AdViewSet(viewsets.ModelViewSet):
     permission_classes = [permissions.IsAuthenticated, IsSellerOrReadOnly]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     pagination_class = AdPagination
-    lookup_value_regex = "[0-9]+"
+    # Ids fit a 64-bit column: a longer number is no ad (404), not a database error (500).
+    lookup_value_regex = "[0-9]{1,18}"
     # PATCH only: a full PUT would have to resend every photo.
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -55,7 +56,7 @@ class AdViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, ad: Ad) -> None:
         services.delete_ad(ad)
 
-    @action(detail=True, url_path=r"photos/(?P<photo_id>[0-9]+)", url_name="photo")
+    @action(detail=True, url_path=r"photos/(?P<photo_id>[0-9]{1,18})", url_name="photo")
     def photo(self, request, pk: str, photo_id: str):
         """The stored photo, to the ad's seller and staff only; there is no public URL."""
         visible = Ad.objects.visible_to(request.user)

@@ -426,3 +426,15 @@ def test_rejects_missing_fields_naming_each(seller, media):
     assert response.status_code == 400
     assert {"title", "price", "category"} <= set(response.data)
     assert not Ad.objects.exists() and not stored_files(media)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/ads/99999999999999999999/",  # past a 64-bit integer (found by the API fuzz run)
+        "/api/v1/ads/999999999999999999/",
+        "/api/v1/ads/1/photos/99999999999999999999/",
+    ],
+)
+def test_huge_ids_are_not_found_rather_than_a_server_error(seller, path):
+    assert client_for(seller).get(path).status_code == 404
