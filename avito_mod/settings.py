@@ -93,6 +93,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The sellers' pages (ads/page_urls.py); staff sign in at /admin/.
+LOGIN_URL = "sellers:login"
+LOGIN_REDIRECT_URL = "sellers:my-ads"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True

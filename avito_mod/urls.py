@@ -13,4 +13,6 @@ urlpatterns = [
     path("api/v1/", include("ads.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The sellers' pages: /, /accounts/…, /ads/…
+    path("", include("ads.page_urls")),
 ]

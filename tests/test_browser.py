@@ -1,0 +1,332 @@
+"""The seller pages in a real browser: headless Chromium (Debian's ``chromium``) driven by
+Playwright, against a live server and, for posting, a real Celery worker with the tiny
+model. Each step's screenshot goes to ``$AVITO_ARTIFACTS_DIR`` (CI keeps that folder) or a
+temporary folder, and its path is printed.
+
+Without Chromium (or the ``playwright`` package) these tests are skipped, except in CI
+(``CI=true``), where that is a failure: the bar is that they run there."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from ads.models import Ad, Category
+from classifier.services import classify_images
+from tests.factories import PASSWORD, make_ad
+from tests.images import jpeg_bytes
+from tests.live import celery_worker
+
+CHROMIUM = os.environ.get("AVITO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PHONE_SCREEN = {"width": 375, "height": 740}
+REFUSED = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+
+
+def _missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (bin/setup installs the dev extras)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+MISSING = _missing()
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(MISSING is not None and not IN_CI, reason=f"{MISSING}; CI runs these"),
+]
+
+
+class Screenshots:
+    """Numbered full-page screenshots of one test, each path printed as it is saved."""
+
+    def __init__(self, folder: Path, capsys):
+        self.folder = folder
+        self.capsys = capsys
+        self.count = 0
+        shutil.rmtree(folder, ignore_errors=True)  # an earlier run's steps would confuse
+        folder.mkdir(parents=True)
+
+    def take(self, page, step: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{step}.png"
+        page.screenshot(path=path, full_page=True)
+        with self.capsys.disabled():  # into the log even when pytest captures output
+            print(f"\nscreenshot: {path}", flush=True)
+        return path
+
+
+@pytest.fixture
+def shots(request, capsys, tmp_path_factory):
+    root = os.environ.get("AVITO_ARTIFACTS_DIR")
+    base = Path(root) if root else tmp_path_factory.mktemp("screenshots")
+    return Screenshots(base / "browser" / request.node.name, capsys)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Chromium for one test (through ``open_page``, after the database fixtures)."""
+    if MISSING:
+        pytest.fail(f"{MISSING}: the browser tests must run in CI")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's synchronous API keeps an asyncio loop running in this thread, and
+    # Django then refuses ORM calls from it; the test's own code is synchronous all the
+    # same. Undone (and the loop gone) before the database is flushed.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        # Debian's Chromium, never a browser downloaded by Playwright.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # The test ran in Playwright's context, where Django keeps database connections
+            # of its own (they are context-local): closed here, or the test database cannot
+            # be dropped at the end of the run.
+            connections.close_all()
+
+
+class Page:
+    """A browser tab that records the page's errors (console errors and uncaught ones)."""
+
+    def __init__(self, browser, base_url: str, **options):
+        self.context = browser.new_context(base_url=base_url, **options)
+        self.context.set_default_timeout(15_000)
+        self.tab = self.context.new_page()
+        self.errors: list[str] = []
+        self.tab.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.tab.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def sign_in(self, username: str = "seller") -> None:
+        self.tab.goto("/accounts/login/")
+        self.tab.get_by_label("Username").fill(username)
+        self.tab.get_by_label("Password").fill(PASSWORD)
+        self.tab.get_by_role("button", name="Sign in").click()
+        self.tab.wait_for_url("**/ads/")
+
+
+@pytest.fixture
+def open_page(request, live_server, shots, browser):
+    """Opens tabs on the live server; a failed test leaves a picture of where it stopped."""
+    pages: list[Page] = []
+
+    def open_(**options) -> Page:
+        pages.append(Page(browser, live_server.url, **options))
+        return pages[-1]
+
+    failed_before = request.session.testsfailed
+    yield open_
+    if request.session.testsfailed > failed_before:  # the test's own report is in by now
+        for page in pages:
+            shots.take(page.tab, "failed")
+
+
+def confident_photo(kind: str, version) -> bytes:
+    """A drawn ``kind`` photo the model puts in ``kind`` at or above its threshold, so that
+    the ad is published rather than sent to review for low confidence."""
+    for seed in range(5000, 5200):
+        data = jpeg_bytes(kind, seed)
+        result = classify_images([data], version)[0]
+        if result.category == kind and result.confidence >= version.threshold:
+            return data
+    raise AssertionError(f"the tiny model is confident about no drawn {kind} photo")
+
+
+def test_a_seller_fixes_the_category_and_watches_the_ad_get_published(
+    tmp_path, tiny_version, seller, child_env, shots, open_page
+):
+    from playwright.sync_api import expect
+
+    photo = tmp_path / "laptop.jpg"
+    photo.write_bytes(confident_photo("laptop", tiny_version))
+    with celery_worker(tmp_path / "worker.log", child_env):
+        page = open_page()
+        tab = page.tab
+
+        tab.goto("/")
+        expect(tab).to_have_url(re.compile(r"/accounts/login/"))
+        shots.take(tab, "sign-in")
+        page.sign_in()
+        expect(tab.get_by_role("heading", name="My ads")).to_be_visible()
+        shots.take(tab, "my-ads")
+
+        tab.get_by_role("navigation").get_by_role("link", name="New ad").click()
+        tab.get_by_label("Category").select_option(label="Phones")
+        tab.get_by_label("Choose photos").set_input_files(photo)
+        chosen = tab.locator("#photo-list .photo")
+        expect(chosen).to_contain_text("Looks like Laptops, not Phones")
+        expect(tab.locator("#photo-announcer")).to_contain_text("Looks like Laptops")
+        shots.take(tab, "warning")
+
+        tab.get_by_role("button", name="Switch category to Laptops").click()
+        expect(tab.get_by_label("Category")).to_have_value("laptop")
+        expect(tab.get_by_label("Category")).to_be_focused()
+        expect(chosen).to_have_attribute("data-state", "match")
+        expect(chosen).to_contain_text("Matches Laptops.")
+        expect(tab.locator("#photo-announcer")).to_contain_text("Matches Laptops")
+        shots.take(tab, "switched")
+
+        tab.get_by_label("Title").fill("ThinkPad X1, 2022")
+        tab.get_by_label("Price").fill("420")
+        tab.get_by_label("Description").fill("16 GB, barely used")
+        tab.get_by_role("button", name="Post the ad").click()
+        expect(tab).to_have_url(re.compile(r"/ads/\d+/$"))
+        shots.take(tab, "posted")
+
+        badge = tab.locator("#ad-status [data-role=badge]")
+        expect(badge).to_have_text("Published", timeout=60_000)
+        expect(tab.locator("[data-role=prediction]")).to_contain_text("Looks like Laptops (")
+        shots.take(tab, "published")
+
+        ad = Ad.objects.get(seller=seller)
+        assert (ad.title, ad.category.slug, ad.status) == (
+            "ThinkPad X1, 2022",
+            "laptop",
+            Ad.Status.PUBLISHED,
+        )
+        assert page.errors == []
+
+
+def test_the_pages_fit_a_phone_screen_and_work_by_keyboard(tiny_version, seller, shots, open_page):
+    from playwright.sync_api import expect
+
+    laptops = Category.objects.get(slug="laptop")
+    make_ad(seller, title="Pending phone with a rather long title that has to wrap", seed=1)
+    make_ad(seller, title="Laptop under phones", kind="laptop", seed=2).send_to_review(
+        Ad.ReviewReason.CATEGORY_MISMATCH, laptops
+    )
+    make_ad(seller, title="Rejected", seed=3).reject(Ad.RejectionReason.PROHIBITED)
+    make_ad(seller, title="Published", seed=4).publish()
+    page = open_page(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True)
+    tab = page.tab
+
+    def fits(step: str) -> None:
+        shots.take(tab, step)
+        widths = tab.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], f"{step}: the page scrolls sideways ({widths})"
+
+    tab.goto("/accounts/signup/")
+    fits("sign-up")
+    page.sign_in()
+    fits("my-ads")
+    expect(tab.get_by_text("they look like Laptops")).to_be_visible()
+
+    tab.goto("/ads/new/")
+    # Everything is reached with the Tab key, in order.
+    tab.get_by_label("Category").focus()
+    reached = [_focused(tab)]
+    for _ in range(8):
+        tab.keyboard.press("Tab")
+        reached.append(_focused(tab))
+    assert reached[:6] == [
+        "id_category", "id_title", "id_price", "id_description", "id_photos", "submit-button",
+    ]  # fmt: skip
+
+    tab.get_by_role("button", name="Post the ad").click()  # nothing filled in
+    expect(tab.locator("#form-problem")).to_contain_text("Please correct the fields")
+    expect(tab.locator("#id_title_error")).to_have_text("Enter a title.")
+    expect(tab.locator("#id_photos_error")).to_have_text("Add at least one photo.")
+    expect(tab.get_by_label("Category")).to_be_focused()
+    fits("new-ad-errors")
+
+    tab.get_by_label("Title").fill("iPhone 12")
+    expect(tab.locator("#id_title_error")).to_be_hidden()  # gone once the field is changed
+    _drop_photo(tab, confident_photo("phone", tiny_version), "dropped phone.jpg")
+    # No category chosen yet: the photo chooses it, then gets its tick.
+    expect(tab.get_by_label("Category")).to_have_value("phone")
+    expect(tab.locator("#photo-list .photo")).to_have_attribute("data-state", "match")
+    expect(tab.get_by_label("Title")).to_have_value("iPhone 12")
+    remove = tab.get_by_role("button", name="Remove Photo 1 (dropped phone.jpg)")
+    remove.focus()
+    fits("new-ad-photo")
+    tab.keyboard.press("Enter")
+    expect(tab.locator("#photo-list .photo")).to_have_count(0)
+    expect(tab.get_by_label("Choose photos")).to_be_focused()
+
+    ad = Ad.objects.get(title__startswith="Pending phone")
+    tab.goto(f"/ads/{ad.pk}/")
+    expect(tab.locator("#ad-status")).to_contain_text("Pending")
+    fits("ad-pending")
+    tab.goto(f"/ads/{ad.pk}/edit/")
+    expect(tab.get_by_label("Title")).to_have_value(ad.title)
+    tab.get_by_label("Title").fill("iPhone 12, 128 GB")
+    tab.get_by_label("Price").fill("cheap")
+    tab.get_by_role("button", name="Save the changes").click()
+    # The API's 400 goes next to its field, and nothing typed is lost.
+    expect(tab.locator("#id_price_error")).to_have_text("A valid number is required.")
+    expect(tab.get_by_label("Price")).to_be_focused()
+    expect(tab.get_by_label("Title")).to_have_value("iPhone 12, 128 GB")
+    fits("edit-ad-refused")
+    assert page.errors == [REFUSED]  # the browser logs the refused request itself
+    page.errors.clear()
+
+    tab.get_by_label("Price").fill("240")
+    tab.get_by_role("button", name="Save the changes").click()
+    expect(tab.get_by_role("heading", name="iPhone 12, 128 GB")).to_be_visible()
+    fits("edit-ad-saved")
+    ad.refresh_from_db()
+    assert (ad.title, str(ad.price)) == ("iPhone 12, 128 GB", "240.00")
+    assert page.errors == []
+
+
+def _focused(tab) -> str:
+    return tab.evaluate("document.activeElement.id || document.activeElement.textContent.trim()")
+
+
+def _drop_photo(tab, data: bytes, name: str) -> None:
+    """Drop a file on the drop zone, as dragging it from the desktop does."""
+    transfer = tab.evaluate_handle(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        [base64.b64encode(data).decode(), name],
+    )
+    tab.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+
+
+def test_several_photos_that_agree_switch_the_category_once(
+    tmp_path, tiny_version, seller, shots, open_page
+):
+    from playwright.sync_api import expect
+
+    files = []
+    for n, seed in enumerate((5300, 5301)):
+        path = tmp_path / f"laptop-{n}.jpg"
+        path.write_bytes(jpeg_bytes("laptop", seed))
+        files.append(path)
+    page = open_page()
+    tab = page.tab
+    page.sign_in()
+    tab.goto("/ads/new/")
+    category = tab.get_by_label("Category")
+    category.select_option(label="Phones")
+    tab.get_by_label("Choose photos").set_input_files(files)
+    predicted = [classify_images([p.read_bytes()], tiny_version)[0].category for p in files]
+    if predicted != ["laptop", "laptop"]:
+        pytest.fail(f"the tiny model should see two laptops here, not {predicted}")
+    expect(category).to_have_value("laptop")
+    expect(tab.locator("#photo-announcer")).to_contain_text("Laptops")
+    expect(tab.locator("#photo-list .photo[data-state=match]")).to_have_count(2)
+    shots.take(tab, "switched-by-photos")
+    # The seller may switch back: the photos do not overrule them a second time.
+    category.select_option(label="Phones")
+    expect(tab.locator("#photo-list .photo[data-state=mismatch]")).to_have_count(2)
+    expect(category).to_have_value("phone")
+    assert page.errors == []
