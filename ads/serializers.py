@@ -1,12 +1,31 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import slug_re
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from . import services
 from .models import Ad, AdImage, Category
+
+
+class ActiveCategoryField(serializers.SlugRelatedField):
+    """An active category, given by its slug."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("error_messages", {})
+        kwargs["error_messages"].setdefault(
+            "does_not_exist", "there is no active category with slug '{value}'"
+        )
+        super().__init__(slug_field="slug", queryset=Category.objects.active(), **kwargs)
+
+    def to_internal_value(self, data):
+        # Not a slug, not a category: answered without a query (PostgreSQL refuses a NUL
+        # byte in a query parameter with an error, which would be a 500).
+        if not isinstance(data, str) or not slug_re.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:50])
+        return super().to_internal_value(data)
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -70,11 +89,7 @@ class AdSerializer(serializers.ModelSerializer):
 class AdWriteSerializer(serializers.ModelSerializer):
     """What a seller may send: the ad's own fields and its photos (repeated ``photos``)."""
 
-    category = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=Category.objects.active(),
-        error_messages={"does_not_exist": "there is no active category with slug '{value}'"},
-    )
+    category = ActiveCategoryField()
     # Empty files pass here so that the upload validation names them like any bad photo.
     photos = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), write_only=True, required=False

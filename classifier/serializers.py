@@ -1,8 +1,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ads.models import Category
-from ads.serializers import CategorySerializer
+from ads.serializers import ActiveCategoryField, CategorySerializer
 from ads.uploads import read_photo
 
 
@@ -10,11 +9,7 @@ class QuickCheckRequestSerializer(serializers.Serializer):
     image = serializers.FileField(
         help_text="One photo: JPEG, PNG, WebP or GIF, at most ADS_MAX_PHOTO_BYTES."
     )
-    category = serializers.SlugRelatedField(
-        slug_field="slug",
-        queryset=Category.objects.active(),
-        help_text="The slug of the category the seller chose.",
-    )
+    category = ActiveCategoryField(help_text="The slug of the category the seller chose.")
 
     def validate_image(self, upload):
         try:

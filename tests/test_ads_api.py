@@ -438,3 +438,10 @@ def test_rejects_missing_fields_naming_each(seller, media):
 )
 def test_huge_ids_are_not_found_rather_than_a_server_error(seller, path):
     assert client_for(seller).get(path).status_code == 404
+
+
+def test_a_category_that_is_not_a_slug_is_a_400(seller, media):
+    response = post_ad(seller, category="pho\x00ne")
+    assert response.status_code == 400
+    assert "category" in response.json()
+    assert not Ad.objects.exists()

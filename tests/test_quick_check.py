@@ -169,3 +169,11 @@ def test_the_api_docs_are_served_without_a_cdn(client, db):
     page = docs.content.decode()
     assert "swagger-ui" in page
     assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
+
+
+@pytest.mark.parametrize("slug", ["pho\x00ne", "../phone", "phone ", ""])
+def test_a_category_that_is_not_a_slug_is_a_400(seller, tiny_version, slug):
+    """Found by the API fuzz run: a NUL byte reached PostgreSQL and came back as a 500."""
+    response = check(client_for(seller), jpeg_bytes(), slug)
+    assert response.status_code == 400
+    assert "category" in response.json()
