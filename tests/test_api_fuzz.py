@@ -16,7 +16,10 @@ from tests.factories import make_ad
 EXAMPLES_PER_OPERATION = 15
 
 
-@pytest.mark.django_db(transaction=True)
+# Serialized like every live-server test here: the categories and the default model the
+# migrations install come back for the next test, and the flush does not re-create rows
+# the next test's restore would duplicate.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_no_generated_request_gets_a_server_error(live_server, tiny_version, seller, media):
     cache.clear()  # rate-limit counters of earlier tests
     make_ad(seller, photos=2)  # something real behind the ids the run may hit
