@@ -49,6 +49,13 @@ def env_float(name: str, default: float, *, low: float, high: float) -> float:
     return number
 
 
+def env_optional_float(name: str, *, low: float, high: float) -> float | None:
+    """A number, or None when the variable is unset or empty (the feature is off)."""
+    if not os.environ.get(name, "").strip():
+        return None
+    return env_float(name, 0.0, low=low, high=high)
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None:

@@ -9,7 +9,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str, filesystem_broker_options
+from .env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_optional_float,
+    env_str,
+    filesystem_broker_options,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AVITO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -163,6 +171,19 @@ CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
 # address whoever is signed in ("number/second|minute|hour|day").
 CLASSIFIER_QUICK_CHECK_USER_RATE = env_str("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")
 CLASSIFIER_QUICK_CHECK_ADDRESS_RATE = env_str("CLASSIFIER_QUICK_CHECK_ADDRESS_RATE", "120/min")
+# Share (percent) of labelled photos held out as the evaluation set, on which versions are
+# compared. Each photo's side is chosen once, when it is stored, and never changes.
+CLASSIFIER_EVALUATION_PERCENT = env_float("CLASSIFIER_EVALUATION_PERCENT", 15.0, low=0.0, high=50.0)
+# Promote a freshly trained candidate by itself when its accuracy on the evaluation set
+# beats the active version's by at least this much (0.01 = one point). Unset: never.
+CLASSIFIER_AUTO_PROMOTE_MARGIN = env_optional_float(
+    "CLASSIFIER_AUTO_PROMOTE_MARGIN", low=0.0, high=1.0
+)
+# Train a new version every this many hours when new labels came in (0: never).
+CLASSIFIER_RETRAIN_EVERY_HOURS = env_int("CLASSIFIER_RETRAIN_EVERY_HOURS", 0)
+# A training (or label check) with no sign of life for this many seconds is marked failed:
+# its worker was killed or never took it.
+CLASSIFIER_TRAINING_STALE_AFTER = env_int("CLASSIFIER_TRAINING_STALE_AFTER", 1800)
 
 # --- Celery ---------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport under the data
@@ -196,9 +217,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
-CELERY_TASK_ROUTES = {
-    "classifier.tasks.*": {"queue": CLASSIFIER_INFERENCE_QUEUE},
-}
+# Training runs on a queue of its own: one worker process (a GPU machine in production).
+CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
+TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")
+
+
+def task_routes(inference_queue: str, training_queue: str) -> dict:
+    # Exact task names are matched before patterns.
+    routes = {name: {"queue": training_queue} for name in TRAINING_TASKS}
+    return routes | {"classifier.tasks.*": {"queue": inference_queue}}
+
+
+CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING_QUEUE)
 # Ads still pending this long after classification was requested are enqueued again
 # (broker down at upload time, worker killed): delayed, never lost.
 ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 300)
@@ -207,7 +237,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "classifier.tasks.requeue_stale_ads",
         "schedule": env_int("ADS_REQUEUE_SWEEP_EVERY", 60),
     },
+    "fail-stalled-training": {
+        "task": "classifier.tasks.fail_stalled_training",
+        "schedule": 300,
+    },
 }
+if CLASSIFIER_RETRAIN_EVERY_HOURS > 0:
+    CELERY_BEAT_SCHEDULE["retrain"] = {
+        "task": "classifier.tasks.scheduled_training",
+        "schedule": CLASSIFIER_RETRAIN_EVERY_HOURS * 3600,
+    }
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .env import filesystem_broker_options
 from .settings import *  # noqa: F403
-from .settings import DATABASES, REDIS_URL
+from .settings import DATABASES, REDIS_URL, task_routes
 
 _SCRATCH = Path(
     os.environ.setdefault("AVITO_TEST_SCRATCH", tempfile.mkdtemp(prefix="avito-mod-tests-"))
@@ -34,7 +34,10 @@ if os.environ.get("AVITO_TEST_DATABASE_NAME"):
 CLASSIFIER_INFERENCE_QUEUE = os.environ.setdefault(
     "AVITO_TEST_QUEUE", f"test-inference-{uuid.uuid4().hex[:8]}"
 )
-CELERY_TASK_ROUTES = {"classifier.tasks.*": {"queue": CLASSIFIER_INFERENCE_QUEUE}}
+CLASSIFIER_TRAINING_QUEUE = os.environ.setdefault(
+    "AVITO_TEST_TRAINING_QUEUE", f"test-training-{uuid.uuid4().hex[:8]}"
+)
+CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING_QUEUE)
 if not REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(_SCRATCH / "broker")
 

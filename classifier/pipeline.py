@@ -14,6 +14,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ads.models import Ad, AdImage
@@ -103,13 +105,19 @@ def _has_duplicate_photo(ad: Ad, images: list[AdImage]) -> bool:
 
 
 def _apply(ad: Ad, routing: Routing) -> str:
+    now = timezone.now()
+    # An ad re-scored by a newly active version kept its decided_at: back in review, it
+    # keeps its place in the queue. (A seller's edit clears it: the ad starts again.)
+    decided_at = (
+        Coalesce("decided_at", Value(now)) if routing.status == Ad.Status.NEEDS_REVIEW else now
+    )
     claimed = Ad.objects.filter(
         pk=ad.pk, status=Ad.Status.PENDING, updated_at=ad.updated_at
     ).update(
         status=routing.status,
         review_reason=routing.reason,
         suggested_category=routing.suggested_category,
-        decided_at=timezone.now(),
+        decided_at=decided_at,
     )
     if not claimed:
         # Edited while we classified: the edit may not have asked for a new run (a price

@@ -1,8 +1,9 @@
 """Workflows of the classifier: labelled photos (imported, or from moderators' decisions),
-training, evaluating, serving.
+the training and evaluation sets, training, evaluating, serving.
 
-Commands, admin actions and (later) tasks call these; they hold no logic of their own.
-TensorFlow is imported only inside ``train_new_version``; serving uses LiteRT.
+Commands, admin actions and tasks call these; they hold no logic of their own. Retraining
+from the admin (the training queue, promotion, rollback, label checks) is in
+``classifier.retraining``. TensorFlow is imported only inside training; serving uses LiteRT.
 """
 
 from __future__ import annotations
@@ -12,25 +13,33 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from ads.models import AdImage, Category
 
 from .ml.dataset import DatasetError, load_folder, perceptual_hash, scan_class_folders
 from .ml.predict import Predictor
 from .ml.preprocess import ImageError, decode_image, letterbox
-from .models import ModelVersion, TrainingImage, training_image_path
+from .ml.split import assign_held_out
+from .models import SUSPICION_FIELDS, ModelVersion, TrainingImage, training_image_path
 
 logger = logging.getLogger(__name__)
 
 
 class ClassifierError(Exception):
     """A request the classifier cannot serve; the message is meant for a person."""
+
+
+class TrainingCancelled(ClassifierError):
+    """The version stopped training while it trained (an admin cancelled it)."""
 
 
 # --- Importing labelled photos ----------------------------------------------------
@@ -130,7 +139,8 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
             for category in categories.values():
                 if category.pk is None:
                     category.save()
-            for candidate in candidates:
+            subsets = subsets_for([(c.sha256, c.phash) for c in candidates])
+            for candidate, subset in zip(candidates, subsets, strict=True):
                 image = TrainingImage(
                     category=categories[candidate.category],
                     source=source,
@@ -139,6 +149,7 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
                     width=candidate.width,
                     height=candidate.height,
                     original_name=candidate.name[:255],
+                    subset=subset,
                 )
                 image.file.save(candidate.name, ContentFile(candidate.data), save=False)
                 saved_files.append(image.file.name)
@@ -148,6 +159,25 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
         for name in saved_files:
             TrainingImage.file.field.storage.delete(name)
         raise
+
+
+def subsets_for(photos: list[tuple[str, str]]) -> list[str]:
+    """The subset (training or evaluation) of each new photo, given as (sha256, pHash hex).
+
+    Chosen once, when the photo is stored: a near-copy of a stored photo takes its side
+    (re-posts must not be on both sides), any other photo is held out for evaluation by a
+    fixed coin toss on its content (CLASSIFIER_EVALUATION_PERCENT % of them).
+    """
+    known = list(TrainingImage.objects.values_list("phash", "subset"))
+    held_out = assign_held_out(
+        [(sha256, int(phash, 16)) for sha256, phash in photos],
+        [int(phash, 16) for phash, _ in known],
+        [subset == TrainingImage.Subset.EVALUATION for _, subset in known],
+        settings.CLASSIFIER_EVALUATION_PERCENT,
+    )
+    return [
+        TrainingImage.Subset.EVALUATION if out else TrainingImage.Subset.TRAIN for out in held_out
+    ]
 
 
 # --- Labels from moderators' decisions ----------------------------------------------
@@ -171,10 +201,14 @@ def label_photos(
         .filter(sha256__in=[photo.sha256 for photo in photos])
         .values_list("sha256", flat=True)
     )
+    new = [photo for photo in photos if photo.sha256 not in stored]
+    chosen = subsets_for([(photo.sha256, photo.phash) for photo in new])
+    subsets = {photo.sha256: subset for photo, subset in zip(new, chosen, strict=True)}
     rows = []
     for photo in photos:
         row = _labelled_row(photo, category, decision)
         if photo.sha256 not in stored:
+            row.subset = subsets[photo.sha256]
             try:
                 row.file.name = _copy_to_training(photo, row)
             except FileNotFoundError:
@@ -182,11 +216,22 @@ def label_photos(
                 continue
         rows.append(row)
     # An upsert: a photo another decision stored meanwhile is relabelled, not duplicated.
+    # Its subset and exclusion stay; an older suspicion or admin relabel no longer applies.
     TrainingImage.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["sha256"],
-        update_fields=["category", "not_product", "source", "decision"],
+        update_fields=[
+            "category",
+            "not_product",
+            "source",
+            "decision",
+            "labelled_at",
+            "relabelled_from",
+            "relabelled_by",
+            "relabelled_at",
+            *SUSPICION_FIELDS,
+        ],
     )
     return rows
 
@@ -203,6 +248,7 @@ def _labelled_row(photo: AdImage, category: Category | None, decision) -> Traini
         height=photo.height,
         # Not the seller's file name: it is theirs, and says nothing about the photo.
         original_name=f"ad {photo.ad_id} photo {photo.position + 1}",
+        labelled_at=decision.created_at if decision is not None else timezone.now(),
     )
 
 
@@ -217,7 +263,7 @@ def _copy_to_training(photo: AdImage, row: TrainingImage) -> str:
         return storage.save(name, ContentFile(handle.read()))
 
 
-# --- Training ---------------------------------------------------------------------
+# --- The training and evaluation sets ---------------------------------------------
 
 
 @dataclass
@@ -227,29 +273,138 @@ class LabelledSet:
     labels: np.ndarray
     hashes: list[int]
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)  # TrainingImage ids, when from the database
+
+
+def usable_images() -> QuerySet:
+    """Labelled photos that count: not excluded, and with a category (negative, "not the
+    product" examples have no class among the model's categories)."""
+    return TrainingImage.objects.filter(not_product=False, excluded=False)
 
 
 def labelled_set(size: int) -> LabelledSet:
-    """Every stored training image, preprocessed, labelled by category slug."""
-    # Negative ("not the product") examples have no class among the model's categories.
-    images = (
-        TrainingImage.objects.filter(not_product=False).select_related("category").order_by("id")
+    """The training subset, preprocessed, labelled by category slug (the classes)."""
+    images = usable_images().filter(subset=TrainingImage.Subset.TRAIN)
+    classes = sorted(set(images.values_list("category__slug", flat=True)))
+    data = _load(images, classes, size)
+    if not len(data.labels):
+        raise DatasetError("there are no labelled training images; run import_images first")
+    return data
+
+
+def evaluation_set(size: int, classes: list[str]) -> LabelledSet:
+    """The held-out evaluation photos of ``classes`` (a version's), in that class order."""
+    images = usable_images().filter(
+        subset=TrainingImage.Subset.EVALUATION, category__slug__in=classes
     )
-    classes = sorted({image.category.slug for image in images})
-    pixels, labels, hashes, unreadable = [], [], [], []
-    for image in images:
-        with image.file.open("rb") as handle:
-            data = handle.read()
+    return _load(images, list(classes), size)
+
+
+def _load(images: QuerySet, classes: list[str], size: int) -> LabelledSet:
+    pixels, labels, hashes, ids, unreadable = [], [], [], [], []
+    for image in images.select_related("category").order_by("id"):
         try:
-            pixels.append(letterbox(decode(data), size))
-        except ImageError as error:
+            with image.file.open("rb") as handle:
+                pixels.append(letterbox(decode(handle.read()), size))
+        except (ImageError, FileNotFoundError) as error:
             unreadable.append((image.file.name, str(error)))
             continue
         labels.append(classes.index(image.category.slug))
         hashes.append(int(image.phash, 16))
-    if not pixels:
-        raise DatasetError("there are no labelled training images; run import_images first")
-    return LabelledSet(classes, np.stack(pixels), np.array(labels), hashes, unreadable)
+        ids.append(image.pk)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return LabelledSet(classes, stacked, np.array(labels, dtype=int), hashes, unreadable, ids)
+
+
+def fingerprint(ids: list[int]) -> str:
+    """Names a set of training images: two evaluations compare only on equal fingerprints."""
+    return hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:16]
+
+
+def exclude_images(images, user, reason: str = "") -> int:
+    """Leave photos out of training and evaluation (their labels are kept)."""
+    changed = [image for image in images if not image.excluded]
+    for image in changed:
+        image.exclude(user, reason)
+    return len(changed)
+
+
+def include_images(images) -> int:
+    changed = [image for image in images if image.excluded]
+    for image in changed:
+        image.include()
+    return len(changed)
+
+
+def relabel_as_suspected(images, user) -> list[TrainingImage]:
+    """Take the label the last label check suggests, for the photos that have one."""
+    relabelled = []
+    for image in images:
+        if image.suspected_category_id not in (None, image.category_id):
+            image.relabel(image.suspected_category, user)
+            relabelled.append(image)
+    return relabelled
+
+
+def training_set_summary() -> list[dict]:
+    """Per category: how many photos, by source and subset, excluded, suspected, and
+    moderators' labels the active version has not learnt from yet."""
+    active = ModelVersion.objects.active()
+    since = active.data_as_of if active is not None else None
+    new = Q(source=TrainingImage.Source.MODERATOR, excluded=False)
+    if since is not None:
+        new &= Q(labelled_at__gt=since)
+    counted = Q(excluded=False)
+    rows = (
+        TrainingImage.objects.values("category__name", "not_product")
+        .annotate(
+            total=Count("id"),
+            imported=Count("id", filter=Q(source=TrainingImage.Source.IMPORT)),
+            moderator=Count("id", filter=Q(source=TrainingImage.Source.MODERATOR)),
+            train=Count("id", filter=counted & Q(subset=TrainingImage.Subset.TRAIN)),
+            evaluation=Count("id", filter=counted & Q(subset=TrainingImage.Subset.EVALUATION)),
+            left_out=Count("id", filter=Q(excluded=True)),
+            suspected=Count("id", filter=Q(suspected_category__isnull=False)),
+            new_labels=Count("id", filter=new),
+        )
+        .order_by("not_product", "category__name")
+    )
+    return [
+        row | {"category": "not the product" if row["not_product"] else row["category__name"]}
+        for row in rows
+    ]
+
+
+@dataclass
+class ExportReport:
+    written: Counter = field(default_factory=Counter)
+    missing: list[str] = field(default_factory=list)
+
+
+def export_dataset(directory: Path, force: bool = False, subset: str | None = None) -> ExportReport:
+    """Write the usable labelled photos as ``DIR/<category-slug>/<sha256>.<ext>``, the
+    layout ``import_images`` reads. Refuses a non-empty ``DIR`` unless ``force``."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise DatasetError(f"{directory} is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise DatasetError(f"{directory} is not empty; choose an empty folder or pass --force")
+    images = usable_images().select_related("category").order_by("id")
+    if subset is not None:
+        images = images.filter(subset=subset)
+    report = ExportReport()
+    for image in images:
+        try:
+            with image.file.open("rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            report.missing.append(image.file.name)
+            continue
+        folder = directory / image.category.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / Path(image.file.name).name).write_bytes(data)
+        report.written[image.category.slug] += 1
+    return report
 
 
 def folder_set(directory: Path, size: int) -> LabelledSet:
@@ -285,43 +440,79 @@ def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks
     return result, package(result)
 
 
-def train_new_version(
-    data_dir: Path | None = None,
-    activate: bool = False,
-    config=None,
-    callbacks: list | None = None,
-) -> ModelVersion:
-    """Train a candidate version on the labelled images (or ``data_dir``) and register it.
+# --- Training ---------------------------------------------------------------------
 
-    The version exists from the start with status "training"; if anything fails it is
-    marked failed with the error, and the active version is untouched.
-    """
-    config = config or default_training_config()
-    size = config.architecture.input_size
-    data = folder_set(data_dir, size) if data_dir else labelled_set(size)
-    version = ModelVersion.objects.create(number=ModelVersion.next_number(), input_size=size)
+
+def training_data(size: int, data_dir: Path | None = None) -> tuple[LabelledSet, datetime]:
+    """The training subset (or a folder's photos), and when it was read."""
+    as_of = timezone.now()
+    return (folder_set(data_dir, size) if data_dir else labelled_set(size)), as_of
+
+
+def start_version(input_size: int = 0, requested_by=None) -> ModelVersion:
+    """A new version in status "training" (``retraining`` trains it). One at a time: the
+    database enforces it."""
+    try:
+        with transaction.atomic():
+            return ModelVersion.objects.create(
+                number=ModelVersion.next_number(), input_size=input_size, requested_by=requested_by
+            )
+    except IntegrityError:
+        running = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).first()
+        if running is None:
+            raise ClassifierError("another version was registered at the same moment") from None
+        raise ClassifierError(f"{describe_training(running)}; wait for it to end") from None
+
+
+def describe_training(version: ModelVersion) -> str:
+    progress = version.progress
+    if progress.get("epochs"):
+        where = f"{progress.get('stage', 'training')}, epoch {progress['epoch']} of "
+        return f"v{version.number} is training ({where}{progress['epochs']})"
+    if version.started_at is None:
+        return f"v{version.number} is waiting for the training worker"
+    return f"v{version.number} is training ({progress.get('stage', 'starting')})"
+
+
+def train_version(
+    version: ModelVersion, data: LabelledSet, data_as_of: datetime, config, callbacks=None
+) -> None:
+    """Train ``version`` (status "training") on ``data``; a candidate when it succeeds."""
     try:
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / f"v{version.number}"
         result, packaged = train_and_package(data, config, log_dir, callbacks)
-        _save_version(version, result, packaged, data)
+        _save_version(version, result, packaged, data, data_as_of)
+    except TrainingCancelled:
+        raise
     except Exception as error:
         version.mark_failed(f"{type(error).__name__}: {error}")
         raise
-    if activate:
-        version.activate()
-    return version
 
 
-def _save_version(version: ModelVersion, result, packaged, data: LabelledSet) -> None:
-    version.classes = result.classes
-    version.metrics = packaged.metrics | {"unreadable_images": len(data.unreadable)}
-    version.history = result.history
-    version.threshold = packaged.metrics["threshold"]
-    version.trained_on = int(len(data.labels))
+def _save_version(version: ModelVersion, result, packaged, data: LabelledSet, as_of) -> None:
     version.artifact.save("model.keras", ContentFile(packaged.keras_bytes), save=False)
     version.serving_artifact.save("model.tflite", ContentFile(packaged.litert_bytes), save=False)
-    version.status = ModelVersion.Status.CANDIDATE
-    version.save()
+    values = {
+        "classes": result.classes,
+        "input_size": result.metrics["input_size"],
+        "metrics": packaged.metrics | {"unreadable_images": len(data.unreadable)},
+        "history": result.history,
+        "threshold": packaged.metrics["threshold"],
+        "trained_on": int(len(data.labels)),
+        "artifact": version.artifact.name,
+        "serving_artifact": version.serving_artifact.name,
+        "data_as_of": as_of,
+        "finished_at": timezone.now(),
+        "status": ModelVersion.Status.CANDIDATE,
+    }
+    # Conditional: an admin may have cancelled the run while it trained.
+    if not ModelVersion.objects.filter(pk=version.pk, status=version.Status.TRAINING).update(
+        **values
+    ):
+        version.artifact.delete(save=False)
+        version.serving_artifact.delete(save=False)
+        raise TrainingCancelled(f"v{version.number} was cancelled while it trained")
+    version.refresh_from_db()
 
 
 # --- Serving ----------------------------------------------------------------------
@@ -331,29 +522,36 @@ _predictors_lock = threading.Lock()
 
 
 def predictor_for(version: ModelVersion) -> Predictor:
-    """The version's LiteRT predictor, loaded from storage once per process."""
-    if not version.is_usable or not version.serving_artifact:
-        raise ClassifierError(f"model v{version.number} has no usable serving artifact")
+    """The version's LiteRT predictor, loaded from storage once per process.
+
+    Keyed by the version: a task that finds another version active loads that one, so
+    workers follow promotions and rollbacks without a restart.
+    """
     key = (version.pk, version.serving_artifact.name)
     with _predictors_lock:
         if key not in _predictors:
-            try:
-                with version.serving_artifact.open("rb") as handle:
-                    content = handle.read()
-                predictor = Predictor(
-                    content,
-                    version.classes,
-                    version.input_size,
-                    num_threads=settings.CLASSIFIER_INFERENCE_THREADS,
-                )
-            except (OSError, ValueError, RuntimeError) as error:
-                raise ClassifierError(
-                    f"model v{version.number} could not be loaded: {error}"
-                ) from error
+            predictor = load_predictor(version)
             # Keep one model per process: the active version changes rarely.
             _predictors.clear()
             _predictors[key] = predictor
         return _predictors[key]
+
+
+def load_predictor(version: ModelVersion) -> Predictor:
+    """The version's LiteRT predictor, freshly loaded (not cached)."""
+    if not version.is_usable or not version.serving_artifact:
+        raise ClassifierError(f"model v{version.number} has no usable serving artifact")
+    try:
+        with version.serving_artifact.open("rb") as handle:
+            content = handle.read()
+        return Predictor(
+            content,
+            version.classes,
+            version.input_size,
+            num_threads=settings.CLASSIFIER_INFERENCE_THREADS,
+        )
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
 
 
 def forget_loaded_models() -> None:
@@ -415,15 +613,44 @@ def evaluate_version(version: ModelVersion, directory: Path) -> dict:
             f"({', '.join(version.classes)})"
         )
     loaded = load_folder(directory, version.input_size, classes=version.classes)
-    probabilities = np.concatenate(
-        [
-            predictor.probabilities(loaded.pixels[start : start + 256])
-            for start in range(0, len(loaded.pixels), 256)
-        ]
-    )
+    probabilities = _probabilities(predictor, loaded.pixels)
     # A version without a threshold decides nothing alone: coverage 0.
     threshold = version.threshold if version.threshold is not None else float("inf")
     report = evaluate_probabilities(probabilities, loaded.labels, version.classes, threshold)
     report["version"] = version.number
     report["unreadable"] = [[str(path), reason] for path, reason in loaded.unreadable]
+    return report
+
+
+def _probabilities(predictor: Predictor, pixels: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [
+            predictor.probabilities(pixels[start : start + 256])
+            for start in range(0, len(pixels), 256)
+        ]
+    )
+
+
+def measure_on_evaluation_set(version: ModelVersion) -> dict:
+    """The version's figures on today's evaluation set (photos of its classes), at its own
+    threshold; stored on the version. Two versions' figures compare when their
+    ``fingerprint`` (the photos measured on) is the same."""
+    from .ml.metrics import evaluate_probabilities
+
+    data = evaluation_set(version.input_size, version.classes)
+    report = {
+        "n": int(len(data.labels)),
+        "fingerprint": fingerprint(data.ids),
+        "classes": version.classes,
+        "threshold": version.threshold,
+        "unreadable": len(data.unreadable),
+        "evaluated_at": timezone.now().isoformat(),
+    }
+    if len(data.labels):
+        probabilities = _probabilities(load_predictor(version), data.pixels)
+        # A version without a threshold decides nothing alone: coverage 0.
+        threshold = version.threshold if version.threshold is not None else float("inf")
+        report |= evaluate_probabilities(probabilities, data.labels, version.classes, threshold)
+    ModelVersion.objects.filter(pk=version.pk).update(evaluation=report)
+    version.evaluation = report
     return report

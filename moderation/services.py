@@ -80,8 +80,8 @@ def _check_in_review(ad_id: int, ad: Ad | None) -> None:
         return
     if ad.status == Ad.Status.PENDING:
         raise NotInReview(
-            f"“{ad}” left the queue: its seller changed it and it is being classified "
-            "again; nothing done."
+            f"“{ad}” left the queue: it is being classified again (its seller changed it, "
+            "or a newly active model version re-scores it); nothing done."
         )
     last = ad.decisions.select_related("moderator").first()
     by = ""

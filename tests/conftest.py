@@ -46,28 +46,35 @@ def tiny_package(dataset_dir):
     return package(result)
 
 
+def register_version(package, classes=CLASSES, status: str = "candidate"):
+    """A trained package registered as a new version (artifacts in this test's storage).
+    ``classes`` reversed gives a version that is always wrong: the same network, its
+    outputs named the other way round."""
+    from classifier.models import ModelVersion
+
+    version = ModelVersion(
+        number=ModelVersion.next_number(),
+        status=status,
+        classes=list(classes),
+        input_size=TINY_SIZE,
+        threshold=package.metrics["threshold"],
+        metrics=package.metrics,
+        trained_on=100,
+    )
+    version.artifact.save("model.keras", ContentFile(package.keras_bytes), save=False)
+    version.serving_artifact.save("model.tflite", ContentFile(package.litert_bytes), save=False)
+    version.save()
+    return version
+
+
 @pytest.fixture
 def tiny_version(db, media, tiny_package):
     """The tiny model registered and active (in this test's storage), the default retired."""
-    from classifier.models import ModelVersion
     from classifier.services import forget_loaded_models
 
     # Primary keys can repeat between tests (rolled back): start like a fresh process.
     forget_loaded_models()
-    version = ModelVersion(
-        number=ModelVersion.next_number(),
-        status=ModelVersion.Status.CANDIDATE,
-        classes=list(CLASSES),
-        input_size=TINY_SIZE,
-        threshold=tiny_package.metrics["threshold"],
-        metrics=tiny_package.metrics,
-        trained_on=100,
-    )
-    version.artifact.save("model.keras", ContentFile(tiny_package.keras_bytes), save=False)
-    version.serving_artifact.save(
-        "model.tflite", ContentFile(tiny_package.litert_bytes), save=False
-    )
-    version.save()
+    version = register_version(tiny_package)
     version.activate()
     return version
 

@@ -131,7 +131,10 @@ def test_train_on_imported_images_with_activate(tmp_path, media):
     report = json.loads(out.strip().splitlines()[-1])
     version = ModelVersion.objects.get(number=report["version"])
     assert version.status == ModelVersion.Status.ACTIVE
-    assert version.trained_on == 24
+    # The evaluation set is held out of training, and the new version measured on it.
+    held_out = TrainingImage.objects.filter(subset="evaluation").count()
+    assert version.trained_on == 24 - held_out
+    assert version.evaluation["n"] == held_out
     assert ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).count() == 1
 
 

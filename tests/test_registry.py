@@ -131,27 +131,27 @@ def test_admin_lists_and_shows_model_versions(admin_client, tiny_version):
     assert "Confusion matrix" in detail.text and "Per-epoch history" in detail.text
 
 
-def test_admin_activate_action(admin_client, tiny_version):
+def test_admin_promote_action(admin_client, tiny_version):
     other = ModelVersion.objects.create(
         number=ModelVersion.next_number(), status=ModelVersion.Status.CANDIDATE
     )
     response = admin_client.post(
         reverse("admin:classifier_modelversion_changelist"),
-        {"action": "activate", "_selected_action": [other.pk]},
+        {"action": "promote_selected", "_selected_action": [other.pk]},
         follow=True,
     )
-    assert f"Model v{other.number} is now active." in response.text
+    assert f"Model v{other.number} is now active (was v{tiny_version.number})" in response.text
     assert ModelVersion.objects.active() == other
 
 
-def test_admin_activate_action_refuses_a_failed_version(admin_client, tiny_version):
+def test_admin_promote_action_refuses_a_failed_version(admin_client, tiny_version):
     failed = ModelVersion.objects.create(number=ModelVersion.next_number(), status="failed")
     response = admin_client.post(
         reverse("admin:classifier_modelversion_changelist"),
-        {"action": "activate", "_selected_action": [failed.pk]},
+        {"action": "promote_selected", "_selected_action": [failed.pk]},
         follow=True,
     )
-    assert "cannot be activated" in response.text
+    assert "only a candidate version can be promoted" in response.text
     assert ModelVersion.objects.active() == tiny_version
 
 

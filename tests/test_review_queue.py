@@ -470,7 +470,7 @@ def test_deciding_an_ad_its_seller_edited_back_to_pending_says_so(moderator_clie
 
     response = decide(moderator_client, ad, "accept")
 
-    assert "its seller changed it and it is being classified again" in said(response)
+    assert "left the queue: it is being classified again (its seller changed it" in said(response)
     assert Ad.objects.get(pk=ad.pk).status == Ad.Status.PENDING
     assert not ModerationDecision.objects.exists()
 
@@ -658,7 +658,7 @@ def test_moderators_see_the_queue_but_not_the_model_registry(
         assert moderator_client.get(reverse(name, args=args)).status_code == 403, name
     response = moderator_client.post(
         reverse("admin:classifier_modelversion_changelist"),
-        {"action": "activate", "_selected_action": [version.pk]},
+        {"action": "promote_selected", "_selected_action": [version.pk]},
     )
     assert response.status_code == 403
 
@@ -673,7 +673,8 @@ def test_the_moderators_group_has_exactly_the_roles_permissions(db):
 # --- Labels ---------------------------------------------------------------------
 
 
-def test_training_data_leaves_out_the_negative_examples(moderator_client, seller, media):
+def test_training_data_leaves_out_the_negative_examples(moderator_client, seller, media, settings):
+    settings.CLASSIFIER_EVALUATION_PERCENT = 0  # every photo in the training subset
     decide(moderator_client, in_review(seller, photos=2), "accept")
     decide(moderator_client, in_review(seller), "reject", reason="not_product")
     assert TrainingImage.objects.count() == 3

@@ -105,3 +105,20 @@ def test_uploads_are_classified_by_a_real_worker_and_routed(
     prediction = detail["photos"][0]["prediction"]
     assert prediction["category"] == "laptop"
     assert prediction["model_version"] == tiny_version.number
+
+
+def test_a_running_worker_follows_a_promotion_without_a_restart(
+    tiny_version, tiny_package, seller, live_server, worker
+):
+    from classifier.retraining import promote
+    from tests.conftest import register_version
+
+    token = Token.objects.create(user=seller).key
+    before = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
+    assert Prediction.objects.get(image__ad=before).model_version == tiny_version
+
+    candidate = register_version(tiny_package)
+    promote(candidate, None)
+
+    after = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
+    assert Prediction.objects.get(image__ad=after).model_version == candidate

@@ -58,3 +58,38 @@ def group_split(
     # A group whose copies carry different labels must not straddle the split either.
     held_out |= np.isin(groups, groups[held_out])
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+def held_out_by_content(sha256: str, percent: float) -> bool:
+    """A fixed coin toss per photo: the first 32 bits of its sha256 as a share of 2**32."""
+    return int(sha256[:8], 16) / 2**32 < percent / 100
+
+
+def assign_held_out(
+    new: list[tuple[str, int]],
+    known_hashes: list[int],
+    known_held_out: list[bool],
+    percent: float,
+    max_distance: int = NEAR_DUPLICATE_DISTANCE,
+) -> list[bool]:
+    """Which of the ``new`` photos (sha256, pHash) join a held-out set, once and for all.
+
+    A photo within ``max_distance`` of a known photo (or of an earlier new one) takes the
+    nearest one's side, so that re-posts never straddle the split; any other photo is held
+    out by ``held_out_by_content``, so that about ``percent`` % of the groups are.
+    """
+    hashes = np.zeros(len(known_hashes) + len(new), dtype=np.uint64)
+    hashes[: len(known_hashes)] = np.array(known_hashes, dtype=np.uint64)
+    held_out = list(known_held_out)
+    count = len(known_hashes)
+    for sha256, phash in new:
+        side = held_out_by_content(sha256, percent)
+        if count:
+            distances = hamming_distances(hashes[:count], phash)
+            nearest = int(distances.argmin())
+            if distances[nearest] <= max_distance:
+                side = held_out[nearest]
+        hashes[count] = np.uint64(phash)
+        held_out.append(side)
+        count += 1
+    return held_out[len(known_hashes) :]

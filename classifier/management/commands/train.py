@@ -5,13 +5,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.ml.dataset import DatasetError
-from classifier.services import ClassifierError, train_new_version
+from classifier.retraining import request_training, train_in_process
+from classifier.services import ClassifierError
 
 
 class Command(BaseCommand):
     help = (
-        "Train a new model version on the labelled training images (or --data DIR), "
-        "register it as a candidate and print its validation figures."
+        "Train a new model version on the training images (or --data DIR), register it as "
+        "a candidate, measure it and the active version on the evaluation set, and print "
+        "its figures. --queue sends the training to the training queue's worker instead."
     )
 
     def add_arguments(self, parser):
@@ -30,28 +32,53 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, help="Random seed (default 1234).")
         parser.add_argument("--json", action="store_true", help="Print the metrics as JSON.")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Send the training (default recipe) to the training queue and return.",
+        )
 
     def handle(self, *args, **options):
+        if options["queue"]:
+            self._enqueue(options)
+            return
         from classifier.ml.progress import EpochProgressBar
 
         config = _config(options)
         if options["data"] is not None and not options["data"].is_dir():
             raise CommandError(f"{options['data']} is not a directory")
         try:
-            version = train_new_version(
+            version = train_in_process(
                 data_dir=options["data"],
-                activate=options["activate"],
                 config=config,
                 callbacks=[EpochProgressBar(self.stderr)],
+                activate=options["activate"],
             )
         except (DatasetError, ClassifierError, ValueError) as error:
             raise CommandError(str(error)) from error
         self._print(version, options["json"])
 
+    def _enqueue(self, options) -> None:
+        chosen = [f"--{name}" for name in RECIPE_OPTIONS if options[name] not in (None, False)]
+        if chosen:
+            raise CommandError(f"--queue trains the default recipe; drop {', '.join(chosen)}")
+        try:
+            version = request_training(None)
+        except ClassifierError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"v{version.number} sent to the {settings.CLASSIFIER_TRAINING_QUEUE!r} queue; "
+                "the model registry in the admin shows its progress."
+            )
+        )
+
     def _print(self, version, as_json: bool) -> None:
         m = version.metrics
         if as_json:
-            self.stdout.write(json.dumps({"version": version.number, **m}))
+            self.stdout.write(
+                json.dumps({"version": version.number, "evaluation": version.evaluation, **m})
+            )
             return
         self.stdout.write(
             f"Model v{version.number} ({version.get_status_display().lower()}), "
@@ -68,7 +95,24 @@ class Command(BaseCommand):
                 f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
                 f"F1 {scores['f1']:.3f} (n={scores['support']})"
             )
+        self._print_evaluation(version)
         self.stdout.write(self.style.SUCCESS(f"Registered model v{version.number}."))
+
+    def _print_evaluation(self, version) -> None:
+        e = version.evaluation
+        if not e.get("n"):
+            self.stdout.write("Evaluation set: no photos of these classes yet.")
+            return
+        self.stdout.write(
+            f"Evaluation set ({e['n']} held-out images): accuracy {e['accuracy']:.2%}; "
+            f"decides {e['coverage_at_threshold']:.1%} alone with "
+            f"{e['error_at_threshold']:.2%} errors."
+        )
+        if "auto_promotion" in e:
+            self.stdout.write(f"Auto-promotion: {e['auto_promotion']}")
+
+
+RECIPE_OPTIONS = ("data", "activate", "epochs", "size", "widths", "seed")
 
 
 def _config(options):
