@@ -4,54 +4,23 @@ the filesystem broker and SQLite. The model is a tiny real one trained in the te
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import requests
-from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from ads.models import Ad
 from classifier.models import Prediction
 from tests.images import jpeg_bytes
+from tests.live import celery_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def worker(tmp_path, child_env):
     """A real prefork worker on this run's inference queue, against the test database."""
-    log = tmp_path / "worker.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "avito_mod", "worker",
-        "-Q", settings.CLASSIFIER_INFERENCE_QUEUE, "--pool", "prefork", "--concurrency", "1",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-    ]  # fmt: skip
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=output, stderr=output)
-    try:
-        _wait_for(lambda: "ready." in log.read_text(), 60, lambda: log.read_text())
+    with celery_worker(tmp_path / "worker.log", child_env) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(log.read_text()[-3000:])  # shown by pytest when a test fails
-
-
-def _wait_for(condition, seconds: float, describe=lambda: ""):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds}s\n{describe()}")
 
 
 def _post_ad(live_server, token: str, category: str, kinds: list[str]) -> requests.Response:
@@ -69,7 +38,7 @@ def _post_ad(live_server, token: str, category: str, kinds: list[str]) -> reques
 
 
 def _final(ad_id: int) -> Ad:
-    _wait_for(
+    wait_for(
         lambda: Ad.objects.get(pk=ad_id).status != Ad.Status.PENDING,
         60,
         lambda: f"ad {ad_id} still pending",
