@@ -293,17 +293,8 @@ class ModerationDecisionAdmin(admin.ModelAdmin):
     search_fields = ["ad__title", "moderator__username"]
     list_select_related = ["ad", "moderator", "from_category", "to_category"]
     date_hierarchy = "created_at"
-    fields = [
-        "created_at",
-        "ad_link",
-        "moderator",
-        "action",
-        "from_category",
-        "to_category",
-        "review_reason",
-        "rejection_reason",
-        "note",
-    ]
+    # A decision's page shows its list columns and the note.
+    fields = [*list_display, "note"]
     readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
