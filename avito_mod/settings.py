@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself, compressed and cached for good.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -118,7 +120,9 @@ MEDIA_ROOT = Path(env_str("AVITO_MEDIA_ROOT", str(DATA_DIR / "media")))
 # storage (django-storages) when workers run on several machines.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Hashed names (cache forever, no stale script after a deploy) and pre-compressed copies,
+    # written by ``collectstatic``, which ``bin/run`` runs.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
 REST_FRAMEWORK = {
@@ -199,13 +203,20 @@ if REDIS_URL:
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(DATA_DIR / "broker")
-# Rate-limit counters: in Redis when there is one, so that all web processes count together.
+# Rate-limit counters, shared by all web processes: in Redis when there is one, else in files.
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "avito-mod",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": DATA_DIR / "cache",
         }
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .env import filesystem_broker_options
 from .settings import *  # noqa: F403
-from .settings import DATABASES, REDIS_URL, task_routes
+from .settings import DATABASES, REDIS_URL, STORAGES, task_routes
 
 _SCRATCH = Path(
     os.environ.setdefault("AVITO_TEST_SCRATCH", tempfile.mkdtemp(prefix="avito-mod-tests-"))
@@ -43,3 +43,7 @@ if not REDIS_URL:
 
 # Rate-limit counters per test process, never shared with another run through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Tests do not run collectstatic; the live server serves the apps' files as they are.
+STORAGES = STORAGES | {
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+}

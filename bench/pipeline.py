@@ -36,6 +36,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def web_server_command(port: int, processes: int = 2, threads: int = 4) -> tuple[list, dict]:
+    """The Procfile's web server (gunicorn and its settings), on ``port``: command, environment."""
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "avito_mod.wsgi",
+        "--config",
+        "avito_mod/gunicorn.conf.py",
+    ]
+    env = {"AVITO_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(processes)}
+    return command, env | {"WEB_THREADS": str(threads)}
+
+
 def photos_for(n_ads: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
     """(category, three photos) per ad; real thumbnails when the shared dataset is here."""
     ads = []
@@ -104,11 +118,9 @@ def main() -> None:
     token = Token.objects.create(user=seller).key
     port = free_port()
     logs = open(scratch / "processes.log", "w")  # noqa: SIM115
+    server, server_env = web_server_command(port)
     processes = [
-        subprocess.Popen(
-            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
-            cwd=ROOT, env=env, stdout=logs, stderr=logs,
-        ),
+        subprocess.Popen(server, cwd=ROOT, env=env | server_env, stdout=logs, stderr=logs),
         *(
             subprocess.Popen(
                 [python, "-m", "celery", "-A", "avito_mod", "worker", "-Q", queue,

@@ -3,7 +3,7 @@
     python bench/quick_check.py [--clients 20] [--requests 600]
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/quick_check.py --via-queue
 
-Starts its own web server (the project's, as ``bin/run`` does) on a scratch database,
+Starts its own web server (the Procfile's gunicorn, as ``bin/run`` does) on a scratch database,
 signs in one seller per client, and sends real ad thumbnails (generated photos without the
 shared dataset) from ``--clients`` threads. Prints p50, p95 and requests per second, ending
 with one JSON line. ``--via-queue`` also measures the alternative design, a round trip
@@ -112,6 +112,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--via-queue", action="store_true")
+    parser.add_argument(
+        "--server", choices=["gunicorn", "runserver"], default="gunicorn",
+        help="the Procfile's gunicorn, or Django's development server for comparison",
+    )  # fmt: skip
+    parser.add_argument("--web-processes", type=int, default=2, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (--via-queue)")
     args = parser.parse_args()
 
@@ -139,7 +145,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from bench.pipeline import free_port, wait_http
+    from bench.pipeline import free_port, wait_http, web_server_command
     from classifier.models import ModelVersion
 
     version = ModelVersion.objects.active()
@@ -151,13 +157,25 @@ def main() -> None:
     sample = photos(40)
     port = free_port()
     logs = open(scratch / "processes.log", "w")  # noqa: SIM115
-    server = [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
-    processes = [subprocess.Popen(server, cwd=ROOT, env=env, stdout=logs, stderr=logs)]
+    if args.server == "runserver":
+        server = [
+            python,
+            "manage.py",
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+            "--skip-checks",
+        ]
+        server_env = {}
+    else:
+        server, server_env = web_server_command(port, args.web_processes, args.threads)
+    processes = [subprocess.Popen(server, cwd=ROOT, env=env | server_env, stdout=logs, stderr=logs)]
     figures = {}
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/categories/")
         figures["web_process"] = over_http(url, tokens, sample, args.requests)
+        resident = resident_mb(processes[0].pid)
         if args.via_queue:
             figures["via_queue"] = via_queue(args, env, processes, logs, sample)
     finally:
@@ -169,11 +187,26 @@ def main() -> None:
             user.delete()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    web = "manage.py runserver (threads)"
+    if args.server == "gunicorn":
+        web = f"gunicorn, {args.web_processes} processes x {args.threads} threads"
     print(f"model: v{version.number if version else '-'}; clients: {args.clients}; "
-          f"requests: {args.requests}; web server: manage.py runserver (threads)")  # fmt: skip
+          f"requests: {args.requests}; web server: {web}")  # fmt: skip
+    print("web processes' resident memory after the run (MB): " + ", ".join(map(str, resident)))
     for design, result in figures.items():
         print(f"{design}: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     print(json.dumps(figures["web_process"] | {"via_queue": figures.get("via_queue")}))
+
+
+def resident_mb(pid: int) -> list[int]:
+    """Resident memory of ``pid`` and of its children (gunicorn's workers), Linux only."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    sizes = []
+    for process in [pid, *map(int, children)]:
+        status = Path(f"/proc/{process}/status").read_text()
+        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+        sizes.append(round(int(kb) / 1024))
+    return sizes
 
 
 def via_queue(args, env, processes, logs, sample) -> dict:
