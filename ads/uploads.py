@@ -1,27 +1,35 @@
-"""Validation of uploaded ad photos by content, and their re-encoding for storage.
+"""What photo file the platform accepts, and the form in which it stores it: the one place
+for these rules, whichever way a photo comes in (an ad's photos, the quick check,
+``import_images``).
 
-A photo is read up to the byte cap, decoded fully (``classifier.services.decode``: JPEG,
-PNG, WebP, GIF first frame, EXIF orientation applied, pixel cap) and re-encoded as JPEG.
-Re-encoding without passing EXIF on drops all metadata, GPS position included, and means
-only pixels we decoded ourselves are ever stored or served.
+A photo is read up to the byte cap (``ADS_MAX_PHOTO_BYTES``), decoded fully by content
+(``classifier.ml.preprocess.decode_image``: JPEG, PNG, WebP, GIF; the first frame of an
+animation; EXIF orientation applied; at most ``CLASSIFIER_MAX_IMAGE_PIXELS`` pixels and at
+least ``MIN_SIDE`` px on each side) and re-encoded as JPEG. Re-encoding without passing
+metadata on drops all of it (EXIF, GPS position, XMP, ICC profiles) and anything appended
+to the picture (a zip after a JPEG), and means only pixels we decoded ourselves are ever
+stored or served. The name the client gave is kept only as a label, sanitized.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import unicodedata
 from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from PIL import Image
 
 from classifier.ml.dataset import perceptual_hash
-from classifier.ml.preprocess import ImageError
-from classifier.services import decode
+from classifier.ml.preprocess import MIN_SIDE, ImageError, decode_image
 
 JPEG_QUALITY = 90
+# Enough to keep a file's extension when a long name is cut to fit.
+_MAX_SUFFIX = 16
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,24 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
 def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
     """Validate and re-encode photo ``number`` (1-based, for messages) of an upload."""
     name = safe_name(getattr(upload, "name", "") or "")
-    image = read_photo(upload, number)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    stored = buffer.getvalue()
+    return stored_form(read_photo(upload, number), name)
+
+
+def stored_form(image: Image.Image, name: str = "", data: bytes | None = None) -> CleanPhoto:
+    """A decoded photo re-encoded as the JPEG we store, with what we record about it.
+
+    ``data``, the file ``image`` was decoded from, is kept as it is when it is a JPEG in
+    the stored form already (a dataset exported from the training set, or made of earlier
+    ads' photos): encoding it again would change its bytes, hence its identity (sha256),
+    and lose quality twice.
+    """
+    if data is not None and is_stored_form(data):
+        stored = data
+    else:
+        buffer = io.BytesIO()
+        # No exif, icc_profile or xmp passed: none of the upload's metadata survives.
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+        stored = buffer.getvalue()
     return CleanPhoto(
         data=stored,
         width=image.width,
@@ -71,28 +93,71 @@ def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
     )
 
 
-def read_photo(upload: IO[bytes], number: int = 1):
+def is_stored_form(data: bytes) -> bool:
+    """Whether ``data`` is a JPEG as ``stored_form`` writes them: baseline, RGB, no segment
+    but a bare JFIF header (no EXIF, XMP, ICC profile, comment or thumbnail), and nothing
+    after the picture's end marker. Call it on data ``decode`` accepted."""
+    with Image.open(io.BytesIO(data)) as image:
+        plain = (
+            image.format == "JPEG"
+            and image.mode == "RGB"
+            and [(marker, len(body)) for marker, body in image.applist] == [("APP0", 14)]
+            and not {"comment", "progressive", "progression"} & set(image.info)
+        )
+    # Entropy-coded data never holds FF D9 (a literal FF is stuffed as FF 00), so the
+    # first end marker after the scan header is the picture's end.
+    scan = data.find(b"\xff\xda")
+    return plain and scan > 0 and data.find(b"\xff\xd9", scan) == len(data) - 2
+
+
+def read_photo(upload: IO[bytes], number: int = 1) -> Image.Image:
     """The upload decoded by content (a PIL image), or a ``ValidationError`` naming it."""
     name = safe_name(getattr(upload, "name", "") or "")
-    cap = settings.ADS_MAX_PHOTO_BYTES
-    if hasattr(upload, "seek"):
-        upload.seek(0)
-    # Read one byte past the cap rather than trust a declared size.
-    data = upload.read(cap + 1)
     try:
-        if len(data) > cap:
-            size = getattr(upload, "size", None) or len(data)
-            raise ImageError(f"the file is too large ({_bytes(size)}; at most {_bytes(cap)})")
-        return decode(data)
+        return decode(read_capped(upload))
     except ImageError as error:
         raise ValidationError(f"photo {number} ({name!r}): {error}") from None
 
 
+def read_capped(handle: IO[bytes]) -> bytes:
+    """The file's bytes, or ``ImageError`` when it is over ``ADS_MAX_PHOTO_BYTES``."""
+    cap = settings.ADS_MAX_PHOTO_BYTES
+    if hasattr(handle, "seek"):
+        handle.seek(0)
+    # Read one byte past the cap rather than trust a declared size.
+    data = handle.read(cap + 1)
+    if len(data) > cap:
+        size = getattr(handle, "size", None) or _file_size(handle)
+        got, most = _bytes(size) if size else f"more than {_bytes(cap)}", _bytes(cap)
+        if got == most:  # just over the cap: rounded, both would read the same
+            got, most = f"{size:,} bytes", f"{cap:,} bytes"
+        raise ImageError(f"the file is too large ({got}; at most {most})")
+    return data
+
+
+def decode(data: bytes) -> Image.Image:
+    """Decode a photo with the project's limits (see ``preprocess.decode_image``)."""
+    return decode_image(data, max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS, min_side=MIN_SIDE)
+
+
 def safe_name(name: str) -> str:
-    """The uploaded file's base name without control characters, at most 255 characters."""
+    """The uploaded file's base name without control or format characters (NUL, escape
+    codes, right-to-left overrides), at most 255 characters, its extension kept."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    printable = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
-    return printable.strip()[:255]
+    printable = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    if len(printable) <= 255:
+        return printable
+    stem, dot, suffix = printable.rpartition(".")
+    if not dot or len(suffix) > _MAX_SUFFIX:
+        return printable[:255]
+    return stem[: 254 - len(suffix)] + "." + suffix
+
+
+def _file_size(handle: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError):  # not a file on disk (an in-memory upload)
+        return None
 
 
 def _bytes(count: int) -> str:

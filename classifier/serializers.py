@@ -6,8 +6,10 @@ from ads.uploads import read_photo
 
 
 class QuickCheckRequestSerializer(serializers.Serializer):
+    # Empty files pass here so that the photo rules (ads.uploads) name them like any bad photo.
     image = serializers.FileField(
-        help_text="One photo: JPEG, PNG, WebP or GIF, at most ADS_MAX_PHOTO_BYTES."
+        allow_empty_file=True,
+        help_text="One photo: JPEG, PNG, WebP or GIF, at most ADS_MAX_PHOTO_BYTES.",
     )
     category = ActiveCategoryField(help_text="The slug of the category the seller chose.")
 

@@ -24,10 +24,11 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from ads.models import AdImage, Category
+from ads.uploads import CleanPhoto, decode, read_capped, safe_name, stored_form
 
-from .ml.dataset import DatasetError, load_folder, perceptual_hash, scan_class_folders
+from .ml.dataset import DatasetError, load_folder, scan_class_folders
 from .ml.predict import Predictor
-from .ml.preprocess import ImageError, decode_image, letterbox
+from .ml.preprocess import ImageError, letterbox
 from .ml.split import assign_held_out
 from .models import SUSPICION_FIELDS, ModelVersion, TrainingImage, training_image_path
 
@@ -55,17 +56,8 @@ class ImportReport:
 @dataclass
 class _Candidate:
     category: str
-    data: bytes
-    name: str
-    sha256: str
-    phash: str
-    width: int
-    height: int
-
-
-def decode(data: bytes):
-    """Decode a photo with the project's pixel cap (see ``preprocess.decode_image``)."""
-    return decode_image(data, max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS)
+    photo: CleanPhoto
+    original_sha256: str  # of the file as it was in the folder
 
 
 def import_images(
@@ -75,8 +67,10 @@ def import_images(
 ) -> ImportReport:
     """Import ``DIR/<category-slug>/*`` as labelled training images, all or nothing.
 
-    Unreadable files are reported and skipped; exact duplicates (same bytes, already
-    imported or twice in the folder) are counted and skipped.
+    Each file is accepted or refused by the rules ad photos follow (``ads.uploads``) and
+    stored re-encoded like them (as it is, when it is in that form already). Refused files
+    are reported (with their sanitized names) and skipped; exact duplicates (same bytes as
+    a stored photo, as it was or re-encoded, or twice in the folder) are counted and skipped.
     """
     folders = scan_class_folders(directory)
     categories = _categories_for(sorted(folders), create_categories)
@@ -88,13 +82,14 @@ def import_images(
             candidate = _read_candidate(slug, path, report)
             if candidate is None:
                 continue
-            if candidate.sha256 in known:
+            hashes = {candidate.photo.sha256, candidate.original_sha256}
+            if hashes & known:
                 report.duplicates += 1
                 continue
-            known.add(candidate.sha256)
+            known |= hashes
             candidates.append(candidate)
     _save_training_images(candidates, categories, source)
-    report.imported.update(c.category for c in candidates)
+    report.imported.update(candidate.category for candidate in candidates)
     return report
 
 
@@ -115,21 +110,16 @@ def _new_category(slug: str) -> Category:
 
 
 def _read_candidate(slug: str, path: Path, report: ImportReport) -> _Candidate | None:
-    data = path.read_bytes()
+    # A file name may hold escape codes or a right-to-left override: never print it raw.
+    name = safe_name(path.name)
     try:
-        image = decode(data)
+        with path.open("rb") as handle:
+            data = read_capped(handle)
+        photo = stored_form(decode(data), name, data)
     except ImageError as error:
-        report.unreadable.append((str(path), str(error)))
+        report.unreadable.append((str(path.parent / name), str(error)))
         return None
-    return _Candidate(
-        category=slug,
-        data=data,
-        name=path.name,
-        sha256=hashlib.sha256(data).hexdigest(),
-        phash=f"{perceptual_hash(image):016x}",
-        width=image.width,
-        height=image.height,
-    )
+    return _Candidate(slug, photo, hashlib.sha256(data).hexdigest())
 
 
 def _save_training_images(candidates: list[_Candidate], categories, source: str) -> None:
@@ -139,19 +129,21 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
             for category in categories.values():
                 if category.pk is None:
                     category.save()
-            subsets = subsets_for([(c.sha256, c.phash) for c in candidates])
-            for candidate, subset in zip(candidates, subsets, strict=True):
+            photos = [candidate.photo for candidate in candidates]
+            subsets = subsets_for([(photo.sha256, photo.phash) for photo in photos])
+            for candidate, photo, subset in zip(candidates, photos, subsets, strict=True):
                 image = TrainingImage(
                     category=categories[candidate.category],
                     source=source,
-                    sha256=candidate.sha256,
-                    phash=candidate.phash,
-                    width=candidate.width,
-                    height=candidate.height,
-                    original_name=candidate.name[:255],
+                    sha256=photo.sha256,
+                    phash=photo.phash,
+                    width=photo.width,
+                    height=photo.height,
+                    original_name=photo.original_name,
                     subset=subset,
                 )
-                image.file.save(candidate.name, ContentFile(candidate.data), save=False)
+                # Stored as "<sha256>.jpg" whatever the file was called.
+                image.file.save("photo.jpg", ContentFile(photo.data), save=False)
                 saved_files.append(image.file.name)
                 image.save()
     except BaseException:

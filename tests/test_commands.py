@@ -267,7 +267,7 @@ def test_classify_reports_each_bad_file_and_exits_non_zero(tiny_version, tmp_pat
             "classify", str(good), str(bad), str(tmp_path / "missing.jpg"), stdout=out, stderr=err
         )
     assert "good.jpg: phone" in out.getvalue()
-    assert "bad.jpg: the file is not an image" in err.getvalue()
+    assert "bad.jpg: unsupported image format SVG" in err.getvalue()
     assert "missing.jpg: no such file" in err.getvalue()
 
 

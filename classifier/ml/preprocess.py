@@ -12,6 +12,7 @@ Keras model (a ``Rescaling`` layer), so no caller can forget it.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -23,18 +24,32 @@ ALPHA_BACKGROUND = (255, 255, 255)
 # Decompression-bomb guard: a thumbnail-sized model has no use for more pixels than this.
 MAX_PIXELS = 40_000_000
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
+# MPO is how Pillow names a JPEG carrying more pictures after the first (phones' depth
+# maps and HDR gain maps, 3D cameras): its first picture is an ordinary JPEG.
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"})
+ACCEPTED = "send JPEG, PNG, WebP or GIF"
+# A picture narrower than this on either side shows no product (and letterboxing a
+# 20000x1 strip leaves nothing to classify): refused, not stretched.
+MIN_SIDE = 32
+# JPEG's own limit, and photos are stored as JPEG: a 65535 px wide GIF of 39 bytes decodes,
+# then cannot be stored.
+MAX_SIDE = 65_500
+
+# ISO-BMFF brands of HEIF files (iPhones' HEIC photos), which Pillow cannot open.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 
 
 class ImageError(ValueError):
     """The bytes are not an image we can read; the message says why, for a human."""
 
 
-def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = 1) -> Image.Image:
     """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
 
     Handles EXIF orientation, palette and alpha, CMYK, 16-bit and greyscale modes, and
-    takes the first frame of animated GIF/WebP.
+    takes the first frame of animated GIF/WebP/PNG and multi-picture JPEG. Pictures with
+    more than ``max_pixels`` pixels, a side longer than ``MAX_SIDE`` or shorter than
+    ``min_side`` are refused before their pixels are decoded.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -43,27 +58,54 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.format not in SUPPORTED_FORMATS:
-                raise ImageError(
-                    f"unsupported image format {image.format}; "
-                    f"use one of {', '.join(sorted(SUPPORTED_FORMATS))}"
-                )
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"image is too large ({width}x{height} pixels, at most {max_pixels:,})"
-                )
+            _check_header(image, max_pixels, min_side)
             image.seek(0)
             image.load()
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("the file is not an image Pillow can read") from None
+        raise ImageError(_not_an_image(data)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("image dimensions are too large (decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
         raise ImageError(f"the image is damaged or truncated ({error})") from None
     return to_rgb(_upright(image))
+
+
+def _check_header(image: Image.Image, max_pixels: int, min_side: int) -> None:
+    if image.format not in SUPPORTED_FORMATS:
+        raise ImageError(f"unsupported image format {image.format}; {ACCEPTED}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(f"image is too large ({width}x{height} pixels, at most {max_pixels:,})")
+    if max(width, height) > MAX_SIDE:
+        raise ImageError(
+            f"image is too large ({width}x{height} pixels, at most {MAX_SIDE:,} px on a side)"
+        )
+    if min(width, height) < min_side:
+        raise ImageError(
+            f"image is too small ({width}x{height} pixels; at least {min_side} px on each side)"
+        )
+
+
+def _not_an_image(data: bytes) -> str:
+    # Name what Pillow cannot open but sellers do send, so they learn what to change.
+    name = _named_format(data[:1024])
+    if name:
+        return f"unsupported image format {name}; {ACCEPTED}"
+    return f"the file is not an image ({ACCEPTED})"
+
+
+def _named_format(head: bytes) -> str | None:
+    brand = head[8:12] if head[4:8] == b"ftyp" else b""
+    if brand in (b"avif", b"avis"):  # only when this Pillow has no AVIF decoder
+        return "AVIF"
+    if brand in _HEIF_BRANDS:
+        return "HEIC"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "SVG"
+    return None
 
 
 def _upright(image: Image.Image) -> Image.Image:
