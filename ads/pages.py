@@ -7,6 +7,7 @@ and the API cannot disagree on what an ad may be; the pages only read.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,7 +19,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
+from avito_mod.throttling import page_wait
+
 from .models import Ad, AdQuerySet, Category
+from .throttling import SignupAddressThrottle
 
 ADS_PER_PAGE = 25
 
@@ -87,11 +91,29 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("sellers:my-ads")
     form = UserCreationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        return redirect("sellers:my-ads")
+    if request.method == "POST":
+        # Every attempt counts, valid or not: accounts are not made in bulk from one network.
+        wait = page_wait(request, SignupAddressThrottle())
+        if wait is not None:
+            return _too_many_signups(request, form, wait)
+        if form.is_valid():
+            user = form.save()
+            login(request, user)
+            return redirect("sellers:my-ads")
     return render(request, "sellers/signup.html", {"form": form})
+
+
+def _too_many_signups(request, form: UserCreationForm, wait: int):
+    minutes = math.ceil(wait / 60)
+    form.errors.clear()
+    form.add_error(
+        None,
+        "Too many accounts were created from your network just now; try again in "
+        f"{minutes} minute{'' if minutes == 1 else 's'}.",
+    )
+    response = render(request, "sellers/signup.html", {"form": form}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @require_safe

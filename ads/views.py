@@ -7,10 +7,13 @@ from rest_framework.exceptions import APIException
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
+from avito_mod.throttling import ExplainedThrottling
+
 from . import services
 from .models import Ad, AdImage, Category
 from .permissions import IsSellerOrReadOnly
 from .serializers import AdSerializer, AdWriteSerializer, CategorySerializer
+from .throttling import UploadAddressThrottle, UploadUserThrottle
 
 
 class Conflict(APIException):
@@ -25,10 +28,11 @@ class AdPagination(PageNumberPagination):
     max_page_size = 200
 
 
-class AdViewSet(viewsets.ModelViewSet):
+class AdViewSet(ExplainedThrottling, viewsets.ModelViewSet):
     """A seller's ads. Create and edit with multipart forms; photos as repeated ``photos``."""
 
     permission_classes = [permissions.IsAuthenticated, IsSellerOrReadOnly]
+    throttled_message = "Too many ads posted or photos changed from this account or address."
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     pagination_class = AdPagination
     # Ids fit a 64-bit column: a longer number is no ad (404), not a database error (500).
@@ -38,6 +42,14 @@ class AdViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return Ad.objects.visible_to(self.request.user).with_photos()
+
+    def get_throttles(self):
+        # Uploads only: each is up to ADS_MAX_PHOTOS photos to decode, store and classify.
+        # (Throttles run after authentication and permissions, before the handler.)
+        uploads = self.action == "create" or (
+            self.action == "partial_update" and "photos" in self.request.data
+        )
+        return [UploadUserThrottle(), UploadAddressThrottle()] if uploads else []
 
     def get_serializer_class(self):
         if self.action in ("create", "partial_update"):
@@ -57,7 +69,7 @@ class AdViewSet(viewsets.ModelViewSet):
         services.delete_ad(ad)
 
     @action(detail=True, url_path=r"photos/(?P<photo_id>[0-9]{1,18})", url_name="photo")
-    def photo(self, request, pk: str, photo_id: str):
+    def photo(self, request, pk: str, photo_id: str, format: str | None = None):
         """The stored photo, to the ad's seller and staff only; there is no public URL."""
         visible = Ad.objects.visible_to(request.user)
         image = get_object_or_404(AdImage, pk=photo_id, ad_id=pk, ad__in=visible)

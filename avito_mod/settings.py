@@ -15,6 +15,7 @@ from .env import (
     env_int,
     env_list,
     env_optional_float,
+    env_rate,
     env_str,
     filesystem_broker_options,
 )
@@ -23,12 +24,38 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AVITO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+_DEVELOPMENT_KEY = "insecure-local-development-key-do-not-use-in-production"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_KEY):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off"
+    )
+SECRET_KEY = SECRET_KEY or _DEVELOPMENT_KEY
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS, cookies and security headers ------------------------------------------------
+# Served over HTTPS (the default in production): cookies only over TLS, plain HTTP
+# redirected, HSTS. DJANGO_HTTPS=false serves plain HTTP (local runs, the tests and the
+# benchmarks, which run these settings on 127.0.0.1).
+HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+# Behind a proxy that terminates TLS: the header it sets to "https" (X-Forwarded-Proto).
+# Never set otherwise: a client could then claim HTTPS over plain HTTP.
+_PROXY_SSL_HEADER = env_str("DJANGO_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+SESSION_COOKIE_HTTPONLY = True
+# The pages' scripts take the CSRF token from the form, never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The database down (restarting): a 503 with Retry-After, not a 500.
+    "avito_mod.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "avito_mod.urls"
@@ -157,6 +186,13 @@ SPECTACULAR_SETTINGS = {
 # Each uploaded photo is refused above this many bytes (before it is decoded).
 ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
 ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
+# Uploads (POST /api/v1/ads/, and edits that replace the photos): per account, and per
+# client address whoever is signed in. Each upload is up to ADS_MAX_PHOTOS photos to decode,
+# store and classify; a seller posting by hand stays far below these.
+ADS_UPLOAD_USER_RATE = env_rate("ADS_UPLOAD_USER_RATE", "60/hour")
+ADS_UPLOAD_ADDRESS_RATE = env_rate("ADS_UPLOAD_ADDRESS_RATE", "300/hour")
+# Seller sign-ups (the page's form, each POST) per client address.
+SELLERS_SIGNUP_ADDRESS_RATE = env_rate("SELLERS_SIGNUP_ADDRESS_RATE", "20/hour")
 
 # --- The classifier ---------------------------------------------------------------
 # Automatic decisions may be wrong at most this often; each model version stores the
@@ -173,8 +209,8 @@ CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1)
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
 # The sellers' quick check (POST /api/v1/classify/): requests per account, and per client
 # address whoever is signed in ("number/second|minute|hour|day").
-CLASSIFIER_QUICK_CHECK_USER_RATE = env_str("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")
-CLASSIFIER_QUICK_CHECK_ADDRESS_RATE = env_str("CLASSIFIER_QUICK_CHECK_ADDRESS_RATE", "120/min")
+CLASSIFIER_QUICK_CHECK_USER_RATE = env_rate("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")
+CLASSIFIER_QUICK_CHECK_ADDRESS_RATE = env_rate("CLASSIFIER_QUICK_CHECK_ADDRESS_RATE", "120/min")
 # Share (percent) of labelled photos held out as the evaluation set, on which versions are
 # compared. Each photo's side is chosen once, when it is stored, and never changes.
 CLASSIFIER_EVALUATION_PERCENT = env_float("CLASSIFIER_EVALUATION_PERCENT", 15.0, low=0.0, high=50.0)

@@ -43,6 +43,11 @@ if not REDIS_URL:
 
 # Rate-limit counters per test process, never shared with another run through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every test client is 127.0.0.1 and user ids repeat between tests (rolled back), so the
+# counters outlive a test: uploads and sign-ups are limited only where a test sets a rate
+# (tests/test_rate_limits.py, with the production defaults checked there).
+ADS_UPLOAD_USER_RATE = ADS_UPLOAD_ADDRESS_RATE = "1000000/min"
+SELLERS_SIGNUP_ADDRESS_RATE = "1000000/min"
 # Tests do not run collectstatic; the live server serves the apps' files as they are.
 STORAGES = STORAGES | {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

@@ -127,6 +127,8 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
         "CLASSIFIER_INFERENCE_QUEUE": queue,
         "DJANGO_DEBUG": "false",
+        # Plain HTTP on 127.0.0.1: no HTTPS redirect, no secure-only cookies.
+        "DJANGO_HTTPS": "false",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
         # One address and a few accounts send everything: the limits are not under test.
         "CLASSIFIER_QUICK_CHECK_USER_RATE": "1000000/min",

@@ -194,6 +194,8 @@ def main() -> None:
         # Media (and SQLite when DATABASE_URL is not set) in the scratch folder.
         "AVITO_DATA_DIR": str(scratch),
         "DJANGO_DEBUG": "false",
+        # Django's test client speaks plain HTTP: no HTTPS redirect, no secure-only cookies.
+        "DJANGO_HTTPS": "false",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
         "DJANGO_ALLOWED_HOSTS": "testserver",
         "TF_CPP_MIN_LOG_LEVEL": "2",

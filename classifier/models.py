@@ -103,7 +103,8 @@ class TrainingImage(models.Model):
         ]
 
     def __str__(self) -> str:
-        label = "not the product" if self.not_product else self.category.slug
+        # No category yet while an admin's form is being corrected: still nameable.
+        label = "not the product" if self.not_product else getattr(self.category, "slug", "—")
         return f"{label}: {self.original_name or self.sha256[:12]}"
 
     def exclude(self, user, reason: str = "") -> None:

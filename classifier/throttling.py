@@ -1,23 +1,14 @@
 """Rate limits of the quick check: per account, and per client address signed in or not
-(several accounts behind one address share its limit). The counters live in the default
-cache: Redis when REDIS_URL is set, so that every web process counts together."""
+(the counting and the client-address rule: ``avito_mod.throttling``)."""
 
-from django.conf import settings
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from avito_mod.throttling import AccountThrottle, AddressThrottle
 
 
-class QuickCheckUserThrottle(UserRateThrottle):
+class QuickCheckUserThrottle(AccountThrottle):
     scope = "quick_check_user"
-
-    def get_rate(self) -> str:
-        return settings.CLASSIFIER_QUICK_CHECK_USER_RATE
+    rate_setting = "CLASSIFIER_QUICK_CHECK_USER_RATE"
 
 
-class QuickCheckAddressThrottle(SimpleRateThrottle):
+class QuickCheckAddressThrottle(AddressThrottle):
     scope = "quick_check_address"
-
-    def get_rate(self) -> str:
-        return settings.CLASSIFIER_QUICK_CHECK_ADDRESS_RATE
-
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+    rate_setting = "CLASSIFIER_QUICK_CHECK_ADDRESS_RATE"

@@ -1,10 +1,13 @@
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from avito_mod.throttling import ExplainedThrottling
 
 from .models import TrainingImage
 from .quick_check import quick_check
@@ -19,7 +22,7 @@ class ModelUnavailable(APIException):
     default_code = "model_unavailable"
 
 
-class QuickCheckView(APIView):
+class QuickCheckView(ExplainedThrottling, APIView):
     """Check one photo against the chosen category before the ad is posted.
 
     Answers with the predicted category, its confidence, whether it matches the chosen
@@ -28,6 +31,7 @@ class QuickCheckView(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [QuickCheckUserThrottle, QuickCheckAddressThrottle]
+    throttled_message = "Too many quick checks from this account or address."
     serializer_class = QuickCheckRequestSerializer
 
     def post(self, request):
@@ -42,7 +46,10 @@ class QuickCheckView(APIView):
 
 @staff_member_required
 def training_image(request, pk: int):
-    """Training photos are served to staff only, never from a public media URL."""
+    """Training photos are served to those who may see the training set (admins; not
+    moderators, who are staff too), never from a public media URL."""
+    if not request.user.has_perm("classifier.view_trainingimage"):
+        raise PermissionDenied
     image = get_object_or_404(TrainingImage, pk=pk)
     try:
         handle = image.file.open("rb")

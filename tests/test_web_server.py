@@ -32,6 +32,8 @@ def web_server(tmp_path):
     } | {
         "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
         "DJANGO_DEBUG": "false",
+        # Plain HTTP on 127.0.0.1: no HTTPS redirect, no secure-only cookies.
+        "DJANGO_HTTPS": "false",
         "DJANGO_SECRET_KEY": "web-server-test-" + "k" * 40,
         "AVITO_DATA_DIR": str(tmp_path / "data"),
         "AVITO_BIND": f"127.0.0.1:{port}",
@@ -64,7 +66,7 @@ def web_server(tmp_path):
 def _answers(url: str) -> bool:
     try:
         return requests.get(f"{url}/accounts/login/", timeout=2).ok
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
         return False
 
 
@@ -85,6 +87,11 @@ def test_the_web_command_serves_the_seller_pages_in_two_processes(web_server):
     )
     assert signed_up.url == f"{web_server}/ads/", signed_up.text[:2000]
     assert "samira" in signed_up.text
+    # Plain HTTP (DJANGO_HTTPS=false): the session cookie is sent back, still out of scripts' reach.
+    session = next(c for c in browser.cookies if c.name == "sessionid")
+    assert not session.secure
+    assert session.has_nonstandard_attr("HttpOnly")
+    assert session.get_nonstandard_attr("SameSite") == "Lax"
 
     categories = browser.get(f"{web_server}/api/v1/categories/", timeout=10)
     assert {c["slug"] for c in categories.json()} >= {"laptop", "phone"}

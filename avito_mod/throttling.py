@@ -1,0 +1,70 @@
+"""Rate limits, counted in the default cache (Redis when REDIS_URL is set, so that every web
+process counts together): per account, and per client address signed in or not (several
+accounts behind one address share its limit).
+
+The client address is DRF's rule, in one place: the connection's address, or the
+``X-Forwarded-For`` entry ``REST_FRAMEWORK["NUM_PROXIES"]`` deep (``DJANGO_NUM_PROXIES``), so
+that a client cannot choose its own. Each throttle names the setting that holds its rate
+(``number/second|minute|hour|day``), read when a request is checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from django.conf import settings
+from django.http import HttpRequest
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class _RateFromSetting:
+    rate_setting: str
+
+    def get_rate(self) -> str:
+        return getattr(settings, self.rate_setting)
+
+    def allow_request(self, request, view) -> bool:
+        # The counters' store down (Redis stopped) must not turn every upload into a 500:
+        # uploads keep working while the broker is down (the ads wait, pending). Let the
+        # request through, loudly; the limits count again once the store is back.
+        from redis.exceptions import RedisError
+
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as error:
+            logger.warning("%s not counted, its store is unavailable: %s", self.scope, error)
+            return True
+
+
+class AccountThrottle(_RateFromSetting, UserRateThrottle):
+    """Per signed-in account (per address for anonymous requests)."""
+
+
+class AddressThrottle(_RateFromSetting, SimpleRateThrottle):
+    """Per client address, whoever is signed in."""
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ExplainedThrottling:
+    """For an API view: a 429 that says what was limited (DRF adds the wait and the
+    ``Retry-After`` header)."""
+
+    throttled_message = "Too many requests."
+
+    def throttled(self, request, wait) -> None:
+        raise Throttled(wait, detail=self.throttled_message)
+
+
+def page_wait(request: HttpRequest, *throttles: SimpleRateThrottle) -> int | None:
+    """For a plain Django page: counts ``request`` with each throttle, as the API does.
+    None when allowed; otherwise the seconds to wait (for ``Retry-After``)."""
+    waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
+    if not waits:
+        return None
+    return max(1, math.ceil(max(wait or 1 for wait in waits)))

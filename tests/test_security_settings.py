@@ -1,0 +1,177 @@
+"""The production settings, read in a fresh process from the environment as a deployment
+sets it: HTTPS, cookies, ``check --deploy``, the secret key and the rate limits' variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.live import ROOT
+
+SHOWN = [
+    "DEBUG",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL_HEADER",
+    "SESSION_COOKIE_HTTPONLY",
+    "CSRF_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "CSRF_COOKIE_SAMESITE",
+    "CSRF_TRUSTED_ORIGINS",
+    "ADS_UPLOAD_USER_RATE",
+    "ADS_UPLOAD_ADDRESS_RATE",
+    "SELLERS_SIGNUP_ADDRESS_RATE",
+]
+PRINT_SETTINGS = f"""
+import json
+from django.conf import settings
+print(json.dumps({{name: getattr(settings, name, None) for name in {SHOWN!r}}}))
+"""
+
+
+@pytest.fixture
+def environment(tmp_path):
+    """A deployment's environment: only what it sets, none of this machine's settings."""
+
+    def make(**variables: str) -> dict:
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "AVITO_", "ADS_", "CLASSIFIER_", "SELLERS_"))
+            and key not in ("DATABASE_URL", "REDIS_URL")
+        }
+        return (
+            inherited
+            | {
+                "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
+                "AVITO_DATA_DIR": str(tmp_path / "data"),
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            }
+            | variables
+        )
+
+    return make
+
+
+def production(**variables: str) -> dict:
+    return {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "ads.example.com",
+    } | variables
+
+
+def run(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def settings_under(env: dict) -> dict:
+    done = run(env, "-c", "import django; django.setup()\n" + PRINT_SETTINGS)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_production_serves_https_only_with_secure_cookies(environment):
+    shown = settings_under(environment(**production()))
+    assert shown["DEBUG"] is False
+    assert shown["SESSION_COOKIE_SECURE"] and shown["CSRF_COOKIE_SECURE"]
+    assert shown["SECURE_SSL_REDIRECT"]
+    assert shown["SECURE_HSTS_SECONDS"] == 365 * 24 * 3600
+    assert shown["SECURE_HSTS_INCLUDE_SUBDOMAINS"] and shown["SECURE_HSTS_PRELOAD"]
+    assert shown["SESSION_COOKIE_HTTPONLY"] and shown["CSRF_COOKIE_HTTPONLY"]
+    assert shown["SESSION_COOKIE_SAMESITE"] == shown["CSRF_COOKIE_SAMESITE"] == "Lax"
+    # No proxy is trusted to say the request came over HTTPS unless one is configured.
+    assert shown["SECURE_PROXY_SSL_HEADER"] is None
+
+
+def test_plain_http_is_one_switch(environment):
+    shown = settings_under(environment(**production(DJANGO_HTTPS="false")))
+    assert shown["DEBUG"] is False
+    assert not shown["SESSION_COOKIE_SECURE"] and not shown["CSRF_COOKIE_SECURE"]
+    assert not shown["SECURE_SSL_REDIRECT"]
+    assert shown["SECURE_HSTS_SECONDS"] == 0
+    assert shown["SESSION_COOKIE_HTTPONLY"]
+
+
+def test_local_development_is_plain_http(environment):
+    shown = settings_under(environment())
+    assert shown["DEBUG"] is True
+    assert not shown["SECURE_SSL_REDIRECT"] and not shown["SESSION_COOKIE_SECURE"]
+    assert shown["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_behind_a_tls_proxy_its_header_and_origins_are_trusted(environment):
+    env = production(
+        DJANGO_PROXY_SSL_HEADER="X-Forwarded-Proto",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://ads.example.com, https://www.ads.example.com",
+        DJANGO_HSTS_SECONDS="600",
+    )
+    shown = settings_under(environment(**env))
+    assert shown["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert shown["CSRF_TRUSTED_ORIGINS"] == [
+        "https://ads.example.com",
+        "https://www.ads.example.com",
+    ]
+    assert shown["SECURE_HSTS_SECONDS"] == 600
+
+
+def test_check_deploy_is_clean_in_production(environment):
+    done = run(
+        environment(**production()), "manage.py", "check", "--deploy", "--fail-level", "WARNING"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_check_deploy_warns_when_served_over_plain_http(environment):
+    env = environment(**production(DJANGO_HTTPS="false"))
+    done = run(env, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    assert done.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in done.stderr, warning
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [None, "", "insecure-local-development-key-do-not-use-in-production"],
+    ids=["unset", "empty", "the development key"],
+)
+def test_production_does_not_start_without_a_secret_key(environment, secret):
+    env = environment(**production())
+    if secret is None:
+        del env["DJANGO_SECRET_KEY"]
+    else:
+        env["DJANGO_SECRET_KEY"] = secret
+    done = run(env, "manage.py", "check")
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set" in done.stderr
+
+
+def test_the_rate_limits_have_marketplace_defaults(environment):
+    shown = settings_under(environment(**production()))
+    assert shown["ADS_UPLOAD_USER_RATE"] == "60/hour"
+    assert shown["ADS_UPLOAD_ADDRESS_RATE"] == "300/hour"
+    assert shown["SELLERS_SIGNUP_ADDRESS_RATE"] == "20/hour"
+    changed = settings_under(environment(ADS_UPLOAD_USER_RATE="5/min"))
+    assert changed["ADS_UPLOAD_USER_RATE"] == "5/min"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ADS_UPLOAD_USER_RATE", "SELLERS_SIGNUP_ADDRESS_RATE", "CLASSIFIER_QUICK_CHECK_USER_RATE"],
+)
+def test_a_bad_rate_stops_start_up_naming_the_variable(environment, name):
+    done = run(environment(**{name: "lots/min"}), "manage.py", "check")
+    assert done.returncode != 0
+    assert f"{name} must be a rate such as 60/min" in done.stderr
