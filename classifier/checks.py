@@ -1,37 +1,42 @@
 """System checks: is there a model that can serve?"""
 
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import connection
 from django.db.utils import DatabaseError
 
 
-@register()
-def active_model_check(app_configs, **kwargs):
+def active_model_problem() -> CheckMessage | None:
+    """What is wrong with the active model, or None. Loads its file afresh (not this
+    process's cached copy), so that a long-running process such as the admin's sees a file
+    deleted or corrupted since it was first loaded."""
     from .models import ModelVersion
-    from .services import ClassifierError, predictor_for
+    from .services import ClassifierError, load_predictor
 
     try:
         if ModelVersion._meta.db_table not in connection.introspection.table_names():
-            return []  # not migrated yet: migrate will install the default model
+            return None  # not migrated yet: migrate will install the default model
         version = ModelVersion.objects.active()
     except DatabaseError as error:
-        return [Warning(f"could not read the model registry: {error}", id="classifier.W002")]
+        return Warning(f"could not read the model registry: {error}", id="classifier.W002")
     if version is None:
-        return [
-            Warning(
-                "There is no active model version: every ad will go to human review.",
-                hint="Run `manage.py train --activate` or activate a version in the admin.",
-                id="classifier.W001",
-            )
-        ]
+        return Warning(
+            "There is no active model version: every ad will go to human review.",
+            hint="Run `manage.py train --activate` or activate a version in the admin.",
+            id="classifier.W001",
+        )
     try:
-        predictor_for(version)
+        load_predictor(version)
     except ClassifierError as error:
-        return [
-            Error(
-                f"The active model cannot be loaded: {error}",
-                hint="Activate another version in the admin, or retrain.",
-                id="classifier.E001",
-            )
-        ]
-    return []
+        return Error(
+            f"The active model v{version.number} cannot be loaded, so every ad goes to "
+            f"human review (model_unavailable): {error}",
+            hint="Activate another version in the admin, or retrain.",
+            id="classifier.E001",
+        )
+    return None
+
+
+@register()
+def active_model_check(app_configs, **kwargs):
+    problem = active_model_problem()
+    return [problem] if problem else []

@@ -39,7 +39,7 @@ def classify_ad(ad_id: int) -> str:
         routing = review(Ad.ReviewReason.MODEL_UNAVAILABLE)
     else:
         routing = _classify_and_decide(ad, images, version)
-    return _apply(ad, routing)
+    return _apply(ad, routing, version)
 
 
 def _classify_and_decide(ad: Ad, images: list[AdImage], version: ModelVersion) -> Routing:
@@ -104,7 +104,7 @@ def _has_duplicate_photo(ad: Ad, images: list[AdImage]) -> bool:
     )
 
 
-def _apply(ad: Ad, routing: Routing) -> str:
+def _apply(ad: Ad, routing: Routing, version: ModelVersion | None = None) -> str:
     now = timezone.now()
     # An ad re-scored by a newly active version kept its decided_at: back in review, it
     # keeps its place in the queue. (A seller's edit clears it: the ad starts again.)
@@ -125,7 +125,11 @@ def _apply(ad: Ad, routing: Routing) -> str:
         if Ad.objects.filter(pk=ad.pk, status=Ad.Status.PENDING).exists():
             enqueue([ad.pk])
         return "skipped: changed meanwhile"
-    return f"{routing.status} {routing.reason}".strip()
+    outcome = f"{routing.status} {routing.reason}".strip()
+    # One line per routing, with the version: an ad routed twice by one version would be a
+    # broken claim (bench/faults.py counts these lines).
+    logger.info("ad %s routed by model v%s: %s", ad.pk, version.number if version else "-", outcome)
+    return outcome
 
 
 # --- Enqueueing ---------------------------------------------------------------------

@@ -6,7 +6,8 @@ Admin views, commands and tasks call these. Trainings run one at a time (the dat
 allows one version in "training"; label checks are refused while one trains, and the
 other way round), outside any transaction: progress is written by conditional updates, so
 a cancelled run notices at its next report and stops. A run whose worker dies is never
-retried: a second delivery of its task, or the periodic sweep, marks it failed.
+retried: the worker marks it failed when its process dies (``training_process_died``); a
+second delivery of its task, or the periodic sweep, does when the whole worker died.
 """
 
 from __future__ import annotations
@@ -217,6 +218,23 @@ def scheduled_training() -> str:
     except ClassifierError as error:
         return f"skipped: {error}"
     return f"v{version.number} queued"
+
+
+def training_process_died(task_name: str, object_id: int, error: str) -> bool:
+    """A training or label check whose process died: failed at once, with the reason.
+    False for other tasks, or when it had already ended (finished, cancelled)."""
+    message = f"Its worker process died ({error}); start it again."
+    if task_name == "classifier.tasks.train_version":
+        version = ModelVersion.objects.filter(pk=object_id).first()
+        failed = version is not None and version.mark_failed(message)
+    elif task_name == "classifier.tasks.find_label_errors":
+        check = LabelCheck.objects.filter(pk=object_id).first()
+        failed = check is not None and check.finish(LabelCheck.Status.FAILED, error=message)
+    else:
+        return False
+    if failed:
+        logger.error("%s(%s): %s", task_name, object_id, message)
+    return failed
 
 
 def _stale_cutoff():

@@ -4,12 +4,15 @@
 Classification and the sweeps go to the inference queue; training and label checks to the
 training queue (settings.CELERY_TASK_ROUTES). Classification is delivered at least once
 (acks_late, reject on worker loss) and is idempotent. Training is never redelivered after
-its worker died (no reject on worker loss): a second delivery, or the sweep, marks the
-version failed instead of training it again and again.
+its worker died (no reject on worker loss): the worker's main process marks the version
+failed when the training's process dies; a second delivery, or the sweep, does when the
+whole worker died; it is never trained again and again.
 """
 
+from billiard.exceptions import WorkerLostError
 from celery import shared_task
-from django.db import OperationalError
+from celery.signals import task_failure
+from django.db import OperationalError, connections
 
 from . import pipeline, retraining
 
@@ -47,3 +50,15 @@ def fail_stalled_training() -> int:
 @shared_task
 def scheduled_training() -> str:
     return retraining.scheduled_training()
+
+
+@task_failure.connect
+def training_process_died(sender=None, exception=None, args=(), **kwargs) -> None:
+    """In the worker's main process, when a task's process died (SIGKILL, out of memory):
+    a training is not redelivered, so it is marked failed now rather than by the sweep."""
+    if not isinstance(exception, WorkerLostError) or sender is None or not args:
+        return
+    try:
+        retraining.training_process_died(sender.name, args[0], str(exception))
+    finally:
+        connections.close_all()  # the next pool process is forked from this one
