@@ -49,6 +49,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 ADS_UPLOAD_USER_RATE = ADS_UPLOAD_ADDRESS_RATE = "1000000/min"
 SELLERS_SIGNUP_ADDRESS_RATE = "1000000/min"
 # Tests do not run collectstatic; the live server serves the apps' files as they are.
+# An empty folder of their own, so that WhiteNoise finds the directory it expects.
+STATIC_ROOT = _SCRATCH / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = STORAGES | {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 }
