@@ -58,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import free_port, photos_for, web_server_command  # noqa: E402
+from bench.pipeline import free_port, photos_for, wait_http, web_server_command  # noqa: E402
 
 PYTHON = sys.executable
 FINAL = ("published", "needs_review", "rejected")
@@ -361,21 +361,8 @@ class Harness:
         self.sellers = Sellers(self.url, self.tokens, photos_for(self.args.photo_sets))
         for proc in (self.web, *self.workers, self.beat):
             proc.start()
-        self.wait_http(f"{self.url}/api/v1/categories/")
+        wait_http(f"{self.url}/api/v1/categories/", 90)
         self.wait_workers(self.workers)
-
-    def wait_http(self, url: str, seconds: float = 90) -> None:
-        import requests
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=10).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass  # still starting
-            time.sleep(0.3)
-        raise SystemExit(f"the web server did not answer at {url}")
 
     def _sellers(self, n: int) -> list[str]:
         from django.contrib.auth import get_user_model

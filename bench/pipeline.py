@@ -70,15 +70,17 @@ def photos_for(n_ads: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
 
 
 def wait_http(url: str, seconds: float = 60) -> None:
+    """Until ``url`` answers 200: a server still starting may refuse, time out or fail."""
     import requests
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.3)
+            if requests.get(url, timeout=10).status_code == 200:
+                return
+        except requests.RequestException:
+            pass  # still starting
+        time.sleep(0.3)
     raise SystemExit(f"the web server did not answer at {url}")
 
 
