@@ -113,7 +113,18 @@ def read_state_dict(file: BinaryIO) -> dict[str, np.ndarray]:
         return _read(file)
     except WeightsError:
         raise
-    except (pickle.UnpicklingError, EOFError, struct.error, TypeError, AttributeError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        struct.error,
+        TypeError,
+        AttributeError,
+        ValueError,  # UnicodeDecodeError too
+        KeyError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+    ) as error:
         raise WeightsError(f"not a legacy PyTorch weights file ({error})") from None
 
 

