@@ -1,13 +1,19 @@
 """The main flow under load: N ads of 3 real photos each through web, broker and workers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
-    REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1]
+    REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1] \\
+    [--clients 4 | --rate 10]
 
 Starts its own web server and worker processes against the services the environment names
 (the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
-HTTP from several client threads, and waits until every ad is decided. Latency is measured
-per ad from the moment its upload committed (``classification_requested_at``, stamped in
-the commit hook) to its final status (``decided_at``). Ends with one JSON line.
+HTTP, and waits until every ad is decided. Closed loop by default: ``--clients`` threads
+each post their next ad as soon as the last one is answered, so past saturation a backlog
+builds up. Open loop with ``--rate R``: ad i is sent at i/R seconds, however long earlier
+answers take (a thread per ad in flight); a send that starts more than 50 ms late is
+counted. Latency is measured per ad from the moment its upload committed
+(``classification_requested_at``, stamped in the commit hook) to its final status
+(``decided_at``); the completion rate over the span from the first commit (closed loop) or
+the first scheduled send (open loop) to the last decision. Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
+LATE_S = 0.05  # an open-loop send starting later than this after its slot is counted late
 
 
 def free_port() -> int:
@@ -88,8 +95,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ads", type=int, default=200)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent uploading clients")
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")
+    load.add_argument("--rate", type=float, help="open loop: ads offered per second")
     args = parser.parse_args()
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
 
     scratch = Path(tempfile.mkdtemp(prefix="avito-bench-"))
     queue = f"bench-{os.getpid()}"
@@ -141,7 +152,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/categories/")
         time.sleep(3)  # workers connect to the broker
-        results = run(url, token, photos_for(args.ads), args.clients)
+        results = run(url, token, photos_for(args.ads), args.clients, args.rate)
     finally:
         for process in processes:
             process.terminate()
@@ -155,10 +166,12 @@ def main() -> None:
         for ad in ads
         if ad.decided_at and ad.classification_requested_at
     )
-    span = (
-        max(ad.decided_at for ad in ads if ad.decided_at)
-        - min(ad.classification_requested_at for ad in ads if ad.classification_requested_at)
-    ).total_seconds()
+    # Closed loop: from the first commit. Open loop: from the first scheduled send, as the
+    # offered rate counts (cold web processes may commit the first ads late, all at once).
+    first = results["first_send"] or min(
+        ad.classification_requested_at for ad in ads if ad.classification_requested_at
+    )
+    span = (max(ad.decided_at for ad in ads if ad.decided_at) - first).total_seconds()
     statuses = {}
     for ad in ads:
         key = f"{ad.status} {ad.review_reason}".strip()
@@ -166,20 +179,26 @@ def main() -> None:
     summary = {
         "p50_ms": round(statistics.median(latencies), 1),
         "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+        "max_ms": round(latencies[-1], 1),
         "ads_per_s": round(len(latencies) / span, 1),
+        "offered_ads_per_s": args.rate,
         "workers": args.workers,
         "ads": len(ads),
         "undecided": len(undecided),
         "http_errors": results["errors"],
+        "late_sends": results["late"],
     }
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(
         f"database: {django.db.connection.vendor}; broker: {env.get('REDIS_URL') or 'filesystem'}"
     )
-    print(f"model: v{version.number if version else '-'}; clients: {args.clients}")
+    load = f"offered {args.rate:g} ads/s" if args.rate else f"clients: {args.clients}"
+    print(f"model: v{version.number if version else '-'}; {load}")
     print(f"upload: median {results['upload_p50_ms']:.0f} ms per request")
+    if args.rate:
+        print(f"sends: {results['late']} started over {LATE_S * 1000:.0f} ms late")
     print(f"outcomes: {statuses}")
-    for key in ("p50_ms", "p95_ms", "ads_per_s"):
+    for key in ("p50_ms", "p95_ms", "max_ms", "ads_per_s"):
         print(f"{key}: {summary[key]}")
     for ad in ads:
         services.delete_ad(ad)
@@ -187,28 +206,48 @@ def main() -> None:
     print(json.dumps(summary))
 
 
-def run(url: str, token: str, ads, clients: int) -> dict:
+def run(url: str, token: str, ads, clients: int, rate: float | None = None) -> dict:
+    """Posts ``ads``: closed loop from ``clients`` threads, or open loop at ``rate`` per second."""
     import requests
+    from django.utils import timezone
 
     session_headers = {"Authorization": f"Token {token}"}
-    times, errors = [], 0
+    times, errors, late, first_send = [], 0, 0, None
 
-    def post(ad):
+    def post(ad, due=None):
         category, photos = ad
         started = time.perf_counter()
-        response = requests.post(
-            f"{url}/api/v1/ads/",
-            data={"title": "bench", "price": "10", "category": category},
-            files=[("photos", (name, data, "image/jpeg")) for name, data in photos],
-            headers=session_headers,
-            timeout=60,
-        )
-        return response.status_code, (time.perf_counter() - started) * 1000
+        try:
+            status = requests.post(
+                f"{url}/api/v1/ads/",
+                data={"title": "bench", "price": "10", "category": category},
+                files=[("photos", (name, data, "image/jpeg")) for name, data in photos],
+                headers=session_headers,
+                timeout=60,
+            ).status_code
+        except requests.RequestException:
+            status = None
+        elapsed = (time.perf_counter() - started) * 1000
+        return status, elapsed, due is not None and started - due > LATE_S
 
-    with ThreadPoolExecutor(clients) as pool:
-        for status, elapsed in pool.map(post, ads):
-            times.append(elapsed)
-            errors += status != 201
+    if rate is None:
+        with ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(post, ads))
+    else:
+        # As many threads as ads: an idle one is reused, a new one started when all are
+        # waiting for answers, so a slow answer never holds back the next send.
+        with ThreadPoolExecutor(len(ads)) as pool:
+            start, first_send = time.perf_counter(), timezone.now()
+            futures = []
+            for i, ad in enumerate(ads):
+                due = start + i / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                futures.append(pool.submit(post, ad, due))
+            answers = [future.result() for future in futures]
+    for status, elapsed, was_late in answers:
+        times.append(elapsed)
+        errors += status != 201
+        late += was_late
     from ads.models import Ad
 
     deadline = time.monotonic() + 300
@@ -216,7 +255,12 @@ def run(url: str, token: str, ads, clients: int) -> dict:
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    return {"errors": errors, "upload_p50_ms": statistics.median(times)}
+    return {
+        "errors": errors,
+        "late": late if rate else None,
+        "first_send": first_send,
+        "upload_p50_ms": statistics.median(times),
+    }
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
-from . import plots, retraining, services
+from . import fairness, plots, retraining, services
 from .models import LabelCheck, ModelVersion, ModelVersionEvent, Prediction, TrainingImage
 
 REFRESH_SECONDS = 5
@@ -368,7 +369,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="Evaluation set accuracy")
     def evaluation_accuracy(self, obj):
         value = obj.evaluation.get("accuracy")
-        return "—" if value is None else f"{value:.2%} (n={obj.evaluation['n']})"
+        if value is None:
+            return "—"
+        seen = fairness.seen_in_training(obj)
+        said = f"{value:.2%} (n={obj.evaluation['n']})"
+        return said if seen.fair else format_html("{}<br><small>{}</small>", said, seen)
 
     @admin.display(description="Threshold")
     def threshold_shown(self, obj):
@@ -634,7 +639,9 @@ def _comparison(shown: list[tuple[str, ModelVersion, str]]):
     """Figures, confusion matrices and coverage/risk curves of versions side by side."""
     evaluations = [(label, version.evaluation, colour) for label, version, colour in shown]
     measured = [(label, e, colour) for label, e, colour in evaluations if e.get("n")]
-    notes = [_sameness(evaluations)]
+    seen = {label: fairness.seen_in_training(v) for label, v, _ in shown if v.evaluation.get("n")}
+    notes = [_sameness(evaluations), _unfairness(list(seen.values()))]
+    notes += [format_html("{}: {}.", label, said) for label, said in seen.items()]
     for label, evaluation, _ in evaluations:
         if evaluation.get("error"):
             notes.append(format_html("{}: could not be evaluated: {}", label, evaluation["error"]))
@@ -672,6 +679,17 @@ def _sameness(evaluations) -> str:
         "<strong>Measured on different photos</strong> (the evaluation set changed since one "
         "of them was measured): evaluate again to compare them."
     )
+
+
+def _unfairness(seen: list[fairness.Seen]) -> str:
+    unfair = fairness.unfairness(seen)
+    if not unfair:
+        return ""
+    if len(seen) > 1:
+        said = "The figures below are no verdict on which version is better."
+    else:
+        said = "Its figures below may flatter it."
+    return format_html("<strong>{}.</strong> {}", capfirst(unfair), said)
 
 
 def _figures_table(measured) -> str:

@@ -1,6 +1,9 @@
-"""The shipped default: categories Laptops and Phones, and a trained model to serve them.
+"""The shipped defaults: categories Laptops and Phones, and trained models to serve them.
 
-Run once by a data migration, so that a fresh ``migrate`` gives a working classifier.
+Two models ship: v1, the from-scratch CNN of the first releases, and v2, the default since,
+on the pretrained EfficientNet-Lite0 backbone. Migrations install them, so that a fresh
+``migrate`` gives a working classifier (v2 active, v1 kept for rollback), and an existing
+install gets v2 as a new version.
 """
 
 from __future__ import annotations
@@ -10,25 +13,85 @@ from pathlib import Path
 
 from django.core.files.base import ContentFile
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+MODELS_DIR = Path(__file__).resolve().parent / "default_model"
+FIRST_MODEL_DIR = MODELS_DIR / "v1"
+DEFAULT_MODEL_DIR = MODELS_DIR / "v2"
 DEFAULT_CATEGORIES = {"laptop": "Laptops", "phone": "Phones"}
 
 
-def install_defaults(category_model, model_version_model) -> None:
-    """Create the default categories and register the shipped model as active v1.
+def manifest_of(model_dir: Path) -> dict:
+    return json.loads((model_dir / "manifest.json").read_text())
 
-    Takes the model classes as arguments so a migration can pass its historical ones.
-    Does nothing to a registry that already has versions.
+
+def install_defaults(category_model, model_version_model) -> None:
+    """Create the default categories and, in an empty registry, register v1 as active.
+
+    Takes the model classes as arguments so that migration 0002 can pass its historical
+    ones (which have no ``training_photos`` or ``backbone`` yet: ``install_default_model``
+    fills those in).
     """
     for slug, name in DEFAULT_CATEGORIES.items():
         category_model.objects.get_or_create(slug=slug, defaults={"name": name})
-    manifest_path = DEFAULT_MODEL_DIR / "manifest.json"
-    if not manifest_path.exists() or model_version_model.objects.exists():
+    if model_version_model.objects.exists():
         return
-    manifest = json.loads(manifest_path.read_text())
+    version = _version(model_version_model, FIRST_MODEL_DIR, number=1, status="active")
+    version.save()
+
+
+def install_shipped_models(category_model, model_version_model) -> str:
+    """Bring a registry up to date with the shipped models; returns what was done.
+
+    v1 gets its list of training photos. v2 is registered once, under the next free number;
+    it becomes the active version when the active one is the shipped v1 (or none is), and
+    is left as a candidate when an admin has promoted a version of their own.
+    """
+    install_defaults(category_model, model_version_model)
+    first = _shipped(model_version_model, FIRST_MODEL_DIR)
+    if first is not None and not first.training_photos:
+        first.training_photos = manifest_of(FIRST_MODEL_DIR).get("training_photos", [])
+        first.save(update_fields=["training_photos"])
+    if _shipped(model_version_model, DEFAULT_MODEL_DIR) is not None:
+        return "The shipped models are registered already."
+    active = model_version_model.objects.filter(status="active").first()
+    take_over = active is None or (first is not None and active.pk == first.pk)
+    last = model_version_model.objects.order_by("-number").first()
+    version = _version(
+        model_version_model,
+        DEFAULT_MODEL_DIR,
+        number=(last.number if last else 0) + 1,
+        status="candidate",
+    )
+    version.save()
+    if take_over:
+        model_version_model.objects.filter(status="active").update(status="retired")
+        model_version_model.objects.filter(pk=version.pk).update(status="active")
+        return f"Registered the shipped model as v{version.number}, now the active version."
+    return (
+        f"Registered the shipped model as candidate v{version.number}; v{active.number}, "
+        "promoted by an admin, stays active (promote the new one in the model registry)."
+    )
+
+
+def _shipped(model_version_model, model_dir: Path):
+    """The registry's copy of a shipped model, found by its threshold and training size
+    (v1 rows predate any other mark), or None."""
+    manifest = manifest_of(model_dir)
+    return (
+        model_version_model.objects.filter(
+            threshold=manifest["threshold"],
+            trained_on=manifest["trained_on"],
+            classes=manifest["classes"],
+        )
+        .order_by("number")
+        .first()
+    )
+
+
+def _version(model_version_model, model_dir: Path, number: int, status: str):
+    manifest = manifest_of(model_dir)
     version = model_version_model(
-        number=1,
-        status="active",
+        number=number,
+        status=status,
         classes=manifest["classes"],
         input_size=manifest["input_size"],
         threshold=manifest["threshold"],
@@ -36,7 +99,10 @@ def install_defaults(category_model, model_version_model) -> None:
         history=manifest["history"],
         trained_on=manifest["trained_on"],
     )
+    for field in ("training_photos", "backbone"):
+        if hasattr(version, field):  # not on the model migration 0002 passes
+            setattr(version, field, manifest.get(field, getattr(version, field)))
     for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
-        content = ContentFile((DEFAULT_MODEL_DIR / filename).read_bytes())
+        content = ContentFile((model_dir / filename).read_bytes())
         getattr(version, field).save(filename, content, save=False)
-    version.save()
+    return version

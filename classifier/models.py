@@ -198,6 +198,14 @@ class ModelVersion(models.Model):
     # active version whenever a candidate is measured, so the two share the same photos.
     evaluation = models.JSONField(default=dict, blank=True)
     trained_on = models.PositiveIntegerField(default=0, help_text="Number of training images")
+    # The first 16 hex digits of the sha256 of each photo trained on (validation split
+    # included): says how many of today's evaluation photos a version has seen.
+    training_photos = models.JSONField(default=list, blank=True)
+    backbone = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The pretrained backbone and input it builds on; empty: trained from scratch.",
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -409,3 +417,23 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category} ({self.confidence:.2f})"
+
+
+class ImageFeatures(models.Model):
+    """A training photo's pooled backbone features, kept so that retraining a head takes
+    seconds: computed once per (photo, backbone), for the photo and its mirror image."""
+
+    image = models.ForeignKey(TrainingImage, on_delete=models.CASCADE, related_name="features")
+    backbone = models.CharField(max_length=100)
+    # float16, shape (2, n_features): the photo, then its mirror image.
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "image features"
+        constraints = [
+            models.UniqueConstraint(fields=["image", "backbone"], name="one_features_per_backbone")
+        ]
+
+    def __str__(self) -> str:
+        return f"features of {self.image_id} ({self.backbone})"

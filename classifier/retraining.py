@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from ads.models import Ad, Category
 
+from .fairness import seen_in_training, unfairness
 from .ml.split import near_duplicate_groups
 from .models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
 from .pipeline import enqueue
@@ -96,8 +97,8 @@ def run_training(version_id: int, config=None) -> str:
     report = _reporter(version)
     try:
         report({"stage": "reading the training images"})
-        data, as_of = training_data(config.architecture.input_size)
-        train_version(version, data, as_of, config, _progress_callbacks(report))
+        data, as_of = training_data(config.input_size)
+        train_version(version, data, as_of, config, _progress_callbacks(report, config.folds))
     except TrainingCancelled:
         return f"v{version.number} cancelled"
     except Exception as error:
@@ -118,9 +119,11 @@ def _reporter(version: ModelVersion):
     return report
 
 
-def _progress_callbacks(report, stages=("training",)):
+def _progress_callbacks(report, folds: int, what: str = "head"):
+    """Progress of the ``folds`` successive fits of a training or label check."""
     from .ml.progress import ProgressReport
 
+    stages = [f"{what} {fold + 1} of {folds}" for fold in range(folds)]
     return [ProgressReport(report, stages=stages)]
 
 
@@ -153,11 +156,13 @@ def after_training(version: ModelVersion) -> None:
 def auto_promote(candidate: ModelVersion, active: ModelVersion | None):
     """Promote ``candidate`` when CLASSIFIER_AUTO_PROMOTE_MARGIN is set and its accuracy on
     the evaluation set beats the active version's by that margin; the verdict is kept in
-    its evaluation either way. Returns the event, or None."""
+    its evaluation either way. Never when either version trained on evaluation photos (or
+    did not record what it trained on): its figures there would flatter it. Returns the
+    event, or None."""
     margin = settings.CLASSIFIER_AUTO_PROMOTE_MARGIN
     if margin is None or candidate.status != Status.CANDIDATE:
         return None
-    better, verdict = _compare(candidate.evaluation, active, margin)
+    better, verdict = _compare(candidate, active, margin)
     candidate.evaluation = candidate.evaluation | {"auto_promotion": verdict}
     ModelVersion.objects.filter(pk=candidate.pk).update(evaluation=candidate.evaluation)
     if not better:
@@ -165,10 +170,12 @@ def auto_promote(candidate: ModelVersion, active: ModelVersion | None):
     return _switch(candidate, None, Action.AUTO_PROMOTE, note=verdict)
 
 
-def _compare(mine: dict, active: ModelVersion | None, margin: float) -> tuple[bool, str]:
+def _compare(
+    candidate: ModelVersion, active: ModelVersion | None, margin: float
+) -> tuple[bool, str]:
     if active is None:
         return False, "not promoted: there is no active version to compare with"
-    theirs = active.evaluation
+    mine, theirs = candidate.evaluation, active.evaluation
     if not mine.get("n") or "accuracy" not in theirs:
         return False, f"not promoted: no evaluation figures to compare with v{active.number}"
     if mine.get("fingerprint") != theirs.get("fingerprint"):
@@ -177,6 +184,9 @@ def _compare(mine: dict, active: ModelVersion | None, margin: float) -> tuple[bo
         f"accuracy {mine['accuracy']:.2%} against {theirs['accuracy']:.2%} for "
         f"v{active.number} on {mine['n']} evaluation photos (margin {margin:.2%})"
     )
+    unfair = unfairness([seen_in_training(candidate), seen_in_training(active)])
+    if unfair:
+        return False, f"not promoted, {unfair} — {said}"
     # A hair of tolerance: the figures went through JSON and floating point.
     if mine["accuracy"] >= theirs["accuracy"] + margin - 1e-9:
         return True, f"promoted automatically: {said}"
@@ -188,10 +198,10 @@ def train_in_process(data_dir=None, config=None, callbacks=None, activate=False,
     progress like the queue does (the registry shows it; the sweep sees it alive), then
     measure; ``activate`` promotes. No data, no version: the data is read first."""
     config = config or default_training_config()
-    data, as_of = training_data(config.architecture.input_size, data_dir)
-    version = start_version(config.architecture.input_size, requested_by=user)
+    data, as_of = training_data(config.input_size, data_dir)
+    version = start_version(config.input_size, requested_by=user)
     version.claim_training()
-    progress = _progress_callbacks(_reporter(version))
+    progress = _progress_callbacks(_reporter(version), config.folds)
     train_version(version, data, as_of, config, [*(callbacks or []), *progress])
     after_training(version)
     version.refresh_from_db()
@@ -404,17 +414,15 @@ def _check_labels(check: LabelCheck, config) -> tuple[int, int, dict]:
             raise TrainingCancelled(f"{check} is no longer running")
 
     report({"stage": "reading the training images"})
-    data = labelled_set(config.architecture.input_size)
+    data = labelled_set(config.input_size)
     probabilities = out_of_fold_probabilities(
-        data.pixels,
+        data.features,
         data.labels,
         data.classes,
         near_duplicate_groups(data.hashes),
         config,
         folds=check.folds,
-        callbacks_for=lambda fold: _progress_callbacks(
-            report, stages=(f"fold {fold + 1} of {check.folds}",)
-        ),
+        callbacks=_progress_callbacks(report, check.folds, what="fold"),
     )
     suspects = confident_learning(probabilities, data.labels)
     _store_suspects(data, suspects)

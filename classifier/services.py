@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,15 @@ from ads.uploads import CleanPhoto, decode, read_capped, safe_name, stored_form
 
 from .ml.dataset import DatasetError, load_folder, scan_class_folders
 from .ml.predict import Predictor
-from .ml.preprocess import ImageError, letterbox
+from .ml.preprocess import ImageError, letterbox, preprocess_batch
 from .ml.split import assign_held_out
-from .models import SUSPICION_FIELDS, ModelVersion, TrainingImage, training_image_path
+from .models import (
+    SUSPICION_FIELDS,
+    ImageFeatures,
+    ModelVersion,
+    TrainingImage,
+    training_image_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +83,15 @@ def import_images(
     categories = _categories_for(sorted(folders), create_categories)
     report = ImportReport()
     known = set(TrainingImage.objects.values_list("sha256", flat=True))
+    candidates = read_folder(folders, known, report)
+    _save_training_images(candidates, categories, source)
+    report.imported.update(candidate.category for candidate in candidates)
+    return report
+
+
+def read_folder(folders: dict[str, list[Path]], known: set[str], report) -> list[_Candidate]:
+    """The folder's photos in their stored form, in import order, without those unreadable
+    (reported) or already ``known`` (counted as duplicates)."""
     candidates = []
     for slug, paths in folders.items():
         for path in paths:
@@ -88,9 +104,7 @@ def import_images(
                 continue
             known |= hashes
             candidates.append(candidate)
-    _save_training_images(candidates, categories, source)
-    report.imported.update(candidate.category for candidate in candidates)
-    return report
+    return candidates
 
 
 def _categories_for(slugs: list[str], create: bool) -> dict[str, Category]:
@@ -160,7 +174,10 @@ def subsets_for(photos: list[tuple[str, str]]) -> list[str]:
     (re-posts must not be on both sides), any other photo is held out for evaluation by a
     fixed coin toss on its content (CLASSIFIER_EVALUATION_PERCENT % of them).
     """
-    known = list(TrainingImage.objects.values_list("phash", "subset"))
+    return _subsets(photos, list(TrainingImage.objects.values_list("phash", "subset")))
+
+
+def _subsets(photos: list[tuple[str, str]], known: list[tuple[str, str]]) -> list[str]:
     held_out = assign_held_out(
         [(sha256, int(phash, 16)) for sha256, phash in photos],
         [int(phash, 16) for phash, _ in known],
@@ -260,12 +277,20 @@ def _copy_to_training(photo: AdImage, row: TrainingImage) -> str:
 
 @dataclass
 class LabelledSet:
+    """Labelled photos as a head is trained on them: backbone features, and the photos'
+    bytes to decode the few whose pixels are needed (validation, int8 calibration)."""
+
     classes: list[str]
-    pixels: np.ndarray
+    features: np.ndarray  # (n, 2, F) float16: each photo and its mirror image
     labels: np.ndarray
     hashes: list[int]
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)  # TrainingImage ids, when from the database
+    sha256: list[str] = field(default_factory=list)  # of each photo's stored form
+    read: list = field(default_factory=list)  # per photo, a function returning its bytes
+
+    def pixels(self, indices, size: int) -> np.ndarray:
+        return preprocess_batch([self.read[i]() for i in indices], size)
 
 
 def usable_images() -> QuerySet:
@@ -275,37 +300,84 @@ def usable_images() -> QuerySet:
 
 
 def labelled_set(size: int) -> LabelledSet:
-    """The training subset, preprocessed, labelled by category slug (the classes)."""
+    """The training subset, as backbone features for ``size`` pixels, labelled by category
+    slug (the classes). Features are computed once per photo and backbone, then kept."""
     images = usable_images().filter(subset=TrainingImage.Subset.TRAIN)
     classes = sorted(set(images.values_list("category__slug", flat=True)))
-    data = _load(images, classes, size)
-    if not len(data.labels):
+    images = list(images.select_related("category").order_by("id"))
+    features, unreadable = training_features(images, size)
+    kept = [image for image in images if image.pk in features]
+    if not kept:
         raise DatasetError("there are no labelled training images; run import_images first")
-    return data
+    return LabelledSet(
+        classes,
+        np.stack([features[image.pk] for image in kept]),
+        np.array([classes.index(image.category.slug) for image in kept], dtype=int),
+        [int(image.phash, 16) for image in kept],
+        unreadable,
+        [image.pk for image in kept],
+        [image.sha256 for image in kept],
+        [partial(_read_file, image.file) for image in kept],
+    )
 
 
-def evaluation_set(size: int, classes: list[str]) -> LabelledSet:
-    """The held-out evaluation photos of ``classes`` (a version's), in that class order."""
+def training_features(images: list[TrainingImage], size: int):
+    """``{image id: (2, F) features}`` for ``size`` pixels, computing (and keeping) those not
+    kept yet; and the photos that could not be read, as (file, reason)."""
+    from .ml import features as ml_features
+
+    backbone = ml_features.backbone_id(size)
+    ids = [image.pk for image in images]
+    found = {}
+    for start in range(0, len(ids), 2000):
+        rows = ImageFeatures.objects.filter(
+            backbone=backbone, image_id__in=ids[start : start + 2000]
+        )
+        found |= dict(rows.values_list("image_id", "data"))
+    features = {pk: ml_features.from_bytes(data) for pk, data in found.items()}
+    missing = [image for image in images if image.pk not in features]
+    unreadable = []
+    for start in range(0, len(missing), 256):
+        chunk, pixels = [], []
+        for image in missing[start : start + 256]:
+            try:
+                pixels.append(letterbox(decode(_read_file(image.file)), size))
+                chunk.append(image)
+            except (ImageError, FileNotFoundError) as error:
+                unreadable.append((image.file.name, str(error)))
+        computed = ml_features.compute(np.stack(pixels)) if pixels else []
+        rows = [
+            ImageFeatures(image=image, backbone=backbone, data=ml_features.to_bytes(values))
+            for image, values in zip(chunk, computed, strict=True)
+        ]
+        # Another training may have stored the same photo's features meanwhile: same values.
+        ImageFeatures.objects.bulk_create(rows, ignore_conflicts=True)
+        features |= {image.pk: values for image, values in zip(chunk, computed, strict=True)}
+    return features, unreadable
+
+
+def _read_file(field_file) -> bytes:
+    with field_file.open("rb") as handle:
+        return handle.read()
+
+
+def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """The held-out evaluation photos of ``classes`` (a version's), in that class order, as
+    the served model takes them: (pixels, labels, ids, unreadable)."""
     images = usable_images().filter(
         subset=TrainingImage.Subset.EVALUATION, category__slug__in=classes
     )
-    return _load(images, list(classes), size)
-
-
-def _load(images: QuerySet, classes: list[str], size: int) -> LabelledSet:
-    pixels, labels, hashes, ids, unreadable = [], [], [], [], []
+    pixels, labels, ids, unreadable = [], [], [], []
     for image in images.select_related("category").order_by("id"):
         try:
-            with image.file.open("rb") as handle:
-                pixels.append(letterbox(decode(handle.read()), size))
+            pixels.append(letterbox(decode(_read_file(image.file)), size))
         except (ImageError, FileNotFoundError) as error:
             unreadable.append((image.file.name, str(error)))
             continue
         labels.append(classes.index(image.category.slug))
-        hashes.append(int(image.phash, 16))
         ids.append(image.pk)
     stacked = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
-    return LabelledSet(classes, stacked, np.array(labels, dtype=int), hashes, unreadable, ids)
+    return stacked, np.array(labels, dtype=int), ids, unreadable
 
 
 def fingerprint(ids: list[int]) -> str:
@@ -399,13 +471,40 @@ def export_dataset(directory: Path, force: bool = False, subset: str | None = No
     return report
 
 
-def folder_set(directory: Path, size: int) -> LabelledSet:
-    """A folder-per-class dataset whose folder names are existing category slugs."""
+def folder_set(directory: Path, size: int, training_subset_only: bool = False) -> LabelledSet:
+    """A folder-per-class dataset whose folder names are existing category slugs, read as
+    ``import_images`` reads it (stored form, duplicates skipped), as backbone features.
+
+    ``training_subset_only`` leaves out the photos an import into an empty database would
+    hold out for evaluation, so that a model built from the folder never sees them.
+    """
+    from .ml import features as ml_features
+
     folders = scan_class_folders(directory)
     _categories_for(sorted(folders), create=False)
-    loaded = load_folder(directory, size)
-    unreadable = [(str(path), reason) for path, reason in loaded.unreadable]
-    return LabelledSet(loaded.classes, loaded.pixels, loaded.labels, loaded.hashes, unreadable)
+    report = ImportReport()
+    candidates = read_folder(folders, set(), report)
+    if training_subset_only:
+        photos = [(c.photo.sha256, c.photo.phash) for c in candidates]
+        subsets = _subsets(photos, known=[])
+        candidates = [
+            c
+            for c, subset in zip(candidates, subsets, strict=True)
+            if subset == TrainingImage.Subset.TRAIN
+        ]
+    if not candidates:
+        raise DatasetError(f"no readable image in {directory}")
+    classes = sorted(folders)
+    pixels = preprocess_batch([c.photo.data for c in candidates], size)
+    return LabelledSet(
+        classes,
+        ml_features.compute(pixels),
+        np.array([classes.index(c.category) for c in candidates], dtype=int),
+        [int(c.photo.phash, 16) for c in candidates],
+        report.unreadable,
+        sha256=[c.photo.sha256 for c in candidates],
+        read=[partial(lambda data: data, c.photo.data) for c in candidates],
+    )
 
 
 def default_training_config():
@@ -415,13 +514,14 @@ def default_training_config():
 
 
 def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks=None):
-    """Train on ``data`` and export the result; returns (TrainingResult, Package)."""
+    """Train a head on ``data`` and export the served model; returns (TrainingResult,
+    Package)."""
     from .ml.split import near_duplicate_groups
     from .ml.train import package, train
 
     groups = near_duplicate_groups(data.hashes)
     result = train(
-        data.pixels,
+        data.features,
         data.labels,
         data.classes,
         groups,
@@ -429,7 +529,7 @@ def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks
         log_dir=log_dir,
         callbacks=callbacks,
     )
-    return result, package(result)
+    return result, package(result, lambda indices: data.pixels(indices, config.input_size))
 
 
 # --- Training ---------------------------------------------------------------------
@@ -487,10 +587,13 @@ def _save_version(version: ModelVersion, result, packaged, data: LabelledSet, as
     values = {
         "classes": result.classes,
         "input_size": result.metrics["input_size"],
+        "backbone": result.metrics["backbone"],
         "metrics": packaged.metrics | {"unreadable_images": len(data.unreadable)},
         "history": result.history,
         "threshold": packaged.metrics["threshold"],
         "trained_on": int(len(data.labels)),
+        # Validation split included.
+        "training_photos": sorted({sha256[:16] for sha256 in data.sha256}),
         "artifact": version.artifact.name,
         "serving_artifact": version.serving_artifact.name,
         "data_as_of": as_of,
@@ -629,20 +732,20 @@ def measure_on_evaluation_set(version: ModelVersion) -> dict:
     ``fingerprint`` (the photos measured on) is the same."""
     from .ml.metrics import evaluate_probabilities
 
-    data = evaluation_set(version.input_size, version.classes)
+    pixels, labels, ids, unreadable = evaluation_set(version.input_size, version.classes)
     report = {
-        "n": int(len(data.labels)),
-        "fingerprint": fingerprint(data.ids),
+        "n": int(len(labels)),
+        "fingerprint": fingerprint(ids),
         "classes": version.classes,
         "threshold": version.threshold,
-        "unreadable": len(data.unreadable),
+        "unreadable": len(unreadable),
         "evaluated_at": timezone.now().isoformat(),
     }
-    if len(data.labels):
-        probabilities = _probabilities(load_predictor(version), data.pixels)
+    if len(labels):
+        probabilities = _probabilities(load_predictor(version), pixels)
         # A version without a threshold decides nothing alone: coverage 0.
         threshold = version.threshold if version.threshold is not None else float("inf")
-        report |= evaluate_probabilities(probabilities, data.labels, version.classes, threshold)
+        report |= evaluate_probabilities(probabilities, labels, version.classes, threshold)
     ModelVersion.objects.filter(pk=version.pk).update(evaluation=report)
     version.evaluation = report
     return report

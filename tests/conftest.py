@@ -6,23 +6,24 @@ from django.core.files.base import ContentFile
 from tests.factories import make_user
 from tests.images import CLASSES, write_dataset
 
-# Small enough to train in seconds, big enough to learn the drawn classes.
+# The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
 TINY_SIZE = 32
-TINY_WIDTHS = "8,16"
 
 
 def tiny_config(epochs: int = 12):
-    from classifier.ml.model import Architecture
+    from classifier.ml.model import HeadConfig
     from classifier.ml.train import TrainingConfig
 
     return TrainingConfig(
-        architecture=Architecture(input_size=TINY_SIZE, widths=(8, 16), dropout=0.1),
+        input_size=TINY_SIZE,
+        head=HeadConfig(hidden=0, dropout=0.1),
         epochs=epochs,
         batch_size=16,
         learning_rate=5e-3,
-        patience=12,
-        validation_fraction=0.25,
+        folds=3,
         target_risk=0.05,
+        calibration_photos=16,
+        check_photos=48,
     )
 
 
@@ -31,25 +32,33 @@ def dataset_dir(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("dataset"), per_class=48)
 
 
-@pytest.fixture(scope="session")
-def tiny_package(dataset_dir):
-    """A real Keras model trained once on generated photos, in its stored forms."""
-    from classifier.ml.dataset import load_folder
+def train_tiny(pixels, labels, hashes, config=None):
+    """A real head on the pretrained backbone, trained on generated photos and packaged."""
+    from classifier.ml.features import compute
     from classifier.ml.split import near_duplicate_groups
     from classifier.ml.train import package, train
 
+    config = config or tiny_config()
+    groups = near_duplicate_groups(hashes)
+    result = train(compute(pixels), labels, list(CLASSES), groups, config)
+    return package(result, lambda indices: pixels[indices])
+
+
+@pytest.fixture(scope="session")
+def tiny_package(dataset_dir):
+    """A real model trained once on generated photos, in its stored forms."""
+    from classifier.ml.dataset import load_folder
+
     data = load_folder(dataset_dir, TINY_SIZE)
     assert data.classes == list(CLASSES)
-    result = train(
-        data.pixels, data.labels, data.classes, near_duplicate_groups(data.hashes), tiny_config()
-    )
-    return package(result)
+    return train_tiny(data.pixels, data.labels, data.hashes)
 
 
-def register_version(package, classes=CLASSES, status: str = "candidate"):
+def register_version(package, classes=CLASSES, status: str = "candidate", training_photos=()):
     """A trained package registered as a new version (artifacts in this test's storage).
     ``classes`` reversed gives a version that is always wrong: the same network, its
-    outputs named the other way round."""
+    outputs named the other way round. ``training_photos``: empty, it is unknown which
+    photos it trained on."""
     from classifier.models import ModelVersion
 
     version = ModelVersion(
@@ -60,11 +69,20 @@ def register_version(package, classes=CLASSES, status: str = "candidate"):
         threshold=package.metrics["threshold"],
         metrics=package.metrics,
         trained_on=100,
+        training_photos=list(training_photos),
     )
     version.artifact.save("model.keras", ContentFile(package.keras_bytes), save=False)
     version.serving_artifact.save("model.tflite", ContentFile(package.litert_bytes), save=False)
     version.save()
     return version
+
+
+@pytest.fixture(scope="session")
+def tiny_training_photos(dataset_dir):
+    """What ``training_photos`` says for the tiny model: the photos of ``dataset_dir``."""
+    from classifier.fairness import folder_photo_keys
+
+    return folder_photo_keys(dataset_dir)
 
 
 @pytest.fixture

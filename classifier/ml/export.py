@@ -1,9 +1,11 @@
-"""Save a trained Keras model in the two forms a ModelVersion keeps.
+"""Save trained models in the forms a ModelVersion keeps.
 
-- ``.keras``: the full model (augmentation included), for retraining and inspection.
-- ``.tflite``: the serving form, run by LiteRT. LiteRT loads in a few MB and answers one
-  image in well under a millisecond, where TensorFlow costs ~500 MB and ~2 s just to import.
-  Weights are quantised to 8 bits (dynamic range); ``tests`` check it agrees with Keras.
+- ``.keras``: the head (the backbone is rebuilt from the installed ImageNet weights), for
+  inspection and retraining.
+- ``.tflite``: the whole served model (backbone and head), run by LiteRT. LiteRT loads in a
+  few MB and needs no TensorFlow. It is quantised to full integer (int8 weights and
+  activations), calibrated on real photos: about half the latency of float32 on this CPU.
+  ``tests`` check that it agrees with the Keras model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 
 def keras_bytes(model: keras.Model) -> bytes:
@@ -30,11 +33,26 @@ def load_keras(data: bytes) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
 
 
-def litert_bytes(model: keras.Model, quantize: bool = True) -> bytes:
+def litert_bytes(model: keras.Model, calibration: np.ndarray | None = None) -> bytes:
+    """The LiteRT form: full integer, calibrated on ``calibration`` pixels when given,
+    else with 8-bit weights only (dynamic range)."""
     import tensorflow as tf
 
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if calibration is not None:
+        options |= {
+            "representative_dataset": _representative(calibration),
+            "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+        }
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.tflite"
         model.export(str(path), format="litert", verbose=False, **options)
         return path.read_bytes()
+
+
+def _representative(pixels: np.ndarray):
+    def photos():
+        for photo in pixels:
+            yield [photo[None].astype(np.float32)]
+
+    return photos

@@ -10,8 +10,7 @@ probable of all. Ranked by margin: that class's probability minus the given labe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,36 +33,21 @@ def group_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def out_of_fold_probabilities(
-    pixels: np.ndarray,
+    features: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
     groups: np.ndarray,
     config,
     folds: int = 3,
-    callbacks_for: Callable[[int], list] | None = None,
+    callbacks: list | None = None,
 ) -> np.ndarray:
-    """Each photo's class probabilities from a model (the served, mirror-averaged form)
-    trained on the other folds with ``config``. ``callbacks_for(fold)`` gives each
-    training's Keras callbacks."""
-    from .model import with_mirror_averaging
-    from .predict import keras_probabilities
+    """Each photo's class probabilities (mirror-averaged, as served) from a head trained on
+    the other folds' backbone ``features`` with ``config``: what training computes anyway
+    to choose the threshold. Heads on cached features make a fold take seconds."""
     from .train import train
 
-    fold_of = group_folds(groups, folds, config.seed)
-    probabilities = np.zeros((len(labels), len(classes)), dtype=np.float32)
-    for fold in range(folds):
-        held, rest = fold_of == fold, fold_of != fold
-        result = train(
-            pixels[rest],
-            labels[rest],
-            classes,
-            groups[rest],
-            config,
-            callbacks=callbacks_for(fold) if callbacks_for else None,
-        )
-        served = with_mirror_averaging(result.model)
-        probabilities[held] = keras_probabilities(served, pixels[held])
-    return probabilities
+    config = replace(config, folds=folds)
+    return train(features, labels, classes, groups, config, callbacks=callbacks).out_of_fold
 
 
 @dataclass

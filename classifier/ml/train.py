@@ -1,4 +1,6 @@
-"""Training: split, fit with early stopping, measure on the validation split."""
+"""Training: fit heads on backbone features by folds of near-copy groups, pick the
+threshold on their out-of-fold answers, and package the served model (backbone and the
+averaged heads, int8 LiteRT)."""
 
 from __future__ import annotations
 
@@ -10,36 +12,42 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .model import Architecture, augmentation, build_model
-from .split import group_split
+from .features import backbone_id
+from .model import HeadConfig, build_head
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    architecture: Architecture = field(default_factory=Architecture)
-    epochs: int = 32
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    patience: int = 12
-    validation_fraction: float = 0.15
+    # The default recipe (see classifier/default_model/README.md for how it was chosen).
+    input_size: int = 224
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden=256, dropout=0.4))
+    # One head per fold, each trained on the other folds (by near-copy groups); the model
+    # averages them, and every photo is judged out of fold by the head that did not see it.
+    folds: int = 5
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    label_smoothing: float = 0.0
     seed: int = 1234
-    # Automatic decisions must be wrong at most this often on the validation split.
+    # Automatic decisions must be wrong at most this often on the out-of-fold answers.
     target_risk: float = 0.01
-    # Mixup strength (Beta(a, a)); 0 turns it off. Mixing photos softens noisy labels.
-    mixup: float = 0.2
-    # XLA-compiled training steps: ~1.6x the photos per second on a 2-core CPU, for a
-    # one-off compilation of a few seconds.
-    jit_compile: bool = True
+    # Training photos that calibrate the int8 quantisation of the served model, and that
+    # check the served model against the Keras one.
+    calibration_photos: int = 200
+    check_photos: int = 400
 
 
 @dataclass
 class TrainingResult:
-    model: object  # keras.Model; typed loosely so this module imports without TensorFlow
+    model: object  # the averaged heads, a keras.Model; typed loosely (imports without Keras)
     classes: list[str]
     history: dict[str, list[float]]
     metrics: dict
-    validation_pixels: np.ndarray
-    validation_labels: np.ndarray
+    labels: np.ndarray
+    # Each photo's probabilities from the head that did not train on it, mirror-averaged.
+    out_of_fold: np.ndarray
+    # The averaged heads' probabilities on the same features.
+    probabilities: np.ndarray
 
 
 @dataclass
@@ -52,7 +60,7 @@ class Package:
 
 
 def train(
-    pixels: np.ndarray,
+    features: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
     groups: np.ndarray,
@@ -60,55 +68,38 @@ def train(
     log_dir: Path | None = None,
     callbacks: list | None = None,
 ) -> TrainingResult:
-    """Train a fresh CNN on ``pixels`` (uint8, preprocessed) labelled by class index."""
+    """Fit ``config.folds`` heads on ``features`` ``(n, 2, F)`` (each photo and its mirror
+    image), each leaving out one fold of near-copy groups, and average them."""
     import keras
 
-    _check_data(pixels, labels, classes, config)
+    from .label_errors import group_folds
+
+    _check_data(features, labels, classes, config.folds)
     keras.utils.set_random_seed(config.seed)
-    train_idx, val_idx = group_split(labels, groups, config.validation_fraction, config.seed)
-    model = build_model(len(classes), config.architecture, seed=config.seed)
-    steps = int(np.ceil(len(train_idx) / config.batch_size)) * config.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=config.jit_compile,
-    )
-    onehot = keras.utils.to_categorical(labels, len(classes))
-    all_callbacks = [
-        # Judged only over the second half: mid-schedule weights (high learning rate) score
-        # a lucky validation loss now and then on a few hundred photos, yet are less sure.
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=config.patience,
-            restore_best_weights=True,
-            start_from_epoch=config.epochs // 2,
-        ),
-        *(callbacks or []),
-    ]
-    if log_dir is not None:
-        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+    fold_of = group_folds(groups, config.folds, config.seed)
+    heads, histories = [], []
+    out_of_fold = np.zeros((len(labels), len(classes)), dtype=np.float32)
     started = time.monotonic()
-    fitted = model.fit(
-        _augmented_batches(pixels[train_idx], onehot[train_idx], config),
-        validation_data=(pixels[val_idx], onehot[val_idx]),
-        epochs=config.epochs,
-        class_weight=_balanced_weights(labels[train_idx], len(classes)),
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=all_callbacks,
-        verbose=0,
-    )
+    for fold in range(config.folds):
+        held = fold_of == fold
+        fold_log = log_dir / f"fold{fold + 1}" if log_dir is not None else None
+        head, history = _fit_head(
+            features, labels, len(classes), ~held, held, config, fold_log, callbacks, fold
+        )
+        out_of_fold[held] = head_probabilities(head, features[held])
+        heads.append(head)
+        histories.append(history)
     seconds = time.monotonic() - started
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    model = average_heads(heads)
     report = {
         "target_risk": config.target_risk,
         "training_seconds": round(seconds, 1),
-        "epochs_run": len(history.get("loss", [])),
-        "train_size": int(len(train_idx)),
-        "validation_size": int(len(val_idx)),
+        "epochs_run": config.epochs,
+        "folds": config.folds,
+        "train_size": int(len(labels)),
         "class_counts": {c: int(np.sum(labels == i)) for i, c in enumerate(classes)},
-        "input_size": config.architecture.input_size,
+        "input_size": config.input_size,
+        "backbone": backbone_id(config.input_size),
         "parameters": int(model.count_params()),
         "config": asdict(config),
         "versions": _framework_versions(),
@@ -116,85 +107,118 @@ def train(
     return TrainingResult(
         model=model,
         classes=list(classes),
-        history=history,
+        history={key: list(np.mean([h[key] for h in histories], axis=0)) for key in histories[0]},
         metrics=report,
-        validation_pixels=pixels[val_idx],
-        validation_labels=labels[val_idx],
+        labels=labels,
+        out_of_fold=out_of_fold,
+        probabilities=head_probabilities(model, features),
     )
 
 
-def package(result: TrainingResult) -> Package:
-    """Export the model and measure the served (LiteRT) form on the validation split.
+def _fit_head(features, labels, n_classes, rows, held, config, log_dir, callbacks, fold):
+    import keras
 
-    The threshold is chosen from the served model's own confidences: that is the model
-    that will decide in production.
+    head = build_head(features.shape[2], n_classes, config.head, name=f"head{fold + 1}")
+    # Both views of every photo: mirroring is the augmentation cached features allow.
+    x = np.concatenate([features[rows, 0], features[rows, 1]]).astype(np.float32)
+    y = keras.utils.to_categorical(np.concatenate([labels[rows]] * 2), n_classes)
+    steps = int(np.ceil(len(x) / config.batch_size)) * config.epochs
+    head.compile(
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    validation = (
+        features[held, 0].astype(np.float32),
+        keras.utils.to_categorical(labels[held], n_classes),
+    )
+    all_callbacks = list(callbacks or [])
+    if log_dir is not None:
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+    fitted = head.fit(
+        x,
+        y,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation if held.any() else None,
+        class_weight=_balanced_weights(labels[rows], n_classes),
+        callbacks=all_callbacks,
+        verbose=0,
+    )
+    return head, {key: [float(v) for v in values] for key, values in fitted.history.items()}
+
+
+def average_heads(heads: list):
+    """One Keras model answering the average of ``heads``' probabilities."""
+    import keras
+    from keras import layers
+
+    if len(heads) == 1:
+        return heads[0]
+    inputs = keras.Input(shape=heads[0].input_shape[1:], name="features")
+    outputs = layers.Average(name="probabilities")([head(inputs) for head in heads])
+    return keras.Model(inputs, outputs, name="heads")
+
+
+def head_probabilities(head, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The head's answer for ``(n, 2, F)`` features: the average over photo and mirror, as
+    the served model gives it."""
+    chunks = []
+    for start in range(0, len(features), batch_size):
+        both = features[start : start + batch_size].astype(np.float32)
+        plain = np.asarray(head(both[:, 0], training=False))
+        mirrored = np.asarray(head(both[:, 1], training=False))
+        chunks.append((plain + mirrored) / 2)
+    return np.concatenate(chunks) if chunks else np.zeros((0, head.output_shape[-1]))
+
+
+def sample_index(result: TrainingResult, count: int, salt: int = 0) -> np.ndarray:
+    """Up to ``count`` of the training photos, drawn at random (fixed seed)."""
+    rng = np.random.default_rng(result.metrics["config"]["seed"] + salt)
+    return np.sort(rng.permutation(len(result.labels))[:count])
+
+
+def package(result: TrainingResult, pixels_of) -> Package:
+    """Export the served model (int8 LiteRT) and measure it.
+
+    ``pixels_of(indices)`` gives training photos' pixels: a sample calibrates the int8
+    quantisation, another checks the served model against the Keras one. The threshold is
+    chosen on the out-of-fold answers (every training photo, each judged by a head that did
+    not see it): a far larger sample than a validation split, so a steadier threshold. The
+    served model averages all heads, which is surer than one head where they agree and less
+    sure where they do not: the threshold errs on the side of the moderators.
     """
     from .export import keras_bytes, litert_bytes
-    from .model import with_mirror_averaging
-    from .predict import Predictor, keras_probabilities
+    from .model import serving_model
+    from .predict import Predictor
 
+    config = result.metrics["config"]
     size = result.metrics["input_size"]
-    served_model = with_mirror_averaging(result.model)
-    served_bytes = litert_bytes(served_model)
-    served = Predictor(served_bytes, result.classes, size).probabilities(result.validation_pixels)
-    reference = keras_probabilities(served_model, result.validation_pixels)
+    calibration = pixels_of(sample_index(result, config["calibration_photos"]))
+    served_bytes = litert_bytes(serving_model(result.model, size), calibration)
+    checked = sample_index(result, config["check_photos"], salt=1)
+    served = Predictor(served_bytes, result.classes, size).probabilities(pixels_of(checked))
+    reference = result.probabilities[checked]
     report = validation_report(
-        served, result.validation_labels, result.classes, result.metrics["target_risk"]
+        result.out_of_fold, result.labels, result.classes, result.metrics["target_risk"]
     )
     report["serving_agreement"] = float(np.mean(served.argmax(1) == reference.argmax(1)))
-    report["keras_accuracy"] = float(np.mean(reference.argmax(1) == result.validation_labels))
+    report["serving_max_difference"] = float(np.abs(served - reference).max())
+    report["serving_checked"] = int(len(checked))
     return Package(
-        keras_bytes=keras_bytes(served_model),
+        keras_bytes=keras_bytes(result.model),
         litert_bytes=served_bytes,
         metrics={**result.metrics, **report},
     )
 
 
-def _augmented_batches(pixels: np.ndarray, labels: np.ndarray, config: TrainingConfig):
-    """Shuffled, augmented batches, prepared in parallel with the training steps."""
-    import tensorflow as tf
-
-    augment = augmentation(config.seed)
-    images, targets = tf.constant(pixels), tf.constant(labels)
-
-    def load(indices):
-        photos = tf.cast(tf.gather(images, indices), tf.float32)
-        return augment(photos, training=True), tf.gather(targets, indices)
-
-    # Shuffle indices, not photos: a shuffle buffer of whole photos is refilled every
-    # epoch and cost ~8 s an epoch here.
-    batches = (
-        tf.data.Dataset.range(len(pixels))
-        .shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    )
-    if config.mixup > 0:
-        batches = batches.map(_mixup(config.mixup), num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def _mixup(alpha: float):
-    """Blend each photo (and its one-hot label) with another of the batch."""
-    import tensorflow as tf
-
-    def mix(x, y):
-        a = tf.random.gamma([], alpha)
-        weight = a / (a + tf.random.gamma([], alpha))
-        order = tf.random.shuffle(tf.range(tf.shape(x)[0]))
-        y = tf.cast(y, tf.float32)
-        return (
-            weight * x + (1 - weight) * tf.gather(x, order),
-            weight * y + (1 - weight) * tf.gather(y, order),
-        )
-
-    return mix
-
-
-def _check_data(pixels, labels, classes, config) -> None:
-    size = config.architecture.input_size
-    if pixels.ndim != 4 or pixels.shape[1:] != (size, size, 3):
-        raise ValueError(f"expected images of shape (n, {size}, {size}, 3), got {pixels.shape}")
+def _check_data(features, labels, classes, folds: int) -> None:
+    if features.ndim != 3 or features.shape[1] != 2:
+        raise ValueError(f"expected features of shape (n, 2, F), got {features.shape}")
+    if folds < 2:
+        raise ValueError("training needs at least two folds")
     counts = np.bincount(labels, minlength=len(classes))
     empty = [classes[i] for i, count in enumerate(counts) if count < 2]
     if len(classes) < 2:

@@ -1,20 +1,17 @@
 from django.core.management.base import BaseCommand
 
 from ads.models import Category
-from classifier.bootstrap import install_defaults
+from classifier.bootstrap import install_shipped_models
 from classifier.models import ModelVersion
 
 
 class Command(BaseCommand):
     help = (
-        "Create the default categories and register the shipped model as the active "
-        "version, as a fresh migrate does; a registry that already has versions is left alone."
+        "Create the default categories and register the shipped models, as migrate does: "
+        "the default (v2) becomes active unless an admin promoted a version of their own; "
+        "running it again changes nothing."
     )
 
     def handle(self, *args, **options):
-        had_versions = ModelVersion.objects.exists()
-        install_defaults(Category, ModelVersion)
-        if had_versions:
-            self.stdout.write("The registry already has versions; only categories were checked.")
-        else:
-            self.stdout.write(self.style.SUCCESS("Registered the shipped model as active v1."))
+        said = install_shipped_models(Category, ModelVersion)
+        self.stdout.write(self.style.SUCCESS(said))

@@ -23,12 +23,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--activate", action="store_true", help="Make the new version the active one."
         )
+        parser.add_argument("--epochs", type=int, help="Epochs of the head's training.")
         parser.add_argument(
-            "--epochs", type=int, help="Maximum epochs (early stopping may end sooner)."
+            "--size", type=int, help="The backbone's input size in pixels (default 224)."
         )
-        parser.add_argument("--size", type=int, help="Input size in pixels (default 64).")
         parser.add_argument(
-            "--widths", help="Channels per stage, comma separated (default 32,64,128,256)."
+            "--hidden", type=int, help="Width of the head's hidden layer; 0: a linear head."
         )
         parser.add_argument("--seed", type=int, help="Random seed (default 1234).")
         parser.add_argument("--json", action="store_true", help="Print the metrics as JSON.")
@@ -112,27 +112,23 @@ class Command(BaseCommand):
             self.stdout.write(f"Auto-promotion: {e['auto_promotion']}")
 
 
-RECIPE_OPTIONS = ("data", "activate", "epochs", "size", "widths", "seed")
+RECIPE_OPTIONS = ("data", "activate", "epochs", "size", "hidden", "seed")
 
 
 def _config(options):
     from dataclasses import replace
 
-    from classifier.ml.model import Architecture
     from classifier.ml.train import TrainingConfig
 
-    architecture = Architecture()
+    config = TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
     if options["size"] is not None:
-        if options["size"] < 16:
-            raise CommandError("--size must be at least 16 pixels")
-        architecture = replace(architecture, input_size=options["size"])
-    if options["widths"]:
-        try:
-            widths = tuple(int(w) for w in options["widths"].split(","))
-        except ValueError:
-            raise CommandError("--widths must be integers separated by commas") from None
-        architecture = replace(architecture, widths=widths)
-    config = TrainingConfig(architecture=architecture, target_risk=settings.CLASSIFIER_TARGET_RISK)
+        if options["size"] < 32:
+            raise CommandError("--size must be at least 32 pixels")
+        config = replace(config, input_size=options["size"])
+    if options["hidden"] is not None:
+        if options["hidden"] < 0:
+            raise CommandError("--hidden must be 0 (a linear head) or more")
+        config = replace(config, head=replace(config.head, hidden=options["hidden"]))
     if options["epochs"] is not None:
         if options["epochs"] < 1:
             raise CommandError("--epochs must be at least 1")

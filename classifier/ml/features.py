@@ -1,0 +1,66 @@
+"""Backbone features: what a head is trained on, computed once per photo and backbone.
+
+Each photo gives two vectors, for the photo and for its mirror image: training sees both
+(mirroring is the augmentation that survives caching), and a head's answer is the average
+over the two, as the served model's is.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .backbone import BACKBONE_NAME, FEATURES
+
+# Bump when the backbone's code, weights or the preprocessing change: features computed
+# before are then never mixed with new ones.
+BACKBONE_REVISION = 1
+FEATURE_DTYPE = np.float16
+
+
+def backbone_id(input_size: int) -> str:
+    """Names a backbone and its input: features are comparable only under one id."""
+    return f"{BACKBONE_NAME}/r{BACKBONE_REVISION}/{input_size}px-letterbox"
+
+
+def input_size_of(backbone: str) -> int:
+    return int(backbone.rsplit("/", 1)[1].split("px")[0])
+
+
+_extractors: dict[int, object] = {}
+_lock = threading.Lock()
+
+
+def extractor(input_size: int):
+    """The frozen pretrained backbone for ``input_size`` pixels, built once per process."""
+    from .backbone import pretrained_feature_extractor
+
+    with _lock:
+        if input_size not in _extractors:
+            _extractors[input_size] = pretrained_feature_extractor(input_size)
+        return _extractors[input_size]
+
+
+def compute(pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """``(n, size, size, 3)`` uint8 pixels to ``(n, 2, FEATURES)`` float16 features."""
+    if not len(pixels):
+        return np.zeros((0, 2, FEATURES), dtype=FEATURE_DTYPE)
+    model = extractor(pixels.shape[1])
+    out = np.zeros((len(pixels), 2, FEATURES), dtype=FEATURE_DTYPE)
+    for start in range(0, len(pixels), batch_size):
+        batch = pixels[start : start + batch_size].astype(np.float32)
+        both = np.concatenate([batch, batch[:, :, ::-1]])
+        result = np.asarray(model(both, training=False))
+        out[start : start + len(batch), 0] = result[: len(batch)]
+        out[start : start + len(batch), 1] = result[len(batch) :]
+    return out
+
+
+def to_bytes(features: np.ndarray) -> bytes:
+    """One photo's ``(2, FEATURES)`` features as stored in the database."""
+    return np.ascontiguousarray(features, dtype=FEATURE_DTYPE).tobytes()
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(bytes(data), dtype=FEATURE_DTYPE).reshape(2, FEATURES)
