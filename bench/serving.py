@@ -1,7 +1,8 @@
 """Serving speed and memory of a model version's LiteRT form, decode and resize included.
 
-    python bench/serving.py                 # the shipped default model
+    python bench/serving.py                 # the shipped default model (v2)
     python bench/serving.py --keras         # also time the Keras model, for comparison
+    python bench/serving.py --model-dir classifier/default_model/v1   # the first model
 
 Prints the machine, then per batch size the median and p95 latency of
 "bytes of JPEG thumbnails -> probabilities", and the process's resident memory after
@@ -71,7 +72,7 @@ def timed(function, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model/v2")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
@@ -79,7 +80,12 @@ def main() -> None:
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
     size = manifest["input_size"]
     baseline = rss_mb()
-    predictor = Predictor((args.model_dir / "model.tflite").read_bytes(), manifest["classes"], size)
+    predictor = Predictor(
+        (args.model_dir / "model.tflite").read_bytes(),
+        manifest["classes"],
+        size,
+        num_threads=args.threads,
+    )
     photos = sample_photos(64)
     results = {"machine": machine(), "litert_threads": args.threads}
 
@@ -100,8 +106,11 @@ def main() -> None:
 
     if args.keras:
         from classifier.ml.export import load_keras
+        from classifier.ml.model import serving_model
 
-        model = load_keras((args.model_dir / "model.keras").read_bytes())
+        heads = load_keras((args.model_dir / "model.keras").read_bytes())
+        # v1's .keras is the whole CNN; from v2 on it holds the heads over the backbone.
+        model = heads if manifest.get("backbone") is None else serving_model(heads, size)
         for batch in (1, 32):
             pixels = np.stack([preprocess(p, size) for p in photos[:batch]]).astype("float32")
             model(pixels, training=False)

@@ -472,7 +472,7 @@ def export_dataset(directory: Path, force: bool = False, subset: str | None = No
 
 
 def folder_set(directory: Path, size: int, training_subset_only: bool = False) -> LabelledSet:
-    """A folder-per-class dataset whose folder names are existing category slugs, read as
+    """A folder-per-class dataset (the folder names are the classes), read as
     ``import_images`` reads it (stored form, duplicates skipped), as backbone features.
 
     ``training_subset_only`` leaves out the photos an import into an empty database would
@@ -481,7 +481,6 @@ def folder_set(directory: Path, size: int, training_subset_only: bool = False) -
     from .ml import features as ml_features
 
     folders = scan_class_folders(directory)
-    _categories_for(sorted(folders), create=False)
     report = ImportReport()
     candidates = read_folder(folders, set(), report)
     if training_subset_only:
@@ -538,7 +537,10 @@ def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks
 def training_data(size: int, data_dir: Path | None = None) -> tuple[LabelledSet, datetime]:
     """The training subset (or a folder's photos), and when it was read."""
     as_of = timezone.now()
-    return (folder_set(data_dir, size) if data_dir else labelled_set(size)), as_of
+    if data_dir is None:
+        return labelled_set(size), as_of
+    _categories_for(sorted(scan_class_folders(data_dir)), create=False)
+    return folder_set(data_dir, size), as_of
 
 
 def start_version(input_size: int = 0, requested_by=None) -> ModelVersion:

@@ -1,8 +1,7 @@
 """Backbone features: what a head is trained on, computed once per photo and backbone.
 
 Each photo gives two vectors, for the photo and for its mirror image: training sees both
-(mirroring is the augmentation that survives caching), and a head's answer is the average
-over the two, as the served model's is.
+(mirroring is the augmentation that survives caching); a head answers on the first.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def out_of_fold_probabilities(
     folds: int = 3,
     callbacks: list | None = None,
 ) -> np.ndarray:
-    """Each photo's class probabilities (mirror-averaged, as served) from a head trained on
+    """Each photo's class probabilities (as served) from a head trained on
     the other folds' backbone ``features`` with ``config``: what training computes anyway
     to choose the threshold. Heads on cached features make a fold take seconds."""
     from .train import train

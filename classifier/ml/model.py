@@ -3,7 +3,7 @@ categories, trained on the backbone's pooled features.
 
 Training fits only the head, on features computed once per photo (``features``); the served
 model joins the frozen backbone and the head into one Keras model taking uint8 pixels (the
-backbone scales them itself), averaged over the photo and its mirror image.
+backbone scales them itself).
 """
 
 from __future__ import annotations
@@ -44,37 +44,18 @@ def build_head(
 
 @keras.saving.register_keras_serializable(package="avito_mod")
 class Mirror(layers.Layer):
-    """The photo mirrored left to right (deterministic, unlike RandomFlip)."""
+    """The photo mirrored left to right: v1, the from-scratch CNN still in registries,
+    averaged its answers over the photo and its mirror image, and needs it to load."""
 
     def call(self, inputs):
         return keras.ops.flip(inputs, axis=2)
 
 
-@keras.saving.register_keras_serializable(package="avito_mod")
-class WithMirrors(layers.Layer):
-    """The batch followed by its mirror images: one backbone pass over both, so that the
-    served model holds the backbone's weights once."""
-
-    def call(self, inputs):
-        return keras.ops.concatenate([inputs, keras.ops.flip(inputs, axis=2)], axis=0)
-
-
-@keras.saving.register_keras_serializable(package="avito_mod")
-class MirrorAverage(layers.Layer):
-    """Undoes ``WithMirrors``: each photo's answer averaged with its mirror image's."""
-
-    def call(self, inputs):
-        plain, mirrored = keras.ops.split(inputs, 2, axis=0)
-        return (plain + mirrored) / 2
-
-
 def serving_model(head: keras.Model, input_size: int) -> keras.Model:
-    """Pixels to probabilities: the pretrained backbone, then ``head``, averaged over the
-    photo and its mirror image (the features the head was trained on hold both)."""
+    """Pixels to probabilities: the pretrained backbone, then ``head``."""
     from .backbone import pretrained_feature_extractor
 
     backbone = pretrained_feature_extractor(input_size)
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
-    both = head(backbone(WithMirrors(name="with_mirrors")(inputs)))
-    outputs = MirrorAverage(name="probabilities")(both)
+    outputs = head(backbone(inputs))
     return keras.Model(inputs, outputs, name="served_classifier")

@@ -44,7 +44,7 @@ class TrainingResult:
     history: dict[str, list[float]]
     metrics: dict
     labels: np.ndarray
-    # Each photo's probabilities from the head that did not train on it, mirror-averaged.
+    # Each photo's probabilities from the head that did not train on it.
     out_of_fold: np.ndarray
     # The averaged heads' probabilities on the same features.
     probabilities: np.ndarray
@@ -155,22 +155,23 @@ def average_heads(heads: list):
     import keras
     from keras import layers
 
-    if len(heads) == 1:
-        return heads[0]
     inputs = keras.Input(shape=heads[0].input_shape[1:], name="features")
-    outputs = layers.Average(name="probabilities")([head(inputs) for head in heads])
+    # Fresh copies with the weights and without the optimizers' state (a third of the file).
+    clones = [keras.Model.from_config(head.get_config()) for head in heads]
+    for clone, head in zip(clones, heads, strict=True):
+        clone.set_weights(head.get_weights())
+    outputs = layers.Average(name="probabilities")([clone(inputs) for clone in clones])
     return keras.Model(inputs, outputs, name="heads")
 
 
 def head_probabilities(head, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The head's answer for ``(n, 2, F)`` features: the average over photo and mirror, as
-    the served model gives it."""
-    chunks = []
-    for start in range(0, len(features), batch_size):
-        both = features[start : start + batch_size].astype(np.float32)
-        plain = np.asarray(head(both[:, 0], training=False))
-        mirrored = np.asarray(head(both[:, 1], training=False))
-        chunks.append((plain + mirrored) / 2)
+    """The head's answer for ``(n, 2, F)`` features, as the served model gives it: for the
+    photo as it is (the mirror image's features only augment training; averaging over both
+    at serving time doubled the cost for no clear gain, see the model card)."""
+    chunks = [
+        np.asarray(head(features[start : start + batch_size, 0].astype(np.float32)))
+        for start in range(0, len(features), batch_size)
+    ]
     return np.concatenate(chunks) if chunks else np.zeros((0, head.output_shape[-1]))
 
 
