@@ -1,0 +1,83 @@
+"""Workflows of the classifier: labelled photos (imported, or from moderators' decisions),
+the training and evaluation sets, training, evaluating, serving; one module per concern.
+
+Commands, admin actions and tasks call these; they hold no logic of their own. Retraining
+from the admin (the training queue, promotion, rollback, label checks) is in
+``classifier.retraining``. TensorFlow is imported only inside training; serving uses LiteRT.
+"""
+
+from .datasets import (
+    LabelledSet,
+    evaluation_set,
+    fingerprint,
+    folder_set,
+    labelled_set,
+    training_features,
+    usable_images,
+)
+from .errors import ClassifierError, TrainingCancelled
+from .importing import ImportReport, import_images, read_folder, subsets_for
+from .labels import (
+    ExportReport,
+    exclude_images,
+    export_dataset,
+    include_images,
+    label_photos,
+    relabel_as_suspected,
+    training_set_summary,
+)
+from .serving import (
+    Classification,
+    classify_images,
+    evaluate_version,
+    forget_loaded_models,
+    load_predictor,
+    measure_on_evaluation_set,
+    predictor_for,
+    resolve_version,
+)
+from .training import (
+    default_training_config,
+    describe_training,
+    start_version,
+    train_and_package,
+    train_version,
+    training_data,
+)
+
+__all__ = [
+    "Classification",
+    "ClassifierError",
+    "ExportReport",
+    "ImportReport",
+    "LabelledSet",
+    "TrainingCancelled",
+    "classify_images",
+    "default_training_config",
+    "describe_training",
+    "evaluate_version",
+    "evaluation_set",
+    "exclude_images",
+    "export_dataset",
+    "fingerprint",
+    "folder_set",
+    "forget_loaded_models",
+    "import_images",
+    "include_images",
+    "label_photos",
+    "labelled_set",
+    "load_predictor",
+    "measure_on_evaluation_set",
+    "predictor_for",
+    "read_folder",
+    "relabel_as_suspected",
+    "resolve_version",
+    "start_version",
+    "subsets_for",
+    "train_and_package",
+    "train_version",
+    "training_data",
+    "training_features",
+    "training_set_summary",
+    "usable_images",
+]

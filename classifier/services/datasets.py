@@ -1,0 +1,167 @@
+"""The training and evaluation sets as training and measuring read them: backbone features
+(kept per photo and backbone) for training, pixels for measuring the served model."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from django.db.models import QuerySet
+
+from ads.uploads import decode
+
+from ..ml.dataset import DatasetError, scan_class_folders
+from ..ml.preprocess import ImageError, letterbox, preprocess_batch
+from ..models import (
+    ImageFeatures,
+    TrainingImage,
+)
+from .importing import ImportReport, assign_subsets, read_folder
+
+
+@dataclass
+class LabelledSet:
+    """Labelled photos as a head is trained on them: backbone features, and the photos'
+    bytes to decode the few whose pixels are needed (validation, int8 calibration)."""
+
+    classes: list[str]
+    features: np.ndarray  # (n, 2, F) float16: each photo and its mirror image
+    labels: np.ndarray
+    hashes: list[int]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)  # TrainingImage ids, when from the database
+    sha256: list[str] = field(default_factory=list)  # of each photo's stored form
+    read: list = field(default_factory=list)  # per photo, a function returning its bytes
+
+    def pixels(self, indices, size: int) -> np.ndarray:
+        return preprocess_batch([self.read[i]() for i in indices], size)
+
+
+def usable_images() -> QuerySet:
+    """Labelled photos that count: not excluded, and with a category (negative, "not the
+    product" examples have no class among the model's categories)."""
+    return TrainingImage.objects.filter(not_product=False, excluded=False)
+
+
+def labelled_set(size: int) -> LabelledSet:
+    """The training subset, as backbone features for ``size`` pixels, labelled by category
+    slug (the classes). Features are computed once per photo and backbone, then kept."""
+    images = usable_images().filter(subset=TrainingImage.Subset.TRAIN)
+    classes = sorted(set(images.values_list("category__slug", flat=True)))
+    images = list(images.select_related("category").order_by("id"))
+    features, unreadable = training_features(images, size)
+    kept = [image for image in images if image.pk in features]
+    if not kept:
+        raise DatasetError("there are no labelled training images; run import_images first")
+    return LabelledSet(
+        classes,
+        np.stack([features[image.pk] for image in kept]),
+        np.array([classes.index(image.category.slug) for image in kept], dtype=int),
+        [int(image.phash, 16) for image in kept],
+        unreadable,
+        [image.pk for image in kept],
+        [image.sha256 for image in kept],
+        [partial(_read_file, image.file) for image in kept],
+    )
+
+
+def training_features(images: list[TrainingImage], size: int):
+    """``{image id: (2, F) features}`` for ``size`` pixels, computing (and keeping) those not
+    kept yet; and the photos that could not be read, as (file, reason)."""
+    from .ml import features as ml_features
+
+    backbone = ml_features.backbone_id(size)
+    ids = [image.pk for image in images]
+    found = {}
+    for start in range(0, len(ids), 2000):
+        rows = ImageFeatures.objects.filter(
+            backbone=backbone, image_id__in=ids[start : start + 2000]
+        )
+        found |= dict(rows.values_list("image_id", "data"))
+    features = {pk: ml_features.from_bytes(data) for pk, data in found.items()}
+    missing = [image for image in images if image.pk not in features]
+    unreadable = []
+    for start in range(0, len(missing), 256):
+        chunk, pixels = [], []
+        for image in missing[start : start + 256]:
+            try:
+                pixels.append(letterbox(decode(_read_file(image.file)), size))
+                chunk.append(image)
+            except (ImageError, FileNotFoundError) as error:
+                unreadable.append((image.file.name, str(error)))
+        computed = ml_features.compute(np.stack(pixels)) if pixels else []
+        rows = [
+            ImageFeatures(image=image, backbone=backbone, data=ml_features.to_bytes(values))
+            for image, values in zip(chunk, computed, strict=True)
+        ]
+        # Another training may have stored the same photo's features meanwhile: same values.
+        ImageFeatures.objects.bulk_create(rows, ignore_conflicts=True)
+        features |= {image.pk: values for image, values in zip(chunk, computed, strict=True)}
+    return features, unreadable
+
+
+def _read_file(field_file) -> bytes:
+    with field_file.open("rb") as handle:
+        return handle.read()
+
+
+def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """The held-out evaluation photos of ``classes`` (a version's), in that class order, as
+    the served model takes them: (pixels, labels, ids, unreadable)."""
+    images = usable_images().filter(
+        subset=TrainingImage.Subset.EVALUATION, category__slug__in=classes
+    )
+    pixels, labels, ids, unreadable = [], [], [], []
+    for image in images.select_related("category").order_by("id"):
+        try:
+            pixels.append(letterbox(decode(_read_file(image.file)), size))
+        except (ImageError, FileNotFoundError) as error:
+            unreadable.append((image.file.name, str(error)))
+            continue
+        labels.append(classes.index(image.category.slug))
+        ids.append(image.pk)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return stacked, np.array(labels, dtype=int), ids, unreadable
+
+
+def fingerprint(ids: list[int]) -> str:
+    """Names a set of training images: two evaluations compare only on equal fingerprints."""
+    return hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:16]
+
+
+def folder_set(directory: Path, size: int, training_subset_only: bool = False) -> LabelledSet:
+    """A folder-per-class dataset (the folder names are the classes), read as
+    ``import_images`` reads it (stored form, duplicates skipped), as backbone features.
+
+    ``training_subset_only`` leaves out the photos an import into an empty database would
+    hold out for evaluation, so that a model built from the folder never sees them.
+    """
+    from .ml import features as ml_features
+
+    folders = scan_class_folders(directory)
+    report = ImportReport()
+    candidates = read_folder(folders, set(), report)
+    if training_subset_only:
+        photos = [(c.photo.sha256, c.photo.phash) for c in candidates]
+        subsets = assign_subsets(photos, known=[])
+        candidates = [
+            c
+            for c, subset in zip(candidates, subsets, strict=True)
+            if subset == TrainingImage.Subset.TRAIN
+        ]
+    if not candidates:
+        raise DatasetError(f"no readable image in {directory}")
+    classes = sorted(folders)
+    pixels = preprocess_batch([c.photo.data for c in candidates], size)
+    return LabelledSet(
+        classes,
+        ml_features.compute(pixels),
+        np.array([classes.index(c.category) for c in candidates], dtype=int),
+        [int(c.photo.phash, 16) for c in candidates],
+        report.unreadable,
+        sha256=[c.photo.sha256 for c in candidates],
+        read=[partial(lambda data: data, c.photo.data) for c in candidates],
+    )

@@ -1,0 +1,163 @@
+"""Serving: each process's loaded model, classifying photos, measuring a version."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from ads.uploads import decode
+
+from ..ml.dataset import DatasetError, load_folder, scan_class_folders
+from ..ml.predict import Predictor
+from ..ml.preprocess import letterbox
+from ..models import (
+    ModelVersion,
+)
+from .datasets import (
+    evaluation_set,
+    fingerprint,
+)
+from .errors import ClassifierError
+
+_predictors: dict[tuple[int, str], Predictor] = {}
+_predictors_lock = threading.Lock()
+
+
+def predictor_for(version: ModelVersion) -> Predictor:
+    """The version's LiteRT predictor, loaded from storage once per process.
+
+    Keyed by the version: a task that finds another version active loads that one, so
+    workers follow promotions and rollbacks without a restart.
+    """
+    key = (version.pk, version.serving_artifact.name)
+    with _predictors_lock:
+        if key not in _predictors:
+            predictor = load_predictor(version)
+            # Keep one model per process: the active version changes rarely.
+            _predictors.clear()
+            _predictors[key] = predictor
+        return _predictors[key]
+
+
+def load_predictor(version: ModelVersion) -> Predictor:
+    """The version's LiteRT predictor, freshly loaded (not cached)."""
+    if not version.is_usable or not version.serving_artifact:
+        raise ClassifierError(f"model v{version.number} has no usable serving artifact")
+    try:
+        with version.serving_artifact.open("rb") as handle:
+            content = handle.read()
+        return Predictor(
+            content,
+            version.classes,
+            version.input_size,
+            num_threads=settings.CLASSIFIER_INFERENCE_THREADS,
+        )
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
+
+
+def forget_loaded_models() -> None:
+    """Drop this process's cached models (tests: a fresh worker process)."""
+    with _predictors_lock:
+        _predictors.clear()
+
+
+def resolve_version(number: int | None = None) -> ModelVersion:
+    """Version ``number``, or the active one; a clear error when there is none."""
+    if number is None:
+        version = ModelVersion.objects.active()
+        if version is None:
+            raise ClassifierError("there is no active model version; train one with --activate")
+        return version
+    try:
+        return ModelVersion.objects.get(number=number)
+    except ModelVersion.DoesNotExist:
+        numbers = ", ".join(str(n) for n in ModelVersion.objects.values_list("number", flat=True))
+        raise ClassifierError(
+            f"there is no model version {number} (versions: {numbers or 'none'})"
+        ) from None
+
+
+@dataclass
+class Classification:
+    category: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+def classify_images(images: list[bytes], version: ModelVersion) -> list[Classification]:
+    """Classify several photos in one batch; raises ``ImageError`` for an unreadable one."""
+    predictor = predictor_for(version)
+    pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
+    results = []
+    for row in predictor.probabilities(pixels):
+        best = int(row.argmax())
+        results.append(
+            Classification(
+                category=version.classes[best],
+                confidence=float(row[best]),
+                probabilities={c: float(p) for c, p in zip(version.classes, row, strict=True)},
+            )
+        )
+    return results
+
+
+def evaluate_version(version: ModelVersion, directory: Path) -> dict:
+    """Accuracy, per-class figures, confusion matrix and coverage at the stored threshold."""
+    from .ml.metrics import evaluate_probabilities
+
+    predictor = predictor_for(version)
+    folders = scan_class_folders(directory)
+    unknown = sorted(set(folders) - set(version.classes))
+    if unknown:
+        raise DatasetError(
+            f"folder(s) {', '.join(unknown)} are not classes of model v{version.number} "
+            f"({', '.join(version.classes)})"
+        )
+    loaded = load_folder(directory, version.input_size, classes=version.classes)
+    probabilities = _probabilities(predictor, loaded.pixels)
+    # A version without a threshold decides nothing alone: coverage 0.
+    threshold = version.threshold if version.threshold is not None else float("inf")
+    report = evaluate_probabilities(probabilities, loaded.labels, version.classes, threshold)
+    report["version"] = version.number
+    report["unreadable"] = [[str(path), reason] for path, reason in loaded.unreadable]
+    return report
+
+
+def _probabilities(predictor: Predictor, pixels: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [
+            predictor.probabilities(pixels[start : start + 256])
+            for start in range(0, len(pixels), 256)
+        ]
+    )
+
+
+def measure_on_evaluation_set(version: ModelVersion) -> dict:
+    """The version's figures on today's evaluation set (photos of its classes), at its own
+    threshold; stored on the version. Two versions' figures compare when their
+    ``fingerprint`` (the photos measured on) is the same."""
+    from .ml.metrics import evaluate_probabilities
+
+    pixels, labels, ids, unreadable = evaluation_set(version.input_size, version.classes)
+    report = {
+        "n": int(len(labels)),
+        "fingerprint": fingerprint(ids),
+        "classes": version.classes,
+        "threshold": version.threshold,
+        "unreadable": len(unreadable),
+        "evaluated_at": timezone.now().isoformat(),
+    }
+    if len(labels):
+        probabilities = _probabilities(load_predictor(version), pixels)
+        # A version without a threshold decides nothing alone: coverage 0.
+        threshold = version.threshold if version.threshold is not None else float("inf")
+        report |= evaluate_probabilities(probabilities, labels, version.classes, threshold)
+    ModelVersion.objects.filter(pk=version.pk).update(evaluation=report)
+    version.evaluation = report
+    return report
