@@ -103,7 +103,9 @@ def figures(probabilities, labels, threshold) -> dict:
 RECIPES = {
     "default": TrainingConfig(),
     "linear head": replace(TrainingConfig(), head=HeadConfig(hidden=0, dropout=0.2)),
-    "512-wide head": replace(TrainingConfig(), head=HeadConfig(hidden=512, dropout=0.5)),
+    "256-wide head, 40 epochs": replace(
+        TrainingConfig(), head=HeadConfig(hidden=256, dropout=0.4), epochs=40
+    ),
     "label smoothing 0.1": replace(TrainingConfig(), label_smoothing=0.1),
     # The default, trained again without the photos its out-of-fold answers suspect of a
     # wrong label (confident learning, as the label check does).

@@ -6,7 +6,7 @@ correcting what it sends them, a retrained model, and the suspected-label-error 
 The backbone's features are computed once for every photo; each model's heads train on
 those, so only the int8 calibration and the test decode photos again.
 
-1. A test split is held out by near-duplicate groups (as ``bench/experiment.py`` does).
+1. A test split is held out by near-duplicate groups (as ``bench/backbone_recipes.py`` does).
 2. "The imported dataset": ``--fraction`` of the rest, with ``--noise`` of its labels
    flipped. Model A is trained on it with the default recipe (``--epochs`` per head if
    given), through ``classifier.services.train_and_package`` as the training worker does.

@@ -98,7 +98,7 @@ def run_training(version_id: int, config=None) -> str:
     try:
         report({"stage": "reading the training images"})
         data, as_of = training_data(config.input_size)
-        train_version(version, data, as_of, config, _progress_callbacks(report, config.folds))
+        train_version(version, data, as_of, config, _progress_callbacks(report))
     except TrainingCancelled:
         return f"v{version.number} cancelled"
     except Exception as error:
@@ -119,12 +119,10 @@ def _reporter(version: ModelVersion):
     return report
 
 
-def _progress_callbacks(report, folds: int, what: str = "head"):
-    """Progress of the ``folds`` successive fits of a training or label check."""
+def _progress_callbacks(report, stage: str = "training"):
     from .ml.progress import ProgressReport
 
-    stages = [f"{what} {fold + 1} of {folds}" for fold in range(folds)]
-    return [ProgressReport(report, stages=stages)]
+    return [ProgressReport(report, stages=(stage,))]
 
 
 def _not_claimed(version: ModelVersion) -> str:
@@ -201,7 +199,7 @@ def train_in_process(data_dir=None, config=None, callbacks=None, activate=False,
     data, as_of = training_data(config.input_size, data_dir)
     version = start_version(config.input_size, requested_by=user)
     version.claim_training()
-    progress = _progress_callbacks(_reporter(version), config.folds)
+    progress = _progress_callbacks(_reporter(version))
     train_version(version, data, as_of, config, [*(callbacks or []), *progress])
     after_training(version)
     version.refresh_from_db()
@@ -422,7 +420,7 @@ def _check_labels(check: LabelCheck, config) -> tuple[int, int, dict]:
         near_duplicate_groups(data.hashes),
         config,
         folds=check.folds,
-        callbacks=_progress_callbacks(report, check.folds, what="fold"),
+        callbacks=_progress_callbacks(report, stage=f"{check.folds} folds"),
     )
     suspects = confident_learning(probabilities, data.labels)
     _store_suspects(data, suspects)

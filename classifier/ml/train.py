@@ -20,13 +20,13 @@ from .model import HeadConfig, build_head
 class TrainingConfig:
     # The default recipe (see classifier/default_model/README.md for how it was chosen).
     input_size: int = 224
-    head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden=256, dropout=0.4))
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden=128, dropout=0.4))
     # One head per fold, each trained on the other folds (by near-copy groups); the model
     # averages them, and every photo is judged out of fold by the head that did not see it.
     folds: int = 5
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 256
+    learning_rate: float = 2e-3
     label_smoothing: float = 0.0
     seed: int = 1234
     # Automatic decisions must be wrong at most this often on the out-of-fold answers.
@@ -77,19 +77,12 @@ def train(
     _check_data(features, labels, classes, config.folds)
     keras.utils.set_random_seed(config.seed)
     fold_of = group_folds(groups, config.folds, config.seed)
-    heads, histories = [], []
-    out_of_fold = np.zeros((len(labels), len(classes)), dtype=np.float32)
     started = time.monotonic()
-    for fold in range(config.folds):
-        held = fold_of == fold
-        fold_log = log_dir / f"fold{fold + 1}" if log_dir is not None else None
-        head, history = _fit_head(
-            features, labels, len(classes), ~held, held, config, fold_log, callbacks, fold
-        )
-        out_of_fold[held] = head_probabilities(head, features[held])
-        heads.append(head)
-        histories.append(history)
+    heads, history = _fit_heads(features, labels, len(classes), fold_of, config, log_dir, callbacks)
     seconds = time.monotonic() - started
+    out_of_fold = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    for fold, head in enumerate(heads):
+        out_of_fold[fold_of == fold] = head_probabilities(head, features[fold_of == fold])
     model = average_heads(heads)
     report = {
         "target_risk": config.target_risk,
@@ -107,7 +100,7 @@ def train(
     return TrainingResult(
         model=model,
         classes=list(classes),
-        history={key: list(np.mean([h[key] for h in histories], axis=0)) for key in histories[0]},
+        history=history,
         metrics=report,
         labels=labels,
         out_of_fold=out_of_fold,
@@ -115,39 +108,64 @@ def train(
     )
 
 
-def _fit_head(features, labels, n_classes, rows, held, config, log_dir, callbacks, fold):
+def _fit_heads(features, labels, n_classes, fold_of, config, log_dir, callbacks):
+    """Train every fold's head in one pass over the data: one model with a head per fold,
+    each head's loss weighted to zero on its own fold. A fifth of the steps of training
+    them one after the other, for the same result."""
     import keras
 
-    head = build_head(features.shape[2], n_classes, config.head, name=f"head{fold + 1}")
+    names = [f"head{fold + 1}" for fold in range(config.folds)]
+    inputs = keras.Input(shape=(features.shape[2],), name="features")
+    heads = [build_head(features.shape[2], n_classes, config.head, name=name) for name in names]
+    joint = keras.Model(inputs, {head.name: head(inputs) for head in heads})
     # Both views of every photo: mirroring is the augmentation cached features allow.
-    x = np.concatenate([features[rows, 0], features[rows, 1]]).astype(np.float32)
-    y = keras.utils.to_categorical(np.concatenate([labels[rows]] * 2), n_classes)
+    x = np.concatenate([features[:, 0], features[:, 1]]).astype(np.float32)
+    y = keras.utils.to_categorical(np.concatenate([labels] * 2), n_classes)
+    folds = np.concatenate([fold_of] * 2)
+    balance = _balanced_weights(labels, n_classes)[np.concatenate([labels] * 2)]
     steps = int(np.ceil(len(x) / config.batch_size)) * config.epochs
-    head.compile(
+    joint.compile(
         optimizer=keras.optimizers.Adam(
             keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
         ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+        loss={
+            name: keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+            for name in names
+        },
+        weighted_metrics={name: ["accuracy"] for name in names},
     )
+    # Each head is validated on the fold it does not train on (the photos as they are).
     validation = (
-        features[held, 0].astype(np.float32),
-        keras.utils.to_categorical(labels[held], n_classes),
+        x[: len(labels)],
+        {name: y[: len(labels)] for name in names},
+        {name: (fold_of == fold).astype(np.float32) for fold, name in enumerate(names)},
     )
     all_callbacks = list(callbacks or [])
     if log_dir is not None:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
-    fitted = head.fit(
+    fitted = joint.fit(
         x,
-        y,
+        {name: y for name in names},
+        sample_weight={name: (folds != fold) * balance for fold, name in enumerate(names)},
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=validation if held.any() else None,
-        class_weight=_balanced_weights(labels[rows], n_classes),
+        validation_data=validation,
+        shuffle=True,
         callbacks=all_callbacks,
         verbose=0,
     )
-    return head, {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    return heads, _mean_history(fitted.history, names)
+
+
+def _mean_history(history: dict, names: list[str]) -> dict[str, list[float]]:
+    """Per epoch, the heads' mean loss and accuracy, on training and on their held-out fold."""
+    mean = {}
+    for key in ("loss", "accuracy"):
+        for prefix in ("", "val_"):
+            series = [history.get(f"{prefix}{name}_{key}") for name in names]
+            if all(series):
+                mean[f"{prefix}{key}"] = [float(v) for v in np.mean(series, axis=0)]
+    return mean
 
 
 def average_heads(heads: list):
@@ -228,9 +246,10 @@ def _check_data(features, labels, classes, folds: int) -> None:
         raise ValueError(f"each category needs at least two images; too few in: {', '.join(empty)}")
 
 
-def _balanced_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+def _balanced_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per class, the weight that gives every class the same total weight."""
     counts = np.bincount(labels, minlength=n_classes).astype(float)
-    return {i: float(len(labels) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+    return np.divide(len(labels), n_classes * counts, out=np.zeros(n_classes), where=counts > 0)
 
 
 def validation_report(
