@@ -71,7 +71,7 @@ def labelled_set(size: int) -> LabelledSet:
 def training_features(images: list[TrainingImage], size: int):
     """``{image id: (2, F) features}`` for ``size`` pixels, computing (and keeping) those not
     kept yet; and the photos that could not be read, as (file, reason)."""
-    from .ml import features as ml_features
+    from ..ml import features as ml_features
 
     backbone = ml_features.backbone_id(size)
     ids = [image.pk for image in images]
@@ -139,7 +139,7 @@ def folder_set(directory: Path, size: int, training_subset_only: bool = False) -
     ``training_subset_only`` leaves out the photos an import into an empty database would
     hold out for evaluation, so that a model built from the folder never sees them.
     """
-    from .ml import features as ml_features
+    from ..ml import features as ml_features
 
     folders = scan_class_folders(directory)
     report = ImportReport()

@@ -24,7 +24,7 @@ from .importing import categories_for
 
 
 def default_training_config():
-    from .ml.train import TrainingConfig
+    from ..ml.train import TrainingConfig
 
     return TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
 
@@ -32,8 +32,8 @@ def default_training_config():
 def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks=None):
     """Train a head on ``data`` and export the served model; returns (TrainingResult,
     Package)."""
-    from .ml.split import near_duplicate_groups
-    from .ml.train import package, train
+    from ..ml.split import near_duplicate_groups
+    from ..ml.train import package, train
 
     groups = near_duplicate_groups(data.hashes)
     result = train(
