@@ -41,8 +41,11 @@ def extractor(input_size: int):
         return _extractors[input_size]
 
 
-def compute(pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """``(n, size, size, 3)`` uint8 pixels to ``(n, 2, FEATURES)`` float16 features."""
+def compute(pixels: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """``(n, size, size, 3)`` uint8 pixels to ``(n, 2, FEATURES)`` float16 features.
+
+    Small batches: as fast here as 64 at a time, and the process stays near 3 GB resident
+    instead of 11 GB (TensorFlow keeps its working memory for the largest batch it saw)."""
     if not len(pixels):
         return np.zeros((0, 2, FEATURES), dtype=FEATURE_DTYPE)
     model = extractor(pixels.shape[1])
