@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from django.core.files.base import ContentFile
+from django.utils import timezone
 
 MODELS_DIR = Path(__file__).resolve().parent / "default_model"
 FIRST_MODEL_DIR = MODELS_DIR / "v1"
@@ -64,7 +65,9 @@ def install_shipped_models(category_model, model_version_model) -> str:
     version.save()
     if take_over:
         model_version_model.objects.filter(status="active").update(status="retired")
-        model_version_model.objects.filter(pk=version.pk).update(status="active")
+        model_version_model.objects.filter(pk=version.pk).update(
+            status="active", activated_at=timezone.now()
+        )
         return f"Registered the shipped model as v{version.number}, now the active version."
     return (
         f"Registered the shipped model as candidate v{version.number}; v{active.number}, "

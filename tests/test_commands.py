@@ -1,15 +1,21 @@
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from ads.models import Category
+from classifier import fairness
+from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
 from tests.images import jpeg_bytes, write_dataset
 
 pytestmark = pytest.mark.django_db
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def run(name, *args, **options):
@@ -106,12 +112,12 @@ def test_a_failed_import_leaves_no_rows_and_no_files(tmp_path, media, monkeypatc
 
 # --- train ----------------------------------------------------------------------
 
-TINY = {"size": 32, "widths": "8,16", "epochs": 2}
+TINY = {"size": 32, "hidden": 0, "epochs": 2}
 
 
-def test_train_on_a_folder_registers_a_candidate(dataset_dir, media):
+def test_train_on_a_folder_registers_a_candidate(dataset_dir, tiny_training_photos, media):
     active_before = ModelVersion.objects.active()
-    out, err = run("train", data=dataset_dir, **TINY)
+    out, err = run("train", data=dataset_dir, **(TINY | {"hidden": 8}))
     version = ModelVersion.objects.order_by("-number").first()
     assert f"Registered model v{version.number}." in out
     assert "Validation (" in out and "laptop: precision" in out
@@ -119,10 +125,21 @@ def test_train_on_a_folder_registers_a_candidate(dataset_dir, media):
     assert version.status == ModelVersion.Status.CANDIDATE
     assert version.classes == ["laptop", "phone"]
     assert version.threshold is not None
+    assert version.input_size == 32 and version.backbone == backbone_id(32)
+    assert version.training_photos == tiny_training_photos  # every photo of the folder
     assert len(version.history["loss"]) == version.metrics["epochs_run"]
     assert default_storage.exists(version.artifact.name)
     assert default_storage.exists(version.serving_artifact.name)
     assert ModelVersion.objects.active() == active_before
+    # --hidden 8: every fold's head has a hidden layer of 8 units before the softmax.
+    from classifier.ml.export import load_keras
+
+    with default_storage.open(version.artifact.name, "rb") as handle:
+        heads = [
+            layer for layer in load_keras(handle.read()).layers if layer.name.startswith("head")
+        ]
+    assert len(heads) == version.metrics["folds"] == 5
+    assert all(head.get_layer("hidden").units == 8 for head in heads)
 
 
 def test_train_on_imported_images_with_activate(tmp_path, media):
@@ -165,10 +182,14 @@ def test_train_refuses_a_single_category(tmp_path, media):
 
 
 def test_train_refuses_bad_options(media):
+    versions = ModelVersion.objects.count()
     with pytest.raises(CommandError, match="--epochs must be at least 1"):
         run("train", epochs=0)
-    with pytest.raises(CommandError, match="--widths must be integers"):
-        run("train", widths="a,b")
+    with pytest.raises(CommandError, match="--size must be at least 32 pixels"):
+        run("train", size=16)
+    with pytest.raises(CommandError, match="--hidden must be 0 \\(a linear head\\) or more"):
+        run("train", hidden=-1)
+    assert ModelVersion.objects.count() == versions  # refused before anything is registered
 
 
 # --- evaluate -------------------------------------------------------------------
@@ -281,15 +302,48 @@ def test_classify_refuses_an_unknown_version(tiny_version, tmp_path):
 # --- build_default_model --------------------------------------------------------
 
 
-def test_build_default_model_writes_a_loadable_model_and_manifest(dataset_dir, tmp_path):
+def test_build_default_model_writes_a_loadable_model_and_manifest(
+    dataset_dir, tmp_path, media, child_env
+):
     out_dir = tmp_path / "default"
-    out, _ = run("build_default_model", str(dataset_dir), out=out_dir, epochs=1)
-    assert f"Wrote {out_dir}: validation accuracy" in out
+    # Run as it is run, in a process of its own: the backbone at the recipe's input size
+    # takes gigabytes while it computes features, given back to the system when it ends.
+    built = subprocess.run(
+        [sys.executable, "manage.py", "build_default_model", str(dataset_dir)]
+        + ["--out", str(out_dir), "--epochs", "1"],
+        cwd=PROJECT_DIR,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert f"Wrote {out_dir}: validation accuracy" in built.stdout
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert manifest["classes"] == ["laptop", "phone"]
-    assert manifest["trained_on"] == 96
+    assert manifest["backbone"] == backbone_id(manifest["input_size"])
     assert 0.0 < manifest["threshold"] <= 1.0
     assert "accuracy" in manifest["metrics"] and "loss" in manifest["history"]
+
+    # It trained on exactly the photos an import of the same folder into an empty database
+    # puts in the training subset: none of those it holds out for evaluation.
+    assert not TrainingImage.objects.exists()
+    run("import_images", str(dataset_dir))
+    images = TrainingImage.objects.all()
+    trained = fairness.photo_keys(images.filter(subset="train").values_list("sha256", flat=True))
+    held_out = fairness.photo_keys(
+        images.filter(subset="evaluation").values_list("sha256", flat=True)
+    )
+    assert held_out and trained  # the coin toss held some of the 96 out, not all
+    assert manifest["training_photos"] == trained
+    assert manifest["trained_on"] == len(trained) == 96 - len(held_out)
+    assert sorted(trained + held_out) == fairness.folder_photo_keys(dataset_dir)
+    # So the registry measures it fairly on that evaluation set.
+    shipped = ModelVersion(number=99, classes=manifest["classes"])
+    shipped.training_photos = manifest["training_photos"]
+    seen = fairness.seen_in_training(shipped)
+    assert (seen.count, seen.total, seen.fair) == (0, len(held_out), True)
+
     from classifier.ml.predict import Predictor
     from classifier.ml.preprocess import preprocess
 
@@ -297,7 +351,8 @@ def test_build_default_model_writes_a_loadable_model_and_manifest(dataset_dir, t
         (out_dir / "model.tflite").read_bytes(), manifest["classes"], manifest["input_size"]
     )
     pixels = preprocess(jpeg_bytes("phone", 5), manifest["input_size"])[None]
-    assert predictor.probabilities(pixels).sum() == pytest.approx(1.0, abs=1e-3)
+    # Full integer: each probability comes out in steps of 1/256.
+    assert predictor.probabilities(pixels).sum() == pytest.approx(1.0, abs=2 / 256)
 
 
 def test_build_default_model_refuses_a_missing_directory(tmp_path):

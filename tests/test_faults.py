@@ -5,7 +5,6 @@ away."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 from billiard.exceptions import WorkerLostError
@@ -17,9 +16,11 @@ from rest_framework.test import APIClient
 from ads.throttling import UploadAddressThrottle, UploadUserThrottle
 from ads.views import AdViewSet
 from classifier import retraining, tasks
+from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion
 
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "classifier/default_model/model.tflite"
+# The served form of the shipped default model, the active version after a fresh migrate.
+SHIPPED_MODEL = DEFAULT_MODEL_DIR / "model.tflite"
 PAGES = ("admin:index", "admin:moderation_reviewitem_changelist")
 
 
@@ -86,7 +87,8 @@ def test_the_admin_warns_when_the_active_model_cannot_be_loaded(admin_client, me
 
 
 def test_the_admin_says_nothing_when_the_active_model_loads(admin_client, media):
-    _put_model_file(SHIPPED_MODEL.read_bytes())
+    version = _put_model_file(SHIPPED_MODEL.read_bytes())
+    assert version.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]  # its own file
 
     html = admin_client.get(reverse("admin:index")).content.decode()
 

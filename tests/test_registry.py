@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -8,7 +7,8 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from ads.models import Category
-from classifier.bootstrap import DEFAULT_MODEL_DIR
+from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR, manifest_of
+from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
 from classifier.services import ClassifierError, classify_images, predictor_for
 from tests.images import jpeg_bytes
@@ -29,18 +29,32 @@ def test_migrate_creates_the_default_categories():
     }
 
 
-@pytest.mark.skipif(
-    not (DEFAULT_MODEL_DIR / "manifest.json").exists(), reason="no shipped model yet"
-)
-def test_migrate_activates_the_shipped_default_model():
+def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
+    """v1 (the first releases' CNN) is kept for rollback; v2, on the pretrained backbone,
+    serves."""
+    first, default = manifest_of(FIRST_MODEL_DIR), manifest_of(DEFAULT_MODEL_DIR)
+    old = ModelVersion.objects.get(number=1)
+    assert old.status == ModelVersion.Status.RETIRED
+    assert (old.threshold, old.input_size, old.backbone) == (
+        first["threshold"],
+        first["input_size"],
+        "",  # trained from scratch
+    )
+    assert old.training_photos and old.training_photos == first["training_photos"]
+
     version = ModelVersion.objects.active()
-    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
-    assert version.number == 1
-    assert version.classes == manifest["classes"] == ["laptop", "phone"]
-    assert version.threshold == manifest["threshold"]
+    assert version.number == 2
+    assert version.classes == default["classes"] == ["laptop", "phone"]
+    assert version.threshold == default["threshold"]
+    assert version.backbone == default["backbone"] == backbone_id(version.input_size)
+    assert version.training_photos and version.training_photos == default["training_photos"]
+    assert version.trained_on == default["trained_on"] == len(version.training_photos)
+    assert ModelVersion.objects.count() == 2
     laptop, phone = classify_images([jpeg_bytes("laptop", 1), jpeg_bytes("phone", 1)], version)
     assert 0.0 < laptop.confidence <= 1.0
     assert set(laptop.probabilities) == {"laptop", "phone"}
+    assert sum(phone.probabilities.values()) == pytest.approx(1.0, abs=2 / 256)  # int8
+    assert predictor_for(version).input_size == default["input_size"]
 
 
 def test_activating_a_version_retires_the_previous_one(tiny_version):
@@ -181,15 +195,71 @@ def test_admin_category_pages(admin_client):
     assert Category.objects.filter(slug="tablet", active=True).exists()
 
 
-def test_install_default_model_registers_the_shipped_model_on_an_empty_registry(media):
+def install_default_model() -> str:
     from io import StringIO
 
     from django.core.management import call_command
 
-    ModelVersion.objects.all().delete()
     out = StringIO()
     call_command("install_default_model", stdout=out)
-    assert "Registered the shipped model as active v1." in out.getvalue()
-    assert ModelVersion.objects.active().number == 1
-    call_command("install_default_model", stdout=out)
-    assert ModelVersion.objects.count() == 1
+    return out.getvalue()
+
+
+def registry() -> list[tuple]:
+    return list(
+        ModelVersion.objects.order_by("number").values_list(
+            "number", "status", "backbone", "training_photos", "artifact", "serving_artifact"
+        )
+    )
+
+
+def test_install_default_model_on_an_empty_registry_installs_both_and_activates_v2(media):
+    ModelVersion.objects.all().delete()
+
+    said = install_default_model()
+
+    assert "Registered the shipped model as v2, now the active version." in said
+    old, default = ModelVersion.objects.order_by("number")
+    assert (old.number, old.status) == (1, ModelVersion.Status.RETIRED)
+    assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
+    assert (default.number, default.status) == (2, ModelVersion.Status.ACTIVE)
+    assert default.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
+    assert default.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
+    assert predictor_for(default).input_size == default.input_size  # its files are stored
+    before = registry()
+    assert "registered already" in install_default_model()
+    assert registry() == before
+
+
+def test_install_default_model_leaves_a_version_an_admin_promoted_active(
+    media, tiny_package, django_user_model
+):
+    """A database migrated before v2 shipped, where an admin promoted a version of their
+    own: v2 arrives as a candidate, v1 learns what it trained on, and nothing else moves."""
+    from classifier import retraining
+    from tests.conftest import register_version
+
+    ModelVersion.objects.exclude(number=1).delete()
+    ModelVersion.objects.filter(number=1).update(status="active", training_photos=[])
+    admin = django_user_model.objects.create_superuser("ada", "ada@example.com", "pw")
+    own = register_version(tiny_package)
+    retraining.promote(own, admin)
+    assert (own.number, ModelVersion.objects.active()) == (2, own)
+
+    said = install_default_model()
+
+    assert (
+        "Registered the shipped model as candidate v3; v2, promoted by an admin, stays active"
+        in said
+    )
+    assert ModelVersion.objects.active() == own
+    shipped = ModelVersion.objects.get(number=3)
+    assert shipped.status == ModelVersion.Status.CANDIDATE
+    assert shipped.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
+    assert shipped.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
+    old = ModelVersion.objects.get(number=1)
+    assert old.status == ModelVersion.Status.RETIRED
+    assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
+    before = registry()
+    assert "registered already" in install_default_model()
+    assert registry() == before

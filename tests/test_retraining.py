@@ -20,9 +20,17 @@ from django.utils import timezone
 
 from ads.models import Ad, Category
 from ads.uploads import clean_photo
-from classifier import pipeline, retraining, services
+from classifier import fairness, pipeline, retraining, services
+from classifier.ml.features import backbone_id
 from classifier.ml.split import assign_held_out, hamming_distances, held_out_by_content
-from classifier.models import LabelCheck, ModelVersion, ModelVersionEvent, Prediction, TrainingImage
+from classifier.models import (
+    ImageFeatures,
+    LabelCheck,
+    ModelVersion,
+    ModelVersionEvent,
+    Prediction,
+    TrainingImage,
+)
 from moderation import services as moderation
 from tests.conftest import TINY_SIZE, register_version, tiny_config
 from tests.factories import make_ad
@@ -114,6 +122,32 @@ def messages_of(response) -> str:
     return " | ".join(str(m) for m in response.context["messages"])
 
 
+@pytest.fixture
+def backbone_runs(monkeypatch):
+    """How many photos each call of the (real) backbone computed features for."""
+    from classifier.ml import features
+
+    real, runs = features.compute, []
+
+    def counted(pixels, *args, **kwargs):
+        runs.append(len(pixels))
+        return real(pixels, *args, **kwargs)
+
+    monkeypatch.setattr(features, "compute", counted)
+    return runs
+
+
+def kept_features(backbone: str) -> dict[int, object]:
+    """The training photos whose features are kept for ``backbone``: id to when computed."""
+    return dict(
+        ImageFeatures.objects.filter(backbone=backbone).values_list("image_id", "created_at")
+    )
+
+
+def training_subset_ids() -> set[int]:
+    return set(services.usable_images().filter(subset="train").values_list("pk", flat=True))
+
+
 # --- The evaluation set -------------------------------------------------------------
 
 
@@ -152,9 +186,11 @@ def test_imported_photos_get_a_subset_once_and_training_leaves_the_evaluation_se
             assert subset in sides
 
     training = services.labelled_set(TINY_SIZE)
-    evaluation = services.evaluation_set(TINY_SIZE, list(CLASSES))
-    assert len(training.ids) + len(evaluation.ids) == 40
-    assert not set(training.ids) & set(evaluation.ids)
+    pixels, labels, evaluation_ids, unreadable = services.evaluation_set(TINY_SIZE, list(CLASSES))
+    assert len(training.ids) + len(evaluation_ids) == 40
+    assert not set(training.ids) & set(evaluation_ids)
+    assert pixels.shape == (len(evaluation_ids), TINY_SIZE, TINY_SIZE, 3) and not unreadable
+    assert len(labels) == len(evaluation_ids)
     # The setting changes later: stored photos keep their side.
     settings.CLASSIFIER_EVALUATION_PERCENT = 0
     import_drawn(tmp_path, {"phone": drawn("phone", range(20, 25))}, name="more")
@@ -213,17 +249,20 @@ def test_a_moderators_label_of_a_near_copy_lands_on_the_side_of_the_stored_photo
     assert (labelled.source, labelled.subset) == ("moderator", original.subset)
 
 
+def evaluation_ids() -> list[int]:
+    return services.evaluation_set(TINY_SIZE, list(CLASSES))[2]
+
+
 def test_the_evaluation_set_grows_from_moderators_labels(tmp_path, media, settings, seller):
     settings.CLASSIFIER_EVALUATION_PERCENT = 50
     import_drawn(tmp_path, {k: drawn(k, range(10)) for k in CLASSES})
-    before = len(services.evaluation_set(TINY_SIZE, list(CLASSES)).ids)
+    before = len(evaluation_ids())
     moderator = make_moderator()
     for seed in range(100, 130, 3):
         ad = make_ad(seller, kind="phone", seed=seed, photos=3)
         ad.send_to_review(REASON.LOW_CONFIDENCE)
         moderation.decide(ad.pk, moderator, "accept")
-    after = services.evaluation_set(TINY_SIZE, list(CLASSES))
-    assert len(after.ids) > before
+    assert len(evaluation_ids()) > before
     assert TrainingImage.objects.filter(subset="evaluation", source="moderator").exists()
 
 
@@ -389,8 +428,12 @@ def test_a_trained_candidate_is_measured_next_to_the_active_version(
     assert version.status == Status.CANDIDATE and version.started_at and version.finished_at
     assert version.data_as_of is not None
     assert version.trained_on == TrainingImage.objects.filter(subset="train").count()
-    # Progress was written as it trained: the last report is the last epoch's end.
+    # What it trained on, validation split included: the whole training subset.
+    training = TrainingImage.objects.filter(subset="train").values_list("sha256", flat=True)
+    assert version.training_photos == fairness.photo_keys(training)
+    # Progress was written as it trained (all heads in one pass): the last epoch's end.
     assert version.progress["epoch"] == version.progress["epochs"] == tiny_config().epochs
+    assert version.progress["stage"] == "training" and version.progress["fraction"] == 1.0
     assert "val_loss" in version.progress
     tiny_version.refresh_from_db()
     held_out = TrainingImage.objects.filter(subset="evaluation").count()
@@ -398,6 +441,9 @@ def test_a_trained_candidate_is_measured_next_to_the_active_version(
     assert version.evaluation["fingerprint"] == tiny_version.evaluation["fingerprint"]
     assert ModelVersion.objects.active() == tiny_version  # no auto-promotion by default
 
+    # The tiny model was trained on the same drawings as some of these evaluation photos:
+    # say instead that the active version is known to have seen none of them.
+    ModelVersion.objects.filter(pk=tiny_version.pk).update(training_photos=["0" * 16])
     page = admin_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk]))
 
     for chart in ("Loss", "Accuracy", "Coverage and error (evaluation set)"):
@@ -405,8 +451,47 @@ def test_a_trained_candidate_is_measured_next_to_the_active_version(
     assert f"v{version.number} (this version)" in page.text
     assert f"v{tiny_version.number} (active)" in page.text
     assert f"Both measured on the same {held_out} held-out photos." in page.text
+    for shown in (f"v{version.number} (this version)", f"v{tiny_version.number} (active)"):
+        assert f"{shown}: trained on 0 of the {held_out} evaluation photos." in page.text
+    assert "Not a fair" not in page.text
     assert page.text.count('class="confusion"') >= 2
     assert "Promote to active" in page.text
+
+
+def test_features_are_computed_once_per_photo_and_backbone(tmp_path, media, backbone_runs):
+    """What training reads (``labelled_set``): features of new photos only, kept per
+    backbone; photos left out of training keep theirs for when they come back."""
+    import_drawn(tmp_path, {k: drawn(k, range(10)) for k in CLASSES})
+    first = services.labelled_set(TINY_SIZE)
+    kept = kept_features(backbone_id(TINY_SIZE))
+    assert set(kept) == set(first.ids) == training_subset_ids()
+    assert sum(backbone_runs) == len(first.ids)
+    assert first.features.shape == (len(first.ids), 2, 1280)
+
+    # A photo excluded, new photos imported: only those new to training go through the
+    # backbone, and the excluded photo's features stay for when it is included again.
+    left_out = TrainingImage.objects.get(pk=first.ids[0])
+    left_out.exclude(None, "blurry")
+    import_drawn(tmp_path, {"phone": drawn("phone", range(10, 16))}, name="more")
+    new = training_subset_ids() - set(first.ids)
+    assert new
+    backbone_runs.clear()
+    second = services.labelled_set(TINY_SIZE)
+
+    assert sum(backbone_runs) == len(new)
+    assert set(second.ids) == (set(first.ids) | new) - {left_out.pk}
+    after = kept_features(backbone_id(TINY_SIZE))
+    assert {pk: after[pk] for pk in kept} == kept  # neither recomputed nor dropped
+    assert set(after) == set(kept) | new
+    # The same photo gives the same features from the database as when computed.
+    same = [second.ids.index(pk) for pk in first.ids[1:]]
+    np.testing.assert_array_equal(second.features[same], first.features[1:])
+
+    # Another input size is another backbone: its features are computed anew.
+    backbone_runs.clear()
+    other = services.labelled_set(48)
+    assert sum(backbone_runs) == len(other.ids) == len(second.ids)
+    assert set(kept_features(backbone_id(48))) == set(second.ids)
 
 
 def test_manage_py_train_measures_the_new_version_on_the_evaluation_set(
@@ -414,7 +499,7 @@ def test_manage_py_train_measures_the_new_version_on_the_evaluation_set(
 ):
     import_drawn(tmp_path, {k: drawn(k, range(12)) for k in CLASSES})
     out = StringIO()
-    call_command("train", size=32, widths="8,16", epochs=2, stdout=out, stderr=StringIO())
+    call_command("train", size=32, hidden=0, epochs=2, stdout=out, stderr=StringIO())
     version = ModelVersion.objects.order_by("-number").first()
     assert version.status == Status.CANDIDATE and version.evaluation["fingerprint"]
     assert (version.progress["epoch"], version.progress["epochs"]) == (2, 2)  # reported too
@@ -606,6 +691,13 @@ def evaluation_photos(tmp_path, media, settings):
     import_drawn(tmp_path, {k: drawn(k, range(300, 315)) for k in CLASSES})
 
 
+def evaluation_keys() -> list[str]:
+    """``training_photos`` for a version trained on every photo of the evaluation set."""
+    return fairness.photo_keys(
+        TrainingImage.objects.filter(subset="evaluation").values_list("sha256", flat=True)
+    )
+
+
 def test_auto_promotion_is_off_by_default(tiny_package, evaluation_photos):
     active = register_version(tiny_package, classes=CLASSES[::-1])
     active.activate()
@@ -620,12 +712,14 @@ def test_auto_promotion_is_off_by_default(tiny_package, evaluation_photos):
 
 
 def test_auto_promotion_promotes_a_clearly_better_candidate(
-    tiny_package, evaluation_photos, settings
+    tiny_package, tiny_training_photos, evaluation_photos, settings
 ):
     settings.CLASSIFIER_AUTO_PROMOTE_MARGIN = 0.05
-    active = register_version(tiny_package, classes=CLASSES[::-1])
+    active = register_version(
+        tiny_package, classes=CLASSES[::-1], training_photos=tiny_training_photos
+    )
     active.activate()
-    candidate = register_version(tiny_package)
+    candidate = register_version(tiny_package, training_photos=tiny_training_photos)
 
     retraining.after_training(candidate)
 
@@ -636,12 +730,12 @@ def test_auto_promotion_promotes_a_clearly_better_candidate(
 
 
 def test_auto_promotion_keeps_the_active_version_when_the_candidate_is_not_better_enough(
-    tiny_package, evaluation_photos, settings
+    tiny_package, tiny_training_photos, evaluation_photos, settings
 ):
     settings.CLASSIFIER_AUTO_PROMOTE_MARGIN = 0.01
-    active = register_version(tiny_package)
+    active = register_version(tiny_package, training_photos=tiny_training_photos)
     active.activate()
-    candidate = register_version(tiny_package)
+    candidate = register_version(tiny_package, training_photos=tiny_training_photos)
 
     retraining.after_training(candidate)
 
@@ -649,6 +743,99 @@ def test_auto_promotion_keeps_the_active_version_when_the_candidate_is_not_bette
     candidate.refresh_from_db()
     assert candidate.evaluation["auto_promotion"].startswith("not promoted: accuracy")
     assert not ModelVersionEvent.objects.exists()
+
+
+@pytest.mark.parametrize("active_trained_on", ["evaluation photos", "unknown photos"])
+def test_auto_promotion_refuses_an_unfair_comparison(
+    active_trained_on, tiny_package, tiny_training_photos, evaluation_photos, settings
+):
+    """The active version's figures on photos it trained on (or may have) flatter it: even
+    a candidate far better on them is not promoted, and the verdict says why."""
+    settings.CLASSIFIER_AUTO_PROMOTE_MARGIN = 0.05
+    seen = evaluation_keys() if active_trained_on == "evaluation photos" else []
+    active = register_version(tiny_package, classes=CLASSES[::-1], training_photos=seen)
+    active.activate()
+    candidate = register_version(tiny_package, training_photos=tiny_training_photos)
+
+    retraining.after_training(candidate)
+
+    assert ModelVersion.objects.active() == active
+    assert not ModelVersionEvent.objects.exists()
+    why = {
+        "evaluation photos": f"v{active.number} trained on 30 of these 30 photos",
+        "unknown photos": f"which photos v{active.number} trained on is unknown",
+    }[active_trained_on]
+    verdict = ModelVersion.objects.get(pk=candidate.pk).evaluation["auto_promotion"]
+    assert verdict.startswith(f"not promoted, not a fair comparison: {why} — accuracy ")
+
+
+# --- Fair comparisons: what each version trained on -----------------------------------
+
+
+def version_page(admin_client, version: ModelVersion) -> str:
+    return admin_client.get(reverse("admin:classifier_modelversion_change", args=[version.pk])).text
+
+
+def test_the_registry_says_when_a_version_trained_on_the_evaluation_photos(
+    admin_client, tiny_package, tiny_training_photos, evaluation_photos
+):
+    """The shipped v1's case: trained on the photos of a dataset later imported, it is
+    measured on photos it has seen; the page says so instead of offering a verdict."""
+    active = register_version(tiny_package, training_photos=[*evaluation_keys()[:20], "0" * 16])
+    active.activate()
+    candidate = register_version(tiny_package, training_photos=tiny_training_photos)
+    retraining.after_training(candidate)
+
+    page = version_page(admin_client, candidate)
+    listing = admin_client.get(reverse(REGISTRY)).text
+
+    assert f"v{active.number} (active): trained on 20 of the 30 evaluation photos." in page
+    assert f"v{candidate.number} (this version): trained on 0 of the 30 evaluation photos." in page
+    assert (
+        f"<strong>Not a fair comparison: v{active.number} trained on 20 of these 30 photos."
+        "</strong> The figures below are no verdict on which version is better."
+    ) in page
+    assert "Both measured on the same 30 held-out photos." in page  # figures still shown
+    # Its own page, and the list, say it too.
+    own = version_page(admin_client, active)
+    assert f"Not a fair measure: v{active.number} trained on 20 of these 30 photos." in own
+    assert listing.count("trained on 20 of the 30 evaluation photos") == 1
+
+
+def test_a_version_that_did_not_record_its_training_photos_is_unknown_not_zero(
+    admin_client, tiny_package, tiny_training_photos, evaluation_photos
+):
+    active = register_version(tiny_package)  # training_photos empty: unknown
+    active.activate()
+    candidate = register_version(tiny_package, training_photos=tiny_training_photos)
+    retraining.after_training(candidate)
+
+    page = version_page(admin_client, candidate)
+
+    assert fairness.seen_in_training(active).count is None
+    assert (
+        f"v{active.number} (active): trained on an unknown number of the 30 evaluation photos."
+        in page
+    )
+    assert f"Not a fair comparison: which photos v{active.number} trained on is unknown." in page
+    assert f"v{active.number} (active): trained on 0" not in page
+    assert f"v{candidate.number} (this version): trained on 0 of the 30 evaluation" in page
+
+
+def test_training_photos_are_the_photos_an_import_of_the_folder_stores(tmp_path, media):
+    """The shipped manifest's list is computed this way from the shared dataset: a
+    re-encoded photo and one already in the stored form both match what an import stores,
+    and a file the import refuses is left out."""
+    layout = {"laptop": drawn("laptop", range(3)), "phone": drawn("phone", range(3))}
+    folder = write_folder(tmp_path / "data", layout)
+    write_folder(folder, {"phone": drawn("phone", range(3, 5))}, stored=True)
+    (folder / "phone" / "broken.jpg").write_bytes(b"\xff\xd8 not a photo")
+
+    services.import_images(folder)
+
+    stored = TrainingImage.objects.values_list("sha256", flat=True)
+    assert fairness.folder_photo_keys(folder) == fairness.photo_keys(stored)
+    assert len(fairness.photo_keys(stored)) == 8
 
 
 # --- Suspected label errors ------------------------------------------------------------
@@ -672,6 +859,7 @@ def test_find_label_errors_flags_the_flipped_labels(flipped, admin_client, admin
     check = retraining.find_label_errors(admin_user, folds=3, config=tiny_config())
 
     assert check.status == LabelCheck.Status.DONE, check.error
+    assert check.progress["stage"] == "3 folds" and check.progress["fraction"] == 1.0
     suspects = TrainingImage.objects.filter(suspected_category__isnull=False)
     assert check.flagged == suspects.count() and check.checked == len(
         services.labelled_set(TINY_SIZE).ids
@@ -842,7 +1030,13 @@ def routed_right(ad: Ad, kind: str) -> bool:
 
 
 def test_the_loop_moderators_correct_a_mislabelled_model_and_retraining_fixes_it(
-    tmp_path, media, seller, admin_user, sent_trainings, django_capture_on_commit_callbacks
+    tmp_path,
+    media,
+    seller,
+    admin_user,
+    sent_trainings,
+    django_capture_on_commit_callbacks,
+    backbone_runs,
 ):
     """A dataset made of earlier ads' photos, imported with its two folders swapped, gives a
     model that misroutes ads. Sellers post those photos again; moderators put them in the
@@ -856,6 +1050,13 @@ def test_the_loop_moderators_correct_a_mislabelled_model_and_retraining_fixes_it
     )
     bad = train_candidate(admin_user)
     retraining.promote(bad, admin_user)
+    # Training went through the backbone once per training photo and kept the features,
+    # under the version's backbone; the evaluation photos were never needed.
+    assert bad.backbone == backbone_id(TINY_SIZE)
+    kept = kept_features(bad.backbone)
+    assert set(kept) == training_subset_ids() and len(kept) == bad.trained_on
+    assert ImageFeatures.objects.count() == len(kept)
+    assert sum(backbone_runs) == len(kept)
 
     # It misroutes: phones under Phones go to review as "laptops", and laptops as "phones".
     waiting = [classify(seller, kind, kind, 500) for kind in CLASSES]
@@ -876,7 +1077,13 @@ def test_the_loop_moderators_correct_a_mislabelled_model_and_retraining_fixes_it
         assert image.category.slug == image.original_name.split("-")[0], image
         assert image.source == "moderator"
 
+    backbone_runs.clear()
     good = train_candidate(admin_user)
+    # Relabelled, they are the same photos: the second training reused their features.
+    assert backbone_runs == []
+    assert (good.backbone, good.trained_on) == (bad.backbone, bad.trained_on)
+    assert kept_features(good.backbone) == kept  # same rows, computed when they were
+    assert ImageFeatures.objects.count() == len(kept)
     bad.refresh_from_db()
     assert good.evaluation["fingerprint"] == bad.evaluation["fingerprint"]
     assert good.evaluation["accuracy"] > 0.9 > 0.1 > bad.evaluation["accuracy"]

@@ -104,11 +104,17 @@ def test_served_model_is_full_integer(tiny_package):
         assert weights["dtype"].__name__ == "int8", op
 
 
-def test_the_served_model_is_mirror_invariant(tiny_package, unseen):
-    predictor = Predictor(tiny_package.litert_bytes, list(CLASSES), TINY_SIZE)
-    photos = unseen.pixels[:6]
+def test_the_served_model_is_the_backbone_and_the_heads(tiny_package, unseen, unseen_features):
+    """The .keras artifact (the heads) on the backbone's features and the served model on
+    the pixels answer alike: the served model is nothing more than the two joined."""
+    from classifier.ml.model import serving_model
+
+    heads = load_keras(tiny_package.keras_bytes)
+    joined = serving_model(heads, TINY_SIZE)
     np.testing.assert_allclose(
-        predictor.probabilities(photos[:, :, ::-1]), predictor.probabilities(photos), atol=0.02
+        np.asarray(joined(unseen.pixels[:8].astype("float32"))),
+        head_probabilities(heads, unseen_features[:8]),
+        atol=2e-3,  # the features are kept as float16
     )
 
 
