@@ -163,5 +163,5 @@ def folder_set(directory: Path, size: int, training_subset_only: bool = False) -
         [int(c.photo.phash, 16) for c in candidates],
         report.unreadable,
         sha256=[c.photo.sha256 for c in candidates],
-        read=[partial(lambda data: data, c.photo.data) for c in candidates],
+        read=[partial(bytes, c.photo.data) for c in candidates],
     )

@@ -30,7 +30,7 @@ def default_training_config():
 
 
 def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks=None):
-    """Train a head on ``data`` and export the served model; returns (TrainingResult,
+    """Train the heads on ``data`` and export the served model; returns (TrainingResult,
     Package)."""
     from ..ml.split import near_duplicate_groups
     from ..ml.train import package, train
