@@ -71,7 +71,6 @@ def test_features_hold_the_photo_and_its_mirror_image(unseen):
 
 def test_the_backbone_id_names_its_input_size():
     assert features.backbone_id(224) != features.backbone_id(160)
-    assert features.input_size_of(features.backbone_id(160)) == 160
 
 
 def test_served_int8_model_gives_the_keras_models_answers(tiny_package, unseen, unseen_features):

@@ -23,10 +23,6 @@ def backbone_id(input_size: int) -> str:
     return f"{BACKBONE_NAME}/r{BACKBONE_REVISION}/{input_size}px-letterbox"
 
 
-def input_size_of(backbone: str) -> int:
-    return int(backbone.rsplit("/", 1)[1].split("px")[0])
-
-
 _extractors: dict[int, object] = {}
 _lock = threading.Lock()
 

@@ -85,14 +85,8 @@ def training_features(images: list[TrainingImage], size: int):
     missing = [image for image in images if image.pk not in features]
     unreadable = []
     for start in range(0, len(missing), 256):
-        chunk, pixels = [], []
-        for image in missing[start : start + 256]:
-            try:
-                pixels.append(letterbox(decode(_read_file(image.file)), size))
-                chunk.append(image)
-            except (ImageError, FileNotFoundError) as error:
-                unreadable.append((image.file.name, str(error)))
-        computed = ml_features.compute(np.stack(pixels)) if pixels else []
+        chunk, pixels = _read_pixels(missing[start : start + 256], size, unreadable)
+        computed = ml_features.compute(pixels) if chunk else []
         rows = [
             ImageFeatures(image=image, backbone=backbone, data=ml_features.to_bytes(values))
             for image, values in zip(chunk, computed, strict=True)
@@ -108,23 +102,31 @@ def _read_file(field_file) -> bytes:
         return handle.read()
 
 
+def _read_pixels(images, size: int, unreadable: list) -> tuple[list, np.ndarray]:
+    """The images that could be read, and their letterboxed pixels; the others are added
+    to ``unreadable`` as (file, reason)."""
+    read, pixels = [], []
+    for image in images:
+        try:
+            pixels.append(letterbox(decode(_read_file(image.file)), size))
+        except (ImageError, FileNotFoundError) as error:
+            unreadable.append((image.file.name, str(error)))
+            continue
+        read.append(image)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return read, stacked
+
+
 def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list, list]:
     """The held-out evaluation photos of ``classes`` (a version's), in that class order, as
     the served model takes them: (pixels, labels, ids, unreadable)."""
     images = usable_images().filter(
         subset=TrainingImage.Subset.EVALUATION, category__slug__in=classes
     )
-    pixels, labels, ids, unreadable = [], [], [], []
-    for image in images.select_related("category").order_by("id"):
-        try:
-            pixels.append(letterbox(decode(_read_file(image.file)), size))
-        except (ImageError, FileNotFoundError) as error:
-            unreadable.append((image.file.name, str(error)))
-            continue
-        labels.append(classes.index(image.category.slug))
-        ids.append(image.pk)
-    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
-    return stacked, np.array(labels, dtype=int), ids, unreadable
+    unreadable = []
+    read, pixels = _read_pixels(images.select_related("category").order_by("id"), size, unreadable)
+    labels = np.array([classes.index(image.category.slug) for image in read], dtype=int)
+    return pixels, labels, [image.pk for image in read], unreadable
 
 
 def fingerprint(ids: list[int]) -> str:
