@@ -4,10 +4,10 @@ evaluation photos each version trained on.
 Training from the database never uses the evaluation subset, but a version trained on a
 folder (the shipped v1, built from the whole shared dataset) may have seen the very photos
 it is measured on once that dataset is imported, and its figures then flatter it. A version
-records the photos it trained on in ``ModelVersion.training_photos`` (the first
-``KEY_DIGITS`` hex digits of each stored photo's sha256, validation split included); an empty
-list means unknown, never none. Counted when asked, against today's evaluation set: the
-admin and auto-promotion apply the same rule.
+records the photos it trained on in ``ModelVersion.training_photos`` (``models.photo_keys``
+of each stored photo, validation split included); an empty list means unknown, never none.
+Counted when asked, against today's evaluation set: the admin and auto-promotion apply the
+same rule.
 """
 
 from __future__ import annotations
@@ -16,15 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ml.dataset import scan_class_folders
-from .models import ModelVersion, TrainingImage
+from .models import ModelVersion, TrainingImage, photo_keys
 from .services import ImportReport, read_folder, usable_images
-
-KEY_DIGITS = 16
-
-
-def photo_keys(sha256s) -> list[str]:
-    """What ``training_photos`` holds for photos with these (stored) sha256s, sorted."""
-    return sorted({sha256[:KEY_DIGITS] for sha256 in sha256s})
 
 
 @dataclass(frozen=True)

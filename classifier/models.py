@@ -158,6 +158,15 @@ SUSPICION_FIELDS = [
 ]
 
 
+# How ModelVersion.training_photos names a photo: the first hex digits of its sha256.
+PHOTO_KEY_DIGITS = 16
+
+
+def photo_keys(sha256s) -> list[str]:
+    """What ``ModelVersion.training_photos`` holds for photos with these sha256s, sorted."""
+    return sorted({sha256[:PHOTO_KEY_DIGITS] for sha256 in sha256s})
+
+
 class ModelVersionQuerySet(models.QuerySet):
     def active(self) -> ModelVersion | None:
         return self.filter(status=ModelVersion.Status.ACTIVE).first()
@@ -198,8 +207,8 @@ class ModelVersion(models.Model):
     # active version whenever a candidate is measured, so the two share the same photos.
     evaluation = models.JSONField(default=dict, blank=True)
     trained_on = models.PositiveIntegerField(default=0, help_text="Number of training images")
-    # The first 16 hex digits of the sha256 of each photo trained on (validation split
-    # included): says how many of today's evaluation photos a version has seen.
+    # ``photo_keys`` of each photo trained on (validation split included): says how many
+    # of today's evaluation photos a version has seen.
     training_photos = models.JSONField(default=list, blank=True)
     backbone = models.CharField(
         max_length=100,

@@ -11,9 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..ml.dataset import scan_class_folders
-from ..models import (
-    ModelVersion,
-)
+from ..models import ModelVersion, photo_keys
 from .datasets import (
     LabelledSet,
     folder_set,
@@ -109,7 +107,7 @@ def _save_version(version: ModelVersion, result, packaged, data: LabelledSet, as
         "threshold": packaged.metrics["threshold"],
         "trained_on": int(len(data.labels)),
         # Validation split included.
-        "training_photos": sorted({sha256[:16] for sha256 in data.sha256}),
+        "training_photos": photo_keys(data.sha256),
         "artifact": version.artifact.name,
         "serving_artifact": version.serving_artifact.name,
         "data_as_of": as_of,

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from classifier.bootstrap import DEFAULT_MODEL_DIR
 from classifier.ml.dataset import DatasetError
+from classifier.models import photo_keys
 from classifier.services import default_training_config, folder_set, train_and_package
 
 
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             "built_with": f"python manage.py build_default_model {directory}",
             "metrics": packaged.metrics,
             "history": result.history,
-            "training_photos": sorted({sha256[:16] for sha256 in data.sha256}),
+            "training_photos": photo_keys(data.sha256),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         m = packaged.metrics
