@@ -134,7 +134,9 @@ def heads(args) -> None:
                     rest = np.delete(rest, suspects.indices)
                     result = train(features[rest], labels[rest], classes, groups[rest])
                 seconds = time.monotonic() - started
-                chosen = validation_report(result.out_of_fold, labels[rest], classes, 0.01)
+                chosen = validation_report(
+                    result.out_of_fold, labels[rest], classes, args.target_risk
+                )
                 plain = head_probabilities(result.model, features[test])
                 mirrored = head_probabilities(result.model, features[test][:, ::-1])
                 row = {
@@ -180,6 +182,10 @@ def main() -> None:
     )
     two.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     two.add_argument("--splits", nargs="+", type=int, default=[1234, 77, 2024])
+    two.add_argument(
+        "--target-risk", type=float, default=TrainingConfig().target_risk,
+        help="the error target the threshold is chosen for (as CLASSIFIER_TARGET_RISK)",
+    )
     args = parser.parse_args()
     {"features": compute_features, "heads": heads}[args.command](args)
 

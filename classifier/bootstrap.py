@@ -44,15 +44,18 @@ def install_shipped_models(category_model, model_version_model) -> str:
 
     v1 gets its list of training photos. v2 is registered once, under the next free number;
     it becomes the active version when the active one is the shipped v1 (or none is), and
-    is left as a candidate when an admin has promoted a version of their own.
+    is left as a candidate when an admin has promoted a version of their own. A release may
+    change v2's threshold (the same heads, another error target): its registered copy
+    follows.
     """
     install_defaults(category_model, model_version_model)
     first = _shipped(model_version_model, FIRST_MODEL_DIR)
     if first is not None and not first.training_photos:
         first.training_photos = manifest_of(FIRST_MODEL_DIR).get("training_photos", [])
         first.save(update_fields=["training_photos"])
-    if _shipped(model_version_model, DEFAULT_MODEL_DIR) is not None:
-        return "The shipped models are registered already."
+    registered = _shipped(model_version_model, DEFAULT_MODEL_DIR)
+    if registered is not None:
+        return _follow_threshold(registered, manifest_of(DEFAULT_MODEL_DIR))
     active = model_version_model.objects.filter(status="active").first()
     take_over = active is None or (first is not None and active.pk == first.pk)
     last = model_version_model.objects.order_by("-number").first()
@@ -76,17 +79,33 @@ def install_shipped_models(category_model, model_version_model) -> str:
 
 
 def _shipped(model_version_model, model_dir: Path):
-    """The registry's copy of a shipped model, found by its threshold and training size
-    (v1 rows predate any other mark), or None."""
+    """The registry's copy of a shipped model, or None. v2 is known by its backbone and
+    training photos; v1, trained from scratch, by its threshold and training size (its
+    rows predate any other mark)."""
     manifest = manifest_of(model_dir)
-    return (
-        model_version_model.objects.filter(
-            threshold=manifest["threshold"],
-            trained_on=manifest["trained_on"],
-            classes=manifest["classes"],
+    found = model_version_model.objects.filter(
+        trained_on=manifest["trained_on"], classes=manifest["classes"]
+    )
+    if manifest.get("backbone"):
+        found = found.filter(
+            backbone=manifest["backbone"], training_photos=manifest["training_photos"]
         )
-        .order_by("number")
-        .first()
+    else:
+        found = found.filter(threshold=manifest["threshold"])
+    return found.order_by("number").first()
+
+
+def _follow_threshold(version, manifest: dict) -> str:
+    if version.threshold == manifest["threshold"]:
+        return "The shipped models are registered already."
+    before = version.threshold
+    version.threshold = manifest["threshold"]
+    version.metrics = manifest["metrics"]
+    version.save(update_fields=["threshold", "metrics"])
+    return (
+        f"The shipped model v{version.number} now decides alone from confidence "
+        f"{version.threshold:.4f} (was {before:.4f}): automatic errors at most "
+        f"{manifest['metrics']['target_risk']:.0%} on its out-of-fold answers."
     )
 
 

@@ -231,6 +231,34 @@ def test_install_default_model_on_an_empty_registry_installs_both_and_activates_
     assert registry() == before
 
 
+def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
+    """v2 first shipped deciding alone from 0.9874 (1 % error target); the release moves it
+    to the 2 % target: the same heads, its registered copy follows, nothing else moves."""
+    default = manifest_of(DEFAULT_MODEL_DIR)
+    shipped = ModelVersion.objects.get(number=2)
+    ModelVersion.objects.filter(pk=shipped.pk).update(
+        threshold=0.9874496459960938, metrics={**default["metrics"], "target_risk": 0.01}
+    )
+    before = registry()
+
+    said = install_default_model()
+
+    assert "now decides alone from confidence 0.9386 (was 0.9874)" in said
+    shipped.refresh_from_db()
+    assert shipped.threshold == default["threshold"]
+    assert shipped.metrics["target_risk"] == 0.02
+    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.ACTIVE, 2)
+    assert registry() == before
+    assert "registered already" in install_default_model()
+
+
+def test_the_shipped_threshold_keeps_out_of_fold_errors_under_its_target():
+    metrics = manifest_of(DEFAULT_MODEL_DIR)["metrics"]
+    assert metrics["target_risk"] == 0.02
+    assert metrics["error_at_threshold"] <= metrics["target_risk"]
+    assert metrics["coverage_at_threshold"] >= 0.8
+
+
 def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     media, tiny_package, django_user_model
 ):
