@@ -2,13 +2,17 @@
 
     python bench/backbone_recipes.py features --size 224 --resize letterbox
     python bench/backbone_recipes.py heads
+    python bench/backbone_recipes.py finetune --size 224
 
 ``features`` runs the frozen ImageNet EfficientNet-Lite0 over the shared dataset (each photo
 and its mirror image) and keeps the pooled features in ``var/bench-features/``. ``heads``
 holds out a test split by near-copy groups (15 %), trains each recipe on the rest with the
 project's own ``classifier.ml.train.train`` (heads by folds, threshold from their
 out-of-fold answers) and reports the test figures, on three splits and their mean. The
-test split decides nothing inside a run.
+test split decides nothing inside a run. ``finetune`` asks whether training the backbone's
+last blocks beats the frozen backbone: on the same splits, one head on the frozen features,
+then that head and blocks 13-15 and the head convolution trained together (BatchNorm
+statistics kept, small learning rate), from activations of block 12 computed once.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from PIL import Image  # noqa: E402
 
 from classifier.ml.dataset import perceptual_hash, scan_class_folders  # noqa: E402
 from classifier.ml.label_errors import confident_learning  # noqa: E402
-from classifier.ml.model import HeadConfig  # noqa: E402
+from classifier.ml.model import HeadConfig, build_head  # noqa: E402
 from classifier.ml.preprocess import decode_image, letterbox  # noqa: E402
 from classifier.ml.split import group_split, near_duplicate_groups  # noqa: E402
 from classifier.ml.train import (  # noqa: E402
@@ -169,6 +173,104 @@ def heads(args) -> None:
         )
 
 
+def finetune(args) -> None:
+    """Frozen head vs. fine-tuned last blocks, per split, one model each (no folds)."""
+    import keras
+    from keras import layers
+
+    from classifier.ml.backbone import (
+        FEATURES,
+        _conv_bn,
+        _mbconv,
+        block_specs,
+        imagenet_weights,
+        pretrained_feature_extractor,
+    )
+
+    folders = scan_class_folders(args.data)
+    classes = sorted(folders)
+    pixels, labels, hashes = [], [], []
+    for label, name in enumerate(classes):
+        for path in folders[name]:
+            image = decode_image(path.read_bytes())
+            pixels.append(letterbox(image, args.size))
+            labels.append(label)
+            hashes.append(perceptual_hash(image))
+    pixels, labels = np.stack(pixels), np.array(labels)
+    groups = near_duplicate_groups(hashes)
+    backbone = pretrained_feature_extractor(args.size)
+    last_frozen = f"block{args.first_trained - 1}"
+    names = [layer.name for layer in backbone.layers if layer.name.startswith(last_frozen + "_")]
+    bottom = keras.Model(backbone.input, backbone.get_layer(names[-1]).output)
+    started = time.monotonic()
+    views = np.stack(
+        [
+            bottom.predict(p.astype(np.float32), batch_size=32, verbose=0)
+            for p in (pixels, pixels[:, :, ::-1])
+        ],
+        axis=1,
+    )
+    print(
+        f"block {args.first_trained} inputs {views.shape[2:]} in {time.monotonic() - started:.0f} s"
+    )
+
+    def top_blocks() -> keras.Model:
+        """Block ``--first-trained`` onwards and the head convolution, pooled, with ImageNet
+        weights; BatchNorm keeps ImageNet's statistics (3,000 photos cannot re-estimate them)."""
+        inputs = keras.Input(shape=views.shape[2:])
+        x = inputs
+        for spec in block_specs()[args.first_trained :]:
+            x = _mbconv(x, spec)
+        x = _conv_bn(x, FEATURES, 1, 1, "head")
+        model = keras.Model(inputs, layers.GlobalAveragePooling2D(name="pool")(x))
+        weights = imagenet_weights()
+        for layer in model.layers:
+            if layer.name in weights:
+                layer.set_weights(weights[layer.name])
+            layer.trainable = False
+        return model
+
+    def fit(model, x, y, learning_rate, epochs, batch) -> None:
+        steps = epochs * int(np.ceil(len(x) / batch))
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+        model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+
+    rows = []
+    for seed in args.splits:
+        rest, test = group_split(labels, groups, 0.15, seed)
+        x = np.concatenate([views[rest, 0], views[rest, 1]])
+        y = np.concatenate([labels[rest], labels[rest]])
+        keras.utils.set_random_seed(seed)
+        blocks = top_blocks()
+        head = build_head(FEATURES, len(classes), TrainingConfig().head)
+        fit(head, blocks.predict(x, batch_size=256, verbose=0), y, 2e-3, 20, 256)
+        frozen = head.predict(blocks.predict(views[test, 0], batch_size=256, verbose=0), verbose=0)
+        started = time.monotonic()
+        for layer in blocks.layers:
+            layer.trainable = not isinstance(layer, layers.BatchNormalization)
+        inputs = keras.Input(shape=views.shape[2:])
+        model = keras.Model(inputs, head(blocks(inputs)))
+        fit(model, x, y, args.learning_rate, args.epochs, 64)
+        tuned = model.predict(views[test, 0], batch_size=256, verbose=0)
+        row = {"split": seed, "fine_tune_s": round(time.monotonic() - started)}
+        for name, probabilities in (("frozen", frozen), ("fine_tuned", tuned)):
+            correct = probabilities[np.arange(len(test)), labels[test]]
+            row[name] = {
+                "accuracy": round(float((probabilities.argmax(1) == labels[test]).mean()), 4),
+                "log_loss": round(float(-np.log(np.maximum(correct, 1e-7)).mean()), 4),
+            }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for name in ("frozen", "fine_tuned"):
+        accuracy = np.mean([r[name]["accuracy"] for r in rows])
+        loss = np.mean([r[name]["log_loss"] for r in rows])
+        print(
+            f"{name:10s} test accuracy {accuracy:.2%}, log loss {loss:.3f} "
+            f"(mean of {len(rows)} splits)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,11 +285,20 @@ def main() -> None:
     two.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     two.add_argument("--splits", nargs="+", type=int, default=[1234, 77, 2024])
     two.add_argument(
-        "--target-risk", type=float, default=TrainingConfig().target_risk,
+        "--target-risk",
+        type=float,
+        default=TrainingConfig().target_risk,
         help="the error target the threshold is chosen for (as CLASSIFIER_TARGET_RISK)",
     )
+    three = sub.add_parser("finetune")
+    three.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    three.add_argument("--size", type=int, default=224)
+    three.add_argument("--first-trained", type=int, default=13, help="first block trained")
+    three.add_argument("--epochs", type=int, default=4)
+    three.add_argument("--learning-rate", type=float, default=1e-4)
+    three.add_argument("--splits", nargs="+", type=int, default=[1234, 77, 2024])
     args = parser.parse_args()
-    {"features": compute_features, "heads": heads}[args.command](args)
+    {"features": compute_features, "heads": heads, "finetune": finetune}[args.command](args)
 
 
 if __name__ == "__main__":
