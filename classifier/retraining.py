@@ -141,14 +141,33 @@ def after_training(version: ModelVersion) -> None:
     """Measure the candidate and the active version on the same evaluation set, then
     promote the candidate if it is clearly better and auto-promotion is on."""
     active = ModelVersion.objects.active()
-    for measured in filter(None, (version, active)):
-        try:
-            measure_on_evaluation_set(measured)
-        except ClassifierError as error:
-            logger.error("v%s could not be evaluated: %s", measured.number, error)
-            ModelVersion.objects.filter(pk=measured.pk).update(evaluation={"error": str(error)})
-            measured.evaluation = {"error": str(error)}
+    _measure(version)
+    if active is not None and not _still_measured(active, version):
+        _measure(active)
     auto_promote(version, active)
+
+
+def _measure(version: ModelVersion) -> None:
+    try:
+        measure_on_evaluation_set(version)
+    except ClassifierError as error:
+        logger.error("v%s could not be evaluated: %s", version.number, error)
+        ModelVersion.objects.filter(pk=version.pk).update(evaluation={"error": str(error)})
+        version.evaluation = {"error": str(error)}
+
+
+def _still_measured(active: ModelVersion, candidate: ModelVersion) -> bool:
+    """The active version's stored figures are those of the photos and labels the
+    candidate was just measured on, at its present threshold: measuring again would give
+    the same figures (a deterministic model), so a retraining skips it."""
+    mine, theirs = active.evaluation or {}, candidate.evaluation or {}
+    return (
+        "accuracy" in mine
+        and mine.get("fingerprint") is not None
+        and mine.get("fingerprint") == theirs.get("fingerprint")
+        and mine.get("classes") == active.classes == candidate.classes
+        and mine.get("threshold") == active.threshold
+    )
 
 
 def auto_promote(candidate: ModelVersion, active: ModelVersion | None):

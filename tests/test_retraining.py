@@ -458,6 +458,32 @@ def test_a_trained_candidate_is_measured_next_to_the_active_version(
     assert "Promote to active" in page.text
 
 
+def test_the_active_version_is_measured_again_only_when_its_figures_are_stale(
+    admin_user, tiny_version, tmp_path, media, sent_trainings
+):
+    """A retraining measures the active version once per evaluation set: a second one on
+    the same photos and labels keeps its figures; a relabelled evaluation photo makes them
+    stale (the same photos, another answer key)."""
+    import_drawn(tmp_path, {k: drawn(k, range(30)) for k in CLASSES})
+    train_candidate(admin_user)
+    tiny_version.refresh_from_db()
+    first = tiny_version.evaluation
+
+    second = train_candidate(admin_user)
+    tiny_version.refresh_from_db()
+    assert tiny_version.evaluation == first  # not measured again
+    assert second.evaluation["fingerprint"] == first["fingerprint"]
+
+    photo = TrainingImage.objects.filter(subset="evaluation", category__slug="phone").first()
+    photo.category = Category.objects.get(slug="laptop")
+    photo.save()
+    third = train_candidate(admin_user)
+    tiny_version.refresh_from_db()
+    assert third.evaluation["fingerprint"] != first["fingerprint"]
+    assert tiny_version.evaluation["fingerprint"] == third.evaluation["fingerprint"]
+    assert tiny_version.evaluation["evaluated_at"] > first["evaluated_at"]
+
+
 def test_features_are_computed_once_per_photo_and_backbone(tmp_path, media, backbone_runs):
     """What training reads (``labelled_set``): features of new photos only, kept per
     backbone; photos left out of training keep theirs for when they come back."""

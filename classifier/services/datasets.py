@@ -129,9 +129,11 @@ def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarra
     return pixels, labels, [image.pk for image in read], unreadable
 
 
-def fingerprint(ids: list[int]) -> str:
-    """Names a set of training images: two evaluations compare only on equal fingerprints."""
-    return hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:16]
+def fingerprint(ids: list[int], labels: list[str]) -> str:
+    """Names a set of labelled images: two evaluations compare only on equal fingerprints
+    (the same photos with the same labels; a relabelled photo changes it)."""
+    pairs = sorted(f"{pk}:{label}" for pk, label in zip(ids, labels, strict=True))
+    return hashlib.sha256(",".join(pairs).encode()).hexdigest()[:16]
 
 
 def folder_set(directory: Path, size: int, training_subset_only: bool = False) -> LabelledSet:

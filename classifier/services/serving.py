@@ -147,7 +147,7 @@ def measure_on_evaluation_set(version: ModelVersion) -> dict:
     pixels, labels, ids, unreadable = evaluation_set(version.input_size, version.classes)
     report = {
         "n": int(len(labels)),
-        "fingerprint": fingerprint(ids),
+        "fingerprint": fingerprint(ids, [version.classes[label] for label in labels]),
         "classes": version.classes,
         "threshold": version.threshold,
         "unreadable": len(unreadable),
