@@ -34,7 +34,7 @@ def classify_ad(ad_id: int) -> str:
     if ad is None or ad.status != Ad.Status.PENDING:
         return "skipped: not pending"
     images = list(ad.images.order_by("position", "id"))
-    version = ModelVersion.objects.active()
+    version = ModelVersion.objects.serving()
     if version is None:
         routing = review(Ad.ReviewReason.MODEL_UNAVAILABLE)
     else:

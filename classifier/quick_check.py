@@ -32,7 +32,7 @@ class QuickCheck:
 
 def quick_check(image, category: Category) -> QuickCheck:
     """Check one decoded photo (a PIL image) against ``category`` with the active model."""
-    version = ModelVersion.objects.active()
+    version = ModelVersion.objects.serving()
     if version is None:
         raise ClassifierError("no model is active; the photo cannot be checked now")
     pixels = letterbox(image, version.input_size)[None]

@@ -291,3 +291,15 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     before = registry()
     assert "registered already" in install_default_model()
     assert registry() == before
+
+
+def test_classifying_loads_the_active_version_without_its_large_fields():
+    """Quick checks and workers read the active version on every request and ad: its
+    metrics, training curves and training photos stay in the database."""
+    version = ModelVersion.objects.serving()
+    assert version == ModelVersion.objects.active()
+    assert {"metrics", "history", "training_photos", "evaluation"} <= version.get_deferred_fields()
+    assert (version.classes, version.threshold) == (
+        ["laptop", "phone"],
+        manifest_of(DEFAULT_MODEL_DIR)["threshold"],
+    )
