@@ -49,22 +49,32 @@ def stretch(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
+def read_dataset(data: Path, size: int, resize=letterbox) -> dict:
+    """The shared dataset's photos resized, with labels, perceptual hashes, log aspect
+    ratios and names (``class/file``)."""
+    folders = scan_class_folders(data)
+    read = {"classes": sorted(folders), "pixels": [], "labels": [], "hashes": [], "aspects": []}
+    read["names"] = []
+    for label, name in enumerate(read["classes"]):
+        for path in folders[name]:
+            image = decode_image(path.read_bytes())
+            read["pixels"].append(resize(image, size))
+            read["labels"].append(label)
+            read["hashes"].append(perceptual_hash(image))
+            read["aspects"].append(np.log(image.size[0] / image.size[1]))
+            read["names"].append(f"{name}/{path.name}")
+    read["pixels"], read["labels"] = np.stack(read["pixels"]), np.array(read["labels"])
+    return read
+
+
 def compute_features(args) -> None:
     from classifier.ml.backbone import pretrained_feature_extractor
 
-    resize = {"letterbox": letterbox, "stretch": stretch}[args.resize]
-    folders = scan_class_folders(args.data)
-    classes = sorted(folders)
-    pixels, labels, hashes, aspects, names = [], [], [], [], []
-    for label, name in enumerate(classes):
-        for path in folders[name]:
-            image = decode_image(path.read_bytes())
-            pixels.append(resize(image, args.size))
-            labels.append(label)
-            hashes.append(perceptual_hash(image))
-            aspects.append(np.log(image.size[0] / image.size[1]))
-            names.append(f"{name}/{path.name}")
-    pixels = np.stack(pixels)
+    dataset = read_dataset(
+        args.data, args.size, {"letterbox": letterbox, "stretch": stretch}[args.resize]
+    )
+    pixels, labels, hashes = dataset["pixels"], dataset["labels"], dataset["hashes"]
+    aspects, names, classes = dataset["aspects"], dataset["names"], dataset["classes"]
     model = pretrained_feature_extractor(args.size)
     started = time.monotonic()
     plain = _run(model, pixels)
@@ -178,26 +188,11 @@ def finetune(args) -> None:
     import keras
     from keras import layers
 
-    from classifier.ml.backbone import (
-        FEATURES,
-        _conv_bn,
-        _mbconv,
-        block_specs,
-        imagenet_weights,
-        pretrained_feature_extractor,
-    )
+    from classifier.ml.backbone import FEATURES, pretrained_feature_extractor, pretrained_top
 
-    folders = scan_class_folders(args.data)
-    classes = sorted(folders)
-    pixels, labels, hashes = [], [], []
-    for label, name in enumerate(classes):
-        for path in folders[name]:
-            image = decode_image(path.read_bytes())
-            pixels.append(letterbox(image, args.size))
-            labels.append(label)
-            hashes.append(perceptual_hash(image))
-    pixels, labels = np.stack(pixels), np.array(labels)
-    groups = near_duplicate_groups(hashes)
+    dataset = read_dataset(args.data, args.size)
+    pixels, labels, classes = dataset["pixels"], dataset["labels"], dataset["classes"]
+    groups = near_duplicate_groups(dataset["hashes"])
     backbone = pretrained_feature_extractor(args.size)
     last_frozen = f"block{args.first_trained - 1}"
     names = [layer.name for layer in backbone.layers if layer.name.startswith(last_frozen + "_")]
@@ -214,22 +209,6 @@ def finetune(args) -> None:
         f"block {args.first_trained} inputs {views.shape[2:]} in {time.monotonic() - started:.0f} s"
     )
 
-    def top_blocks() -> keras.Model:
-        """Block ``--first-trained`` onwards and the head convolution, pooled, with ImageNet
-        weights; BatchNorm keeps ImageNet's statistics (3,000 photos cannot re-estimate them)."""
-        inputs = keras.Input(shape=views.shape[2:])
-        x = inputs
-        for spec in block_specs()[args.first_trained :]:
-            x = _mbconv(x, spec)
-        x = _conv_bn(x, FEATURES, 1, 1, "head")
-        model = keras.Model(inputs, layers.GlobalAveragePooling2D(name="pool")(x))
-        weights = imagenet_weights()
-        for layer in model.layers:
-            if layer.name in weights:
-                layer.set_weights(weights[layer.name])
-            layer.trainable = False
-        return model
-
     def fit(model, x, y, learning_rate, epochs, batch) -> None:
         steps = epochs * int(np.ceil(len(x) / batch))
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
@@ -242,13 +221,16 @@ def finetune(args) -> None:
         x = np.concatenate([views[rest, 0], views[rest, 1]])
         y = np.concatenate([labels[rest], labels[rest]])
         keras.utils.set_random_seed(seed)
-        blocks = top_blocks()
+        blocks = pretrained_top(views.shape[2:], args.first_trained)
         head = build_head(FEATURES, len(classes), TrainingConfig().head)
         fit(head, blocks.predict(x, batch_size=256, verbose=0), y, 2e-3, 20, 256)
         frozen = head.predict(blocks.predict(views[test, 0], batch_size=256, verbose=0), verbose=0)
         started = time.monotonic()
+        blocks.trainable = True
         for layer in blocks.layers:
-            layer.trainable = not isinstance(layer, layers.BatchNormalization)
+            # BatchNorm keeps ImageNet's statistics: 3,000 photos cannot re-estimate them.
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
         inputs = keras.Input(shape=views.shape[2:])
         model = keras.Model(inputs, head(blocks(inputs)))
         fit(model, x, y, args.learning_rate, args.epochs, 64)

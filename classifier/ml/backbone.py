@@ -97,11 +97,31 @@ def build_feature_extractor(input_size: int, name: str = "backbone"):
     inputs = keras.Input(shape=(input_size, input_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 128, offset=-127.0 / 128, name="scale")(inputs)
     x = _conv_bn(x, STEM_CHANNELS, 3, 2, "stem")
-    for spec in block_specs():
+    return keras.Model(inputs, _blocks_and_head(x), name=name)
+
+
+def _blocks_and_head(x, first_block: int = 0):
+    """The MBConv blocks from ``first_block`` on, the head convolution, pooled."""
+    from keras import layers
+
+    for spec in block_specs()[first_block:]:
         x = _mbconv(x, spec)
     x = _conv_bn(x, FEATURES, 1, 1, "head")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, x, name=name)
+    return layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def pretrained_top(input_shape: tuple[int, int, int], first_block: int):
+    """The backbone from block ``first_block`` on (its input: the previous block's output),
+    with the ImageNet weights: the part a fine-tune trains (``bench/backbone_recipes.py``)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="activations")
+    model = keras.Model(inputs, _blocks_and_head(inputs, first_block), name="backbone_top")
+    weights = imagenet_weights()
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(weights[layer.name])
+    return model
 
 
 def build_imagenet_classifier(input_size: int = 224):
