@@ -155,7 +155,7 @@ def served(packaged, photos: Photos):
     """The served form: the int8 model, on letterboxed uint8 pixels."""
     from classifier.ml.predict import Predictor
 
-    return Predictor(packaged.litert_bytes, photos.classes, photos.size)
+    return Predictor(packaged.serving_bytes, photos.classes, photos.size)
 
 
 def test_figures(predictor, pixels, labels, threshold) -> dict:

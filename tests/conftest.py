@@ -72,7 +72,7 @@ def register_version(package, classes=CLASSES, status: str = "candidate", traini
         training_photos=list(training_photos),
     )
     version.artifact.save("model.keras", ContentFile(package.keras_bytes), save=False)
-    version.serving_artifact.save("model.tflite", ContentFile(package.litert_bytes), save=False)
+    version.serving_artifact.save("model.tflite", ContentFile(package.serving_bytes), save=False)
     version.save()
     return version
 

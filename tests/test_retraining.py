@@ -29,6 +29,7 @@ from classifier.models import (
     ModelVersion,
     ModelVersionEvent,
     Prediction,
+    ServedBackbone,
     TrainingImage,
 )
 from moderation import services as moderation
@@ -482,6 +483,56 @@ def test_the_active_version_is_measured_again_only_when_its_figures_are_stale(
     assert third.evaluation["fingerprint"] != first["fingerprint"]
     assert tiny_version.evaluation["fingerprint"] == third.evaluation["fingerprint"]
     assert tiny_version.evaluation["evaluated_at"] > first["evaluated_at"]
+
+
+def test_retrains_share_one_int8_backbone_and_keep_only_their_heads(
+    admin_user, tmp_path, media, sent_trainings, monkeypatch
+):
+    """The backbone is converted to int8 once per backbone id (the slow part of packaging a
+    model); each version stores its heads, served after that backbone as the Keras model."""
+    from classifier.ml import export
+
+    real, conversions = export.backbone_litert_bytes, []
+
+    def counted(input_size, calibration):
+        conversions.append((input_size, len(calibration)))
+        return real(input_size, calibration)
+
+    monkeypatch.setattr(export, "backbone_litert_bytes", counted)
+    import_drawn(tmp_path, {k: drawn(k, range(30)) for k in CLASSES})
+    first = train_candidate(admin_user)
+    second = train_candidate(admin_user)
+
+    config = tiny_config()
+    assert conversions == [(TINY_SIZE, config.calibration_photos)]
+    backbone = ServedBackbone.objects.get()
+    assert (backbone.backbone, backbone.calibrated_on) == (
+        backbone_id(TINY_SIZE),
+        config.calibration_photos,
+    )
+    assert first.served_backbone == second.served_backbone == backbone
+    assert first.serving_artifact.name != second.serving_artifact.name
+    for version in (first, second):
+        assert version.serving_artifact.name.endswith(".npz")
+        assert version.metrics["serving_agreement"] >= 0.99
+        assert version.metrics["serving_checked"] == config.check_photos
+    # Loaded from storage as a worker loads it: the stored backbone, then the stored heads.
+    predictor = services.load_predictor(second)
+    assert predictor.heads is not None and predictor.classes == second.classes
+    with pytest.raises(Exception, match="protected"):
+        backbone.delete()  # versions still need it
+
+
+def test_a_version_whose_heads_file_is_damaged_is_unavailable_not_misread(
+    admin_user, tmp_path, media, sent_trainings
+):
+    import_drawn(tmp_path, {k: drawn(k, range(20)) for k in CLASSES})
+    version = train_candidate(admin_user)
+    with version.serving_artifact.open("wb") as handle:
+        handle.write(b"damaged")
+
+    with pytest.raises(services.ClassifierError, match=f"model v{version.number} could not"):
+        services.load_predictor(version)
 
 
 def test_features_are_computed_once_per_photo_and_backbone(tmp_path, media, backbone_runs):

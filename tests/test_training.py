@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from classifier.ml import features
 from classifier.ml.dataset import load_folder
 from classifier.ml.export import load_keras
+from classifier.ml.heads import Heads, heads_bytes
 from classifier.ml.predict import Predictor
 from classifier.ml.train import head_probabilities
 from tests.conftest import TINY_SIZE
@@ -77,7 +78,7 @@ def test_served_int8_model_gives_the_keras_models_answers(tiny_package, unseen, 
     """Full-integer LiteRT (backbone and head) against the float Keras head on the
     backbone's features: the same class for at least 99 % of the photos."""
     reference = head_probabilities(load_keras(tiny_package.keras_bytes), unseen_features)
-    served = Predictor(tiny_package.litert_bytes, list(CLASSES), TINY_SIZE).probabilities(
+    served = Predictor(tiny_package.serving_bytes, list(CLASSES), TINY_SIZE).probabilities(
         unseen.pixels
     )
     assert served.shape == reference.shape
@@ -87,9 +88,13 @@ def test_served_int8_model_gives_the_keras_models_answers(tiny_package, unseen, 
 
 
 def test_served_model_is_full_integer(tiny_package):
+    assert_full_integer(tiny_package.serving_bytes)
+
+
+def assert_full_integer(model_content: bytes) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tiny_package.litert_bytes)
+    interpreter = Interpreter(model_content=model_content)
     kinds = {detail["dtype"].__name__ for detail in interpreter.get_tensor_details()}
     assert "int8" in kinds
     convolutions = [
@@ -117,8 +122,51 @@ def test_the_served_model_is_the_backbone_and_the_heads(tiny_package, unseen, un
     )
 
 
+@pytest.fixture(scope="module")
+def int8_backbone(dataset_dir):
+    """The shared backbone as retrains serve it: int8, calibrated on training photos."""
+    from classifier.ml.export import backbone_litert_bytes
+
+    return backbone_litert_bytes(TINY_SIZE, load_folder(dataset_dir, TINY_SIZE).pixels[::6])
+
+
+def test_the_heads_in_numpy_answer_as_the_keras_heads(tiny_package, unseen_features):
+    heads = load_keras(tiny_package.keras_bytes)
+    numpy_heads = Heads(heads_bytes(heads))
+    assert len(numpy_heads.heads) == 3 and numpy_heads.n_classes == len(CLASSES)
+    np.testing.assert_allclose(
+        numpy_heads.probabilities(unseen_features[:, 0]),
+        head_probabilities(heads, unseen_features),
+        atol=1e-5,
+    )
+
+
+def test_heads_refuse_a_file_that_is_not_theirs():
+    for data in (b"not a zip", b""):
+        with pytest.raises(ValueError, match="not a heads file"):
+            Heads(data)
+
+
+def test_the_int8_backbone_and_numpy_heads_give_the_keras_models_answers(
+    tiny_package, int8_backbone, unseen, unseen_features
+):
+    """The form of a version retrained here: the shared full-integer backbone, then the
+    heads in NumPy; against the float Keras heads on float features, the same class for at
+    least 99 % of the photos."""
+    heads = load_keras(tiny_package.keras_bytes)
+    reference = head_probabilities(heads, unseen_features)
+    predictor = Predictor(int8_backbone, list(CLASSES), TINY_SIZE, heads=Heads(heads_bytes(heads)))
+    served = predictor.probabilities(unseen.pixels)
+    assert served.shape == reference.shape
+    assert np.mean(served.argmax(1) == reference.argmax(1)) >= 0.99
+    # int8 features at 32 px move a probability near 0.5 by up to ~0.2; most barely move.
+    assert np.abs(served - reference).mean() < 0.02
+    assert np.abs(served - reference).max() < 0.3
+    assert_full_integer(int8_backbone)
+
+
 def test_predictor_handles_changing_batch_sizes(tiny_package, unseen):
-    predictor = Predictor(tiny_package.litert_bytes, list(CLASSES), TINY_SIZE)
+    predictor = Predictor(tiny_package.serving_bytes, list(CLASSES), TINY_SIZE)
     whole = predictor.probabilities(unseen.pixels[:8])
     one_by_one = np.concatenate(
         [predictor.probabilities(unseen.pixels[i : i + 1]) for i in range(8)]

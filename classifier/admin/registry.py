@@ -61,6 +61,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "events_table",
         "artifact",
         "serving_artifact",
+        "served_backbone",
     ]
     fieldsets = [
         (None, {"fields": readonly_fields[:14]}),
@@ -77,7 +78,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         ("Promotions and rollbacks", {"fields": ["events_table"]}),
-        ("Artifacts", {"fields": ["artifact", "serving_artifact"]}),
+        ("Artifacts", {"fields": ["artifact", "serving_artifact", "served_backbone"]}),
     ]
 
     def has_add_permission(self, request):

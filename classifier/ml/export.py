@@ -2,10 +2,12 @@
 
 - ``.keras``: the head (the backbone is rebuilt from the installed ImageNet weights), for
   inspection and retraining.
-- ``.tflite``: the whole served model (backbone and head), run by LiteRT. LiteRT loads in a
-  few MB and needs no TensorFlow. It is quantised to full integer (int8 weights and
-  activations), calibrated on real photos: about half the latency of float32 on this CPU.
-  ``tests`` check that it agrees with the Keras model.
+- ``.tflite``: the whole served model (backbone and head; the shipped versions), or the
+  backbone alone (``backbone_litert_bytes``, converted once per backbone id and shared by the
+  versions retrained here, which keep their heads as ``heads.heads_bytes``), run by LiteRT.
+  LiteRT loads in a few MB and needs no TensorFlow. It is quantised to full integer (int8
+  weights and activations), calibrated on real photos: about half the latency of float32 on
+  this CPU. ``tests`` check that it agrees with the Keras model.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ def litert_bytes(model: keras.Model, calibration: np.ndarray | None = None) -> b
         path = Path(folder) / "model.tflite"
         model.export(str(path), format="litert", verbose=False, **options)
         return path.read_bytes()
+
+
+def backbone_litert_bytes(input_size: int, calibration: np.ndarray) -> bytes:
+    """The frozen pretrained backbone alone (pixels to pooled features), int8, calibrated on
+    ``calibration`` pixels."""
+    from .backbone import pretrained_feature_extractor
+
+    return litert_bytes(pretrained_feature_extractor(input_size), calibration)
 
 
 def _representative(pixels: np.ndarray):

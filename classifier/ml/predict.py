@@ -1,7 +1,9 @@
 """Inference with the LiteRT form of a model: no TensorFlow import, no ``model.predict``.
 
 One ``Predictor`` per process holds one interpreter; a batch is resized into the input
-tensor and run in one call.
+tensor and run in one call. The interpreter runs either a whole model (pixels to
+probabilities: the shipped versions) or the shared int8 backbone (pixels to features),
+followed by the version's heads in NumPy (``heads.Heads``: versions retrained here).
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import numpy as np
 
 class Predictor:
     def __init__(
-        self, model_content: bytes, classes: list[str], input_size: int, num_threads: int = 1
+        self,
+        model_content: bytes,
+        classes: list[str],
+        input_size: int,
+        num_threads: int = 1,
+        heads=None,
     ):
         from ai_edge_litert.interpreter import Interpreter
 
         self.classes = list(classes)
         self.input_size = input_size
+        self.heads = heads
         self._interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -38,7 +46,8 @@ class Predictor:
                 self._batch_size = len(batch)
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+            output = self._interpreter.get_tensor(self._output).copy()
+        return output if self.heads is None else self.heads.probabilities(output)
 
 
 def keras_probabilities(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:

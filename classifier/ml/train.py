@@ -1,6 +1,6 @@
 """Training: fit heads on backbone features by folds of near-copy groups, pick the
-threshold on their out-of-fold answers, and package the served model (backbone and the
-averaged heads, int8 LiteRT)."""
+threshold on their out-of-fold answers, and package the served model: the averaged heads
+after the shared int8 backbone, or backbone and heads as one int8 LiteRT model."""
 
 from __future__ import annotations
 
@@ -57,8 +57,10 @@ class Package:
     """A trained model in its stored forms, with figures measured on the served form."""
 
     keras_bytes: bytes
-    litert_bytes: bytes
+    # The whole model in int8 LiteRT, or (``heads_only``) the heads for a shared backbone.
+    serving_bytes: bytes
     metrics: dict
+    heads_only: bool = False
 
 
 def train(
@@ -195,14 +197,18 @@ def head_probabilities(head, features: np.ndarray, batch_size: int = 1024) -> np
     return np.concatenate(chunks) if chunks else np.zeros((0, head.output_shape[-1]))
 
 
-def sample_index(result: TrainingResult, count: int, salt: int = 0) -> np.ndarray:
-    """Up to ``count`` of the training photos, drawn at random (fixed seed)."""
-    rng = np.random.default_rng(result.metrics["config"]["seed"] + salt)
-    return np.sort(rng.permutation(len(result.labels))[:count])
+def sample_index(n: int, count: int, seed: int) -> np.ndarray:
+    """Up to ``count`` of ``n`` photos, drawn at random (fixed seed)."""
+    return np.sort(np.random.default_rng(seed).permutation(n)[:count])
 
 
-def package(result: TrainingResult, pixels_of) -> Package:
-    """Export the served model (int8 LiteRT) and measure it.
+def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) -> Package:
+    """The served model, measured.
+
+    ``backbone``, the shared int8 backbone (``export.backbone_litert_bytes``): the served
+    model is that backbone, then the averaged heads in NumPy (``heads``): a retrain stores
+    only its heads. Without it, backbone and heads are exported as one int8 LiteRT model,
+    calibrated on a sample of the training photos (the shipped versions' form).
 
     ``pixels_of(indices)`` gives training photos' pixels: a sample calibrates the int8
     quantisation, another checks the served model against the Keras one. The threshold is
@@ -212,15 +218,22 @@ def package(result: TrainingResult, pixels_of) -> Package:
     sure where they do not: the threshold errs on the side of the moderators.
     """
     from .export import keras_bytes, litert_bytes
+    from .heads import Heads, heads_bytes
     from .model import serving_model
     from .predict import Predictor
 
     config = result.metrics["config"]
     size = result.metrics["input_size"]
-    calibration = pixels_of(sample_index(result, config["calibration_photos"]))
-    served_bytes = litert_bytes(serving_model(result.model, size), calibration)
-    checked = sample_index(result, config["check_photos"], salt=1)
-    served = Predictor(served_bytes, result.classes, size).probabilities(pixels_of(checked))
+    n = len(result.labels)
+    if backbone is None:
+        calibration = pixels_of(sample_index(n, config["calibration_photos"], config["seed"]))
+        served_bytes = litert_bytes(serving_model(result.model, size), calibration)
+        predictor = Predictor(served_bytes, result.classes, size)
+    else:
+        served_bytes = heads_bytes(result.model)
+        predictor = Predictor(backbone, result.classes, size, heads=Heads(served_bytes))
+    checked = sample_index(n, config["check_photos"], config["seed"] + 1)
+    served = predictor.probabilities(pixels_of(checked))
     reference = result.probabilities[checked]
     report = validation_report(
         result.out_of_fold, result.labels, result.classes, result.metrics["target_risk"]
@@ -230,8 +243,9 @@ def package(result: TrainingResult, pixels_of) -> Package:
     report["serving_checked"] = int(len(checked))
     return Package(
         keras_bytes=keras_bytes(result.model),
-        litert_bytes=served_bytes,
+        serving_bytes=served_bytes,
         metrics={**result.metrics, **report},
+        heads_only=backbone is not None,
     )
 
 

@@ -13,11 +13,13 @@ from django.utils import timezone
 from ads.uploads import decode
 
 from ..ml.dataset import DatasetError, load_folder, scan_class_folders
+from ..ml.heads import Heads
 from ..ml.predict import Predictor
 from ..ml.preprocess import letterbox
 from ..models import (
     ModelVersion,
 )
+from .backbones import read_backbone
 from .datasets import (
     evaluation_set,
     fingerprint,
@@ -51,11 +53,20 @@ def load_predictor(version: ModelVersion) -> Predictor:
     try:
         with version.serving_artifact.open("rb") as handle:
             content = handle.read()
+        threads = settings.CLASSIFIER_INFERENCE_THREADS
+        if version.served_backbone_id is None:  # the whole model in one file
+            return Predictor(content, version.classes, version.input_size, num_threads=threads)
+        heads = Heads(content)
+        if heads.n_classes != len(version.classes):
+            raise ValueError(
+                f"its heads answer {heads.n_classes} classes, not {len(version.classes)}"
+            )
         return Predictor(
-            content,
+            read_backbone(version.served_backbone),
             version.classes,
             version.input_size,
-            num_threads=settings.CLASSIFIER_INFERENCE_THREADS,
+            num_threads=threads,
+            heads=heads,
         )
     except (OSError, ValueError, RuntimeError) as error:
         raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from ..ml.dataset import scan_class_folders
 from ..models import ModelVersion, photo_keys
+from .backbones import read_backbone, served_backbone
 from .datasets import (
     LabelledSet,
     folder_set,
@@ -27,9 +28,12 @@ def default_training_config():
     return TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
 
 
-def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks=None):
-    """Train the heads on ``data`` and export the served model; returns (TrainingResult,
-    Package)."""
+def train_and_package(
+    data: LabelledSet, config, log_dir: Path | None, callbacks=None, backbone: bytes | None = None
+):
+    """Train the heads on ``data`` and package the served model: heads after ``backbone``
+    (the shared int8 backbone's bytes) when given, else one whole int8 model; returns
+    (TrainingResult, Package)."""
     from ..ml.split import near_duplicate_groups
     from ..ml.train import package, train
 
@@ -43,7 +47,9 @@ def train_and_package(data: LabelledSet, config, log_dir: Path | None, callbacks
         log_dir=log_dir,
         callbacks=callbacks,
     )
-    return result, package(result, lambda indices: data.pixels(indices, config.input_size))
+    return result, package(
+        result, lambda indices: data.pixels(indices, config.input_size), backbone=backbone
+    )
 
 
 def training_data(size: int, data_dir: Path | None = None) -> tuple[LabelledSet, datetime]:
@@ -86,8 +92,11 @@ def train_version(
     """Train ``version`` (status "training") on ``data``; a candidate when it succeeds."""
     try:
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / f"v{version.number}"
-        result, packaged = train_and_package(data, config, log_dir, callbacks)
-        _save_version(version, result, packaged, data, data_as_of)
+        backbone = served_backbone(data, config)
+        result, packaged = train_and_package(
+            data, config, log_dir, callbacks, backbone=read_backbone(backbone)
+        )
+        _save_version(version, result, packaged, data, data_as_of, backbone)
     except TrainingCancelled:
         raise
     except Exception as error:
@@ -95,10 +104,13 @@ def train_version(
         raise
 
 
-def _save_version(version: ModelVersion, result, packaged, data: LabelledSet, as_of) -> None:
+def _save_version(
+    version: ModelVersion, result, packaged, data: LabelledSet, as_of, backbone
+) -> None:
     version.artifact.save("model.keras", ContentFile(packaged.keras_bytes), save=False)
-    version.serving_artifact.save("model.tflite", ContentFile(packaged.litert_bytes), save=False)
+    version.serving_artifact.save("heads.npz", ContentFile(packaged.serving_bytes), save=False)
     values = {
+        "served_backbone": backbone,
         "classes": result.classes,
         "input_size": result.metrics["input_size"],
         "backbone": result.metrics["backbone"],

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         )
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.keras").write_bytes(packaged.keras_bytes)
-        (out / "model.tflite").write_bytes(packaged.litert_bytes)
+        (out / "model.tflite").write_bytes(packaged.serving_bytes)
         manifest = {
             "classes": result.classes,
             "input_size": config.input_size,

@@ -1,0 +1,39 @@
+"""The shared int8 backbone: converted once per backbone id, then reused by every retrain."""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from ..ml.features import backbone_id
+from ..models import ServedBackbone
+from .datasets import LabelledSet
+
+
+def served_backbone(data: LabelledSet, config) -> ServedBackbone:
+    """The stored int8 backbone for ``config.input_size``; converted now, calibrated on a
+    sample of ``data``'s photos, when this backbone id has none yet."""
+    name = backbone_id(config.input_size)
+    existing = ServedBackbone.objects.filter(backbone=name).first()
+    if existing is not None:
+        return existing
+    # Training only: serving processes never import TensorFlow (nor Keras).
+    from ..ml.export import backbone_litert_bytes
+    from ..ml.train import sample_index
+
+    indices = sample_index(len(data.labels), config.calibration_photos, config.seed)
+    content = backbone_litert_bytes(config.input_size, data.pixels(indices, config.input_size))
+    backbone = ServedBackbone(backbone=name, calibrated_on=len(indices))
+    backbone.artifact.save(f"{config.input_size}px-int8.tflite", ContentFile(content), save=False)
+    try:
+        with transaction.atomic():
+            backbone.save()
+    except IntegrityError:  # converted meanwhile by another process: keep theirs
+        backbone.artifact.delete(save=False)
+        return ServedBackbone.objects.get(backbone=name)
+    return backbone
+
+
+def read_backbone(backbone: ServedBackbone) -> bytes:
+    with backbone.artifact.open("rb") as handle:
+        return handle.read()
