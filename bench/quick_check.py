@@ -1,14 +1,16 @@
 """The sellers' quick check under load: POST /api/v1/classify/ with concurrent clients.
 
-    python bench/quick_check.py [--clients 20] [--requests 600]
+    python bench/quick_check.py [--clients 20] [--requests 600] [--rate R]
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/quick_check.py --via-queue
 
 Starts its own web server (the Procfile's gunicorn, as ``bin/run`` does) on a scratch database,
 signs in one seller per client, and sends real ad thumbnails (generated photos without the
-shared dataset) from ``--clients`` threads. Prints p50, p95 and requests per second, ending
-with one JSON line. ``--via-queue`` also measures the alternative design, a round trip
-through the inference queue to a worker and back (needs Redis, for the result), from the
-same number of threads, without HTTP.
+shared dataset) from ``--clients`` threads, each sending its next check as soon as it has an
+answer (the server's saturation), or with ``--rate R`` R checks a second on a fixed schedule
+(latency below saturation, as sellers arriving independently see it). Prints p50, p95 and
+requests per second, ending with one JSON line. ``--via-queue`` also measures the
+alternative design, a round trip through the inference queue to a worker and back (needs
+Redis, for the result), from the same number of threads, without HTTP.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def percentiles(times: list[float]) -> dict:
     }
 
 
-def over_http(url: str, tokens: list[str], sample, total: int) -> dict:
+def over_http(url: str, tokens: list[str], sample, total: int, rate: float | None) -> dict:
     import requests
 
     def one(i: int):
@@ -79,7 +81,7 @@ def over_http(url: str, tokens: list[str], sample, total: int) -> dict:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
         sessions.append(session)
-    return timed(one, total, len(tokens))
+    return timed(one, total, len(tokens), rate)
 
 
 def through_queue(sample, total: int, clients: int) -> dict:
@@ -95,12 +97,22 @@ def through_queue(sample, total: int, clients: int) -> dict:
     return timed(one, total, clients)
 
 
-def timed(one, total: int, clients: int) -> dict:
+def timed(one, total: int, clients: int, rate: float | None = None) -> dict:
+    """``total`` calls of ``one`` from ``clients`` threads: as fast as they go (closed
+    loop), or with ``rate`` one call every 1/rate s on a fixed schedule (open loop), each
+    timed from when it was due, so a wait for a free thread counts against it."""
     for i in range(clients):  # warm up: models loaded, connections open
         one(i)
     started = time.perf_counter()
+
+    def on_schedule(i: int):
+        due = started + i / rate
+        time.sleep(max(0.0, due - time.perf_counter()))
+        status, _ = one(i)
+        return status, (time.perf_counter() - due) * 1000
+
     with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(one, range(total)))
+        results = list(pool.map(one if rate is None else on_schedule, range(total)))
     seconds = time.perf_counter() - started
     times = [elapsed for _, elapsed in results]
     errors = sum(status != 200 for status, _ in results)
@@ -111,6 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="checks offered per second on a fixed schedule (open loop; latency below "
+        "saturation); default: each client sends its next check as soon as it has an answer",
+    )
     parser.add_argument("--via-queue", action="store_true")
     parser.add_argument(
         "--server", choices=["gunicorn", "runserver"], default="gunicorn",
@@ -176,7 +194,7 @@ def main() -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/categories/")
-        figures["web_process"] = over_http(url, tokens, sample, args.requests)
+        figures["web_process"] = over_http(url, tokens, sample, args.requests, args.rate)
         resident = resident_mb(processes[0].pid)
         if args.via_queue:
             figures["via_queue"] = via_queue(args, env, processes, logs, sample)
@@ -192,8 +210,9 @@ def main() -> None:
     web = "manage.py runserver (threads)"
     if args.server == "gunicorn":
         web = f"gunicorn, {args.web_processes} processes x {args.threads} threads"
+    offered = f"{args.rate}/s offered" if args.rate else "closed loop"
     print(f"model: v{version.number if version else '-'}; clients: {args.clients}; "
-          f"requests: {args.requests}; web server: {web}")  # fmt: skip
+          f"requests: {args.requests} ({offered}); web server: {web}")  # fmt: skip
     print("web processes' resident memory after the run (MB): " + ", ".join(map(str, resident)))
     for design, result in figures.items():
         print(f"{design}: " + ", ".join(f"{k} {v}" for k, v in result.items()))
