@@ -3,6 +3,7 @@
     python bench/serving.py                 # the shipped default model (v2)
     python bench/serving.py --keras         # also time the Keras model, for comparison
     python bench/serving.py --model-dir classifier/default_model/v1   # the first model
+    python bench/serving.py --backbone B.tflite --heads H.npz   # a version retrained here
 
 Prints the machine, then per batch size the median and p95 latency of
 "bytes of JPEG thumbnails -> probabilities", and the process's resident memory after
@@ -76,18 +77,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
+    parser.add_argument(
+        "--backbone",
+        type=Path,
+        help="a stored int8 backbone (media/backbones/*.tflite), served with --heads",
+    )
+    parser.add_argument("--heads", type=Path, help="a retrained version's heads.npz")
     args = parser.parse_args()
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
     size = manifest["input_size"]
     baseline = rss_mb()
-    predictor = Predictor(
-        (args.model_dir / "model.tflite").read_bytes(),
-        manifest["classes"],
-        size,
-        num_threads=args.threads,
-    )
+    if args.backbone and args.heads:
+        from classifier.ml.heads import Heads
+
+        model, heads = args.backbone.read_bytes(), Heads(args.heads.read_bytes())
+    else:
+        model, heads = (args.model_dir / "model.tflite").read_bytes(), None
+    predictor = Predictor(model, manifest["classes"], size, num_threads=args.threads, heads=heads)
     photos = sample_photos(64)
-    results = {"machine": machine(), "litert_threads": args.threads}
+    served = f"{args.backbone} + {args.heads}" if heads else str(args.model_dir)
+    results = {"machine": machine(), "model": served, "litert_threads": args.threads}
 
     for batch in (1, 32):
         chosen = photos[:batch]
@@ -104,7 +113,7 @@ def main() -> None:
     results["rss_mb_with_model_serving"] = round(rss_mb(), 1)
     results["tensorflow_imported"] = "tensorflow" in sys.modules
 
-    if args.keras:
+    if args.keras and heads is None:
         from classifier.ml.export import load_keras
         from classifier.ml.model import serving_model
 

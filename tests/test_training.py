@@ -133,7 +133,7 @@ def int8_backbone(dataset_dir):
 def test_the_heads_in_numpy_answer_as_the_keras_heads(tiny_package, unseen_features):
     heads = load_keras(tiny_package.keras_bytes)
     numpy_heads = Heads(heads_bytes(heads))
-    assert len(numpy_heads.heads) == 3 and numpy_heads.n_classes == len(CLASSES)
+    assert numpy_heads.count == 3 and numpy_heads.n_classes == len(CLASSES)
     np.testing.assert_allclose(
         numpy_heads.probabilities(unseen_features[:, 0]),
         head_probabilities(heads, unseen_features),

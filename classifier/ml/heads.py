@@ -41,31 +41,29 @@ class Heads:
                 arrays = {name: stored[name] for name in stored.files}
         except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as error:
             raise ValueError(f"not a heads file: {error}") from error
-        self.heads = []
-        number = 0
-        while f"head{number}_probabilities_kernel" in arrays:
-            self.heads.append(
-                [
-                    (arrays[f"head{number}_{name}_kernel"], arrays[f"head{number}_{name}_bias"])
-                    for name in LAYERS
-                    if f"head{number}_{name}_kernel" in arrays
-                ]
-            )
-            number += 1
-        if not self.heads:
+        count = 0
+        while f"head{count}_probabilities_kernel" in arrays:
+            count += 1
+        if not count:
             raise ValueError("the heads file holds no head")
-        self.n_features = self.heads[0][0][0].shape[0]
-        self.n_classes = self.heads[0][-1][0].shape[1]
+        # The heads side by side: one product per layer for all of them.
+        self.layers = [
+            (
+                np.stack([arrays[f"head{n}_{name}_kernel"] for n in range(count)]),
+                np.stack([arrays[f"head{n}_{name}_bias"] for n in range(count)])[:, None, :],
+            )
+            for name in LAYERS
+            if f"head0_{name}_kernel" in arrays
+        ]
+        self.count = count
+        self.n_features = self.layers[0][0].shape[1]
+        self.n_classes = self.layers[-1][0].shape[2]
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float32)
-        total = np.zeros((len(features), self.n_classes), dtype=np.float32)
-        for layers in self.heads:
-            x = features
-            for kernel, bias in layers[:-1]:
-                x = np.maximum(x @ kernel + bias, 0.0)  # the hidden layer's ReLU
-            kernel, bias = layers[-1]
-            logits = x @ kernel + bias
-            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            total += exp / exp.sum(axis=1, keepdims=True)
-        return total / len(self.heads)
+        x = np.asarray(features, dtype=np.float32)[None]  # (1, n, F), shared by the heads
+        for kernel, bias in self.layers[:-1]:
+            x = np.maximum(np.matmul(x, kernel) + bias, 0.0)  # the hidden layer's ReLU
+        kernel, bias = self.layers[-1]
+        logits = np.matmul(x, kernel) + bias  # (heads, n, classes)
+        exp = np.exp(logits - logits.max(axis=2, keepdims=True))
+        return (exp / exp.sum(axis=2, keepdims=True)).mean(axis=0)
