@@ -29,6 +29,9 @@ from .roles import DECIDE_AD
 
 Action = ModerationDecision.Action
 CONTROLS_TEMPLATE = "admin/moderation/reviewitem/decide_controls.html"
+FACTS_TEMPLATE = "admin/moderation/reviewitem/facts.html"
+# Photos in the queue: large enough to tell a phone's back from a laptop's lid.
+QUEUE_PHOTO_PX = 160
 
 
 class DecisionForm(forms.Form):
@@ -83,17 +86,9 @@ class ReviewQueueChangeList(ChangeList):
 
 @admin.register(ReviewItem)
 class ReviewQueueAdmin(admin.ModelAdmin):
-    list_display = [
-        "photos",
-        "title",
-        "price",
-        "seller_category",
-        "suggestion",
-        "review_reason",
-        "waiting",
-        "seller",
-        "decide",
-    ]
+    # Four columns, so that a row fits a 1366 px screen with the filters beside it: the
+    # photos large enough to judge, the title, the facts, and the decision controls.
+    list_display = ["photos", "title", "facts", "decide"]
     list_display_links = ["title"]
     list_filter = [
         "review_reason",
@@ -127,7 +122,10 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         return queryset.in_review().with_photos().select_related("seller")
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "Review queue"} | (extra_context or {}))
+        # The admin's navigation sidebar would take a quarter of a laptop's screen from the
+        # queue's rows; the breadcrumbs lead back.
+        context = {"title": "Review queue", "is_nav_sidebar_enabled": False}
+        return super().changelist_view(request, context | (extra_context or {}))
 
     def get_changelist(self, request, **kwargs):
         return ReviewQueueChangeList
@@ -155,7 +153,12 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     @admin.display(description="Photos and the model's prediction")
     def photos(self, ad: Ad):
-        return _photos(ad, 80)
+        return _photos(ad, QUEUE_PHOTO_PX)
+
+    @admin.display(description="Ad", ordering="decided_at")
+    def facts(self, ad: Ad):
+        """Price, seller, the seller's and the suggested category, why it is here, how long."""
+        return render_to_string(FACTS_TEMPLATE, {"ad": ad, "waiting": self.waiting(ad)})
 
     @admin.display(description="Photos and the model's prediction")
     def large_photos(self, ad: Ad):
@@ -315,17 +318,19 @@ class ModerationDecisionAdmin(admin.ModelAdmin):
 
 
 def _photos(ad: Ad, size: int):
-    # Each photo links to itself, full size, through the permission-checked photo view.
-    return format_html_join(
+    # Each photo links to itself, full size, through the permission-checked photo view; a
+    # thumbnail is scaled up to ``size``, keeping its shape (a cue in itself).
+    figures = format_html_join(
         "",
         '<figure class="review-photo"><a href="{}" target="_blank" rel="noopener">'
-        '<img src="{}" alt="photo {}" style="max-height:{}px;max-width:{}px"></a>'
+        '<img src="{}" alt="photo {}" width="{}" height="{}" loading="lazy"></a>'
         "<figcaption>{}</figcaption></figure>",
         (
             (url, url, image.position + 1, size, size, _predicted(image))
             for image, url in ((image, photo_url(image)) for image in ad.images.all())
         ),
     )
+    return format_html('<div class="review-photos">{}</div>', figures)
 
 
 def _predicted(image: AdImage) -> str:

@@ -6,6 +6,9 @@ from django.core.files.base import ContentFile
 from tests.factories import make_user
 from tests.images import CLASSES, write_dataset
 
+# The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
+pytest_plugins = ["tests.browser"]
+
 # The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
 TINY_SIZE = 32
 
