@@ -84,6 +84,7 @@ class DecisionInline(admin.TabularInline):
         "review_reason",
         "rejection_reason",
         "note",
+        "undone_at",
     ]
     readonly_fields = fields
     extra = 0

@@ -155,6 +155,21 @@ class Ad(models.Model):
     def send_to_review(self, reason: str, suggested_category: Category | None = None) -> None:
         self._route(self.Status.NEEDS_REVIEW, reason, suggested_category)
 
+    def back_to_review(self, category: Category, reason: str, suggested_category, since) -> None:
+        """Undo a moderator's decision: in review again as it was, in its seller's
+        ``category``, at its old place in the queue (``since``)."""
+        self.category = category
+        self.rejection_reason, self.rejection_note = "", ""
+        self._route(
+            self.Status.NEEDS_REVIEW,
+            reason,
+            suggested_category,
+            also=("category", "rejection_reason", "rejection_note"),
+        )
+        if since is not None:
+            self.decided_at = since
+            self.save(update_fields=["decided_at"])
+
     def return_to_pending(self) -> None:
         """Forget the last routing: the ad goes through classification again."""
         self._route(self.Status.PENDING, reason="", suggested_category=None, decided=False)

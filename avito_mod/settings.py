@@ -279,6 +279,8 @@ CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING
 # Ads still pending this long after classification was requested are enqueued again
 # (broker down at upload time, worker killed): delayed, never lost.
 ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 300)
+# How long after a decision its moderator may still undo it (the queue offers it for 8 s).
+MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "classifier.tasks.requeue_stale_ads",

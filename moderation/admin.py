@@ -12,7 +12,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect, QueryDict
+from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -188,13 +188,48 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             path(f"<int:object_id>/{act}/", view, {"action": act}, name=self._url_name(act))
             for act in Action.values
         ]
+        undo = self.admin_site.admin_view(require_POST(self.undo_view))
+        own.append(path("undo/<int:decision_id>/", undo, name=self._url_name("undo")))
         return own + super().get_urls()
 
     def decide_view(self, request, object_id: int, action: str):
-        """A row's or the detail page's button: decide one ad, then back to the queue."""
+        """A row's or the detail page's button: decide one ad, then back to the queue; or,
+        asked for JSON (the queue's script), say what was done and where to undo it."""
         if not self.has_decide_permission(request):
             raise PermissionDenied
-        self._decide(request, [object_id], action)
+        if not _wants_json(request):
+            self._decide(request, [object_id], action)
+            return HttpResponseRedirect(self._queue_url(request))
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse({"message": f"Nothing done: {_form_errors(form)}"}, status=400)
+        try:
+            fields = _fields_for(action, form.cleaned_data)
+            decision = services.decide(object_id, request.user, action, **fields)
+        except services.NotInReview as error:
+            return JsonResponse({"message": str(error)}, status=409)
+        except services.DecisionError as error:
+            return JsonResponse({"message": str(error)}, status=400)
+        undo = reverse(
+            f"admin:{self._url_name('undo')}", args=[decision.pk], current_app=self.admin_site.name
+        )
+        return JsonResponse({"message": _summary([decision]), "undo": undo})
+
+    def undo_view(self, request, decision_id: int):
+        """Undo one's own decision of a moment ago: the ad is back in the queue."""
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
+        try:
+            ad = services.undo(decision_id, request.user)
+        except services.DecisionError as error:
+            if _wants_json(request):
+                return JsonResponse({"message": str(error)}, status=409)
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            said = f"Undone: “{ad}” is back in the queue, and its photos' labels were taken back."
+            if _wants_json(request):
+                return JsonResponse({"message": said, "ad": ad.pk})
+            self.message_user(request, said, messages.SUCCESS)
         return HttpResponseRedirect(self._queue_url(request))
 
     @admin.action(description="Accept: publish in the seller's category", permissions=["decide"])
@@ -215,8 +250,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def _decide(self, request, ad_ids: list[int], action: str) -> None:
         form = DecisionForm(request.POST)
         if not form.is_valid():
-            errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
-            self.message_user(request, f"Nothing done: {errors}", messages.ERROR)
+            self.message_user(request, f"Nothing done: {_form_errors(form)}", messages.ERROR)
             return
         fields = _fields_for(action, form.cleaned_data)
         decided = []
@@ -296,8 +330,8 @@ class ModerationDecisionAdmin(admin.ModelAdmin):
     search_fields = ["ad__title", "moderator__username"]
     list_select_related = ["ad", "moderator", "from_category", "to_category"]
     date_hierarchy = "created_at"
-    # A decision's page shows its list columns and the note.
-    fields = [*list_display, "note"]
+    # A decision's page shows its list columns, the note, and whether it was undone.
+    fields = [*list_display, "note", "suggested_category", "undone_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
@@ -338,6 +372,14 @@ def _predicted(image: AdImage) -> str:
     if prediction is None:
         return "no prediction"
     return f"{prediction.category} {prediction.confidence:.0%}"
+
+
+def _wants_json(request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json")
+
+
+def _form_errors(form) -> str:
+    return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
 
 def _selected_ids(request, queryset) -> list[int]:

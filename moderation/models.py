@@ -60,6 +60,21 @@ class ModerationDecision(models.Model):
     )
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # What an undo puts back: the ad's suggestion and place in the queue, and the labels
+    # the decision overwrote on photos already among the training images.
+    suggested_category = models.ForeignKey(
+        Category,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The category the model suggested",
+    )
+    in_review_since = models.DateTimeField(null=True, blank=True)
+    labels_before = models.JSONField(default=list, blank=True)
+    undone_at = models.DateTimeField(
+        null=True, blank=True, help_text="Undone by its moderator: the ad went back to review."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

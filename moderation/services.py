@@ -13,12 +13,15 @@ other rejections give no label.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from ads.models import Ad, Category
-from classifier.services import label_photos
+from classifier.services import label_photos, labels_of, unlabel
 
 from .models import ModerationDecision
 from .roles import DECIDE_AD
@@ -83,7 +86,7 @@ def _check_in_review(ad_id: int, ad: Ad | None) -> None:
             f"“{ad}” left the queue: it is being classified again (its seller changed it, "
             "or a newly active model version re-scores it); nothing done."
         )
-    last = ad.decisions.select_related("moderator").first()
+    last = ad.decisions.filter(undone_at__isnull=True).select_related("moderator").first()
     by = ""
     if last is not None and last.moderator is not None:
         by = f" by {last.moderator} at {timezone.localtime(last.created_at):%H:%M:%S}"
@@ -111,6 +114,9 @@ def _record(
         review_reason=ad.review_reason,
         rejection_reason=rejection_reason,
         note=note,
+        suggested_category=ad.suggested_category,
+        in_review_since=ad.decided_at,
+        labels_before=labels_of(list(ad.images.all())),
     )
 
 
@@ -141,3 +147,49 @@ def _label(ad: Ad, decision: ModerationDecision) -> None:
     elif decision.rejection_reason == Reason.NOT_PRODUCT:
         label_photos(list(ad.images.all()), None, decision)
     # Prohibited, duplicate or other: nothing about the photos' category was learned.
+
+
+def undo(decision_id: int, moderator) -> Ad:
+    """Take back ``moderator``'s own decision, within ``MODERATION_UNDO_SECONDS``: the ad
+    goes back to the queue as it was (category, reason, suggestion, place) and the labels
+    the decision gave its photos are taken back. The decision stays in the history, marked
+    undone. Raises ``DecisionError`` with a message for the moderator."""
+    if not moderator.has_perm(DECIDE_AD):
+        raise PermissionDenied(f"{moderator} may not decide ads in review")
+    with transaction.atomic():
+        decision = (
+            ModerationDecision.objects.select_for_update()
+            .filter(pk=decision_id, moderator=moderator)
+            .first()
+        )
+        if decision is None:
+            raise DecisionError("There is no such decision of yours to undo.")
+        ad = Ad.objects.select_for_update().filter(pk=decision.ad_id).first()
+        _check_undoable(decision, ad)
+        unlabel(decision, decision.labels_before)
+        ad.back_to_review(
+            decision.from_category,
+            decision.review_reason,
+            decision.suggested_category,
+            decision.in_review_since,
+        )
+        decision.undone_at = timezone.now()
+        decision.save(update_fields=["undone_at"])
+    return ad
+
+
+def _check_undoable(decision: ModerationDecision, ad: Ad | None) -> None:
+    seconds = settings.MODERATION_UNDO_SECONDS
+    if decision.undone_at is not None:
+        raise DecisionError(f"“{ad}”: this decision was already undone.")
+    if timezone.now() - decision.created_at > timedelta(seconds=seconds):
+        raise DecisionError(f"Too late to undo: a decision can be undone for {seconds} s.")
+    if ad is None:
+        raise DecisionError("The ad no longer exists (its seller deleted it); nothing undone.")
+    left = Ad.Status.REJECTED if decision.action == Action.REJECT else Ad.Status.PUBLISHED
+    latest = ad.decisions.filter(undone_at__isnull=True).first()
+    if ad.status != left or latest != decision:
+        raise DecisionError(
+            f"“{ad}” changed since the decision ({ad.get_status_display().lower()}); "
+            "nothing undone."
+        )

@@ -23,8 +23,10 @@ from .labels import (
     export_dataset,
     include_images,
     label_photos,
+    labels_of,
     relabel_as_suspected,
     training_set_summary,
+    unlabel,
 )
 from .serving import (
     Classification,
@@ -65,6 +67,7 @@ __all__ = [
     "import_images",
     "include_images",
     "label_photos",
+    "labels_of",
     "labelled_set",
     "load_predictor",
     "measure_on_evaluation_set",
@@ -79,5 +82,6 @@ __all__ = [
     "training_data",
     "training_features",
     "training_set_summary",
+    "unlabel",
     "usable_images",
 ]

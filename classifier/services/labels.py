@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -193,3 +195,50 @@ def export_dataset(directory: Path, force: bool = False, subset: str | None = No
         (folder / Path(image.file.name).name).write_bytes(data)
         report.written[image.category.slug] += 1
     return report
+
+
+# What a decision overwrites on a photo that is already a training image: an undo puts
+# these back.
+LABEL_FIELDS = [
+    "category_id",
+    "not_product",
+    "source",
+    "decision_id",
+    "labelled_at",
+    "relabelled_from_id",
+    "relabelled_by_id",
+    "relabelled_at",
+    "suspected_category_id",
+    "suspected_confidence",
+    "suspected_margin",
+    "suspected_at",
+]
+
+
+def labels_of(photos: list[AdImage]) -> list[dict]:
+    """The labels ``photos`` already have as training images, as JSON-ready dicts."""
+    shas = {photo.sha256 for photo in photos}
+    rows = TrainingImage.objects.filter(sha256__in=shas).values("sha256", *LABEL_FIELDS)
+    return [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+    ]
+
+
+def unlabel(decision, labels_before: list[dict]) -> None:
+    """Take back ``decision``'s labels: photos it stored leave the training images (their
+    files once the transaction commits), photos it relabelled get ``labels_before`` back.
+    Photos relabelled since by another decision keep that one's label."""
+    earlier = {row["sha256"]: row for row in labels_before}
+    storage = TrainingImage.file.field.storage
+    for row in TrainingImage.objects.select_for_update().filter(decision=decision):
+        if row.sha256 not in earlier:
+            name = row.file.name
+            row.delete()
+            transaction.on_commit(lambda name=name: storage.delete(name))
+            continue
+        for attribute in LABEL_FIELDS:
+            value = earlier[row.sha256][attribute]
+            if attribute.endswith("_at") and value is not None:
+                value = datetime.fromisoformat(value)
+            setattr(row, attribute, value)
+        row.save(update_fields=[attribute.removesuffix("_id") for attribute in LABEL_FIELDS])
