@@ -124,7 +124,11 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         # The admin's navigation sidebar would take a quarter of a laptop's screen from the
         # queue's rows; the breadcrumbs lead back.
-        context = {"title": "Review queue", "is_nav_sidebar_enabled": False}
+        context = {
+            "title": "Review queue",
+            "is_nav_sidebar_enabled": False,
+            "reject_reasons": Ad.RejectionReason.choices,  # numbered like their keys
+        }
         return super().changelist_view(request, context | (extra_context or {}))
 
     def get_changelist(self, request, **kwargs):

@@ -182,6 +182,11 @@ EXPECTED: dict[str, list[Case]] = {
         get(staff_only(405, 405)),
         post(staff_only(DONE, DONE), lambda f, role: {"reason": "prohibited"}),
     ],
+    # Undo: only one's own decision (the fixture's is the moderator's, a moment ago).
+    "admin:moderation_reviewitem_undo": [
+        get(staff_only(405, 405)),
+        post(staff_only(DONE, REFUSED)),
+    ],
 }
 
 
@@ -446,6 +451,8 @@ class Fixture:
             return self.training_image.pk
         if pattern.name.startswith("admin:classifier_modelversion_"):
             return self.version.pk
+        if name == "decision_id":
+            return self.decision.pk
         if pattern.name.startswith("admin:moderation_reviewitem_"):
             return self.in_review.pk
         if pattern.name == "admin:auth_user_password_change":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 
 from django.core.management import call_command
@@ -81,3 +82,96 @@ def test_the_queue_fits_a_laptop_screen_with_photos_large_enough_to_judge(
         box = controls.nth(index).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= LAPTOP_SCREEN["width"], box
     assert page.errors == []
+
+
+def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shots, open_page):
+    from playwright.sync_api import expect
+
+    ads = fill_queue(seller, 3)
+    page = moderator_tab(open_page, viewport=LAPTOP_SCREEN)
+    tab = page.tab
+    rows = tab.locator("#result_list tbody tr")
+    expect(rows.first).to_have_class(re.compile("review-current"))
+    posts = []
+    tab.on(
+        "request", lambda request: posts.append(request.url) if request.method == "POST" else None
+    )
+    requests = []
+    tab.on("request", lambda request: requests.append(request.url))
+
+    tab.keyboard.press("a")  # accept the first ad, in place
+
+    notice = tab.locator("#review-notice")
+    expect(notice).to_contain_text(f"“{ads[0]}” accepted: published in Phones.")
+    expect(rows).to_have_count(2)
+    assert len(requests) == 1 and posts == [requests[0]]  # one POST, no page load
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
+    shots.take(tab, "accepted")
+
+    tab.keyboard.press("z")
+    expect(notice).to_contain_text("is back in the queue")
+    expect(rows).to_have_count(3)
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.NEEDS_REVIEW
+
+    tab.keyboard.press("j")  # the second ad
+    expect(rows.nth(1)).to_have_class(re.compile("review-current"))
+    tab.keyboard.press("1")  # reject: not the product
+    expect(notice).to_contain_text(f"“{ads[1]}” rejected: Not the product.")
+    assert Ad.objects.get(pk=ads[1].pk).rejection_reason == Ad.RejectionReason.NOT_PRODUCT
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_have_class(re.compile("review-current"))  # the next one, now second
+
+    tab.keyboard.press("c")  # recategorize the third ad in its suggestion
+    expect(notice).to_contain_text(f"“{ads[2]}” recategorized: published in Laptops")
+    assert Ad.objects.get(pk=ads[2].pk).category.slug == "laptop"
+
+    # Nothing fires while typing: an "a" in the note is a letter, not a decision.
+    note = rows.first.locator("input[name=note]")
+    note.type("a note")
+    expect(note).to_have_value("a note")
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.NEEDS_REVIEW
+
+    help_panel = tab.locator("#review-keys")
+    expect(help_panel).to_be_hidden()
+    tab.locator("body").click(position={"x": 5, "y": 5})  # out of the field
+    tab.keyboard.press("?")
+    expect(help_panel).to_be_visible()
+    expect(help_panel).to_contain_text("undo the last decision")
+    shots.take(tab, "keys")
+    assert page.errors == []
+
+
+def test_another_moderators_decision_meanwhile_removes_the_row_and_says_so(
+    seller, media, open_page
+):
+    from playwright.sync_api import expect
+
+    from moderation import services
+
+    ads = fill_queue(seller, 2)
+    page = moderator_tab(open_page, viewport=LAPTOP_SCREEN)
+    call_command("create_account", "otto", role="moderator", password=PASSWORD, stdout=StringIO())
+    from django.contrib.auth import get_user_model
+
+    services.decide(ads[0].pk, get_user_model().objects.get(username="otto"), "accept")
+
+    page.tab.keyboard.press("a")
+
+    expect(page.tab.locator("#review-notice")).to_contain_text("was already decided by otto")
+    expect(page.tab.locator("#result_list tbody tr")).to_have_count(1)
+    assert Ad.objects.get(pk=ads[0].pk).decisions.count() == 1
+    # The browser logs the 409 itself; nothing else went wrong.
+    assert [e for e in page.errors if "409" not in e] == []
+
+
+def test_without_javascript_a_decision_posts_and_comes_back_to_the_queue(seller, media, open_page):
+    ads = fill_queue(seller, 2)
+    page = moderator_tab(open_page, viewport=LAPTOP_SCREEN, java_script_enabled=False)
+    tab = page.tab
+
+    tab.locator("#result_list tbody tr").first.get_by_role("button", name="Accept").click()
+
+    tab.wait_for_url("**/admin/moderation/reviewitem/")
+    assert tab.get_by_text(f"“{ads[0]}” accepted: published in Phones.").count() == 1
+    assert tab.locator("#result_list tbody tr").count() == 1
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
