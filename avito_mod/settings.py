@@ -281,6 +281,10 @@ CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING
 ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 300)
 # How long after a decision its moderator may still undo it (the queue offers it for 8 s).
 MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60)
+# How long the ads at the top of a moderator's queue are held for them (others skip them).
+MODERATION_CLAIM_SECONDS = env_int("MODERATION_CLAIM_SECONDS", 300)
+# How many ads at the top of a moderator's queue page are held for them.
+MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "classifier.tasks.requeue_stale_ads",

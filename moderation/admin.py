@@ -7,6 +7,7 @@ a call of ``moderation.services.decide``; this module shows the queue and report
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
@@ -15,6 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
@@ -24,7 +26,7 @@ from ads.models import Ad, AdImage, Category
 from classifier.models import Prediction, TrainingImage
 
 from . import services
-from .models import ModerationDecision, ReviewItem
+from .models import ModerationDecision, ReviewClaim, ReviewItem
 from .roles import DECIDE_AD
 
 Action = ModerationDecision.Action
@@ -76,6 +78,17 @@ class PredictedCategoryFilter(admin.SimpleListFilter):
 
 
 class ReviewQueueChangeList(ChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        if not request.user.has_perm(DECIDE_AD):
+            return queryset
+        # A team on one queue: skip the ads others hold, hold the top ones for this
+        # moderator. Those lost to someone claiming them this very moment are left out too.
+        queryset = queryset.exclude(pk__in=services.held_by_others(request.user))
+        top = list(queryset.values_list("pk", flat=True)[: settings.MODERATION_CLAIM_TOP])
+        lost = set(top) - services.claim(request.user, top)
+        return queryset.exclude(pk__in=lost) if lost else queryset
+
     def get_results(self, request) -> None:
         super().get_results(request)
         # Every row offers the same categories: one query for the page, not one per row.
@@ -431,3 +444,23 @@ def _outcome(decision: ModerationDecision) -> str:
             f"(the seller chose {decision.from_category})."
         )
     return f"“{decision.ad}” rejected: {decision.get_rejection_reason_display()}."
+
+
+@admin.register(ReviewClaim)
+class ReviewClaimAdmin(admin.ModelAdmin):
+    """Who holds which ads in review; an admin releases a claim by deleting it."""
+
+    list_display = ["ad", "moderator", "expires_at", "active"]
+    list_select_related = ["ad", "moderator"]
+    list_filter = [("moderator", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["ad", "moderator", "expires_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # claims are taken by opening the queue
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Active")
+    def active(self, claim: ReviewClaim) -> bool:
+        return claim.expires_at > timezone.now()

@@ -89,3 +89,22 @@ class ModerationDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} ad {self.ad_id} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class ReviewClaim(models.Model):
+    """An ad at the top of one moderator's queue, held for them for a few minutes: the
+    others' queues skip it, so a team working one queue does not look at the same ads. It
+    expires by itself; deciding the ad releases it; an admin may release it."""
+
+    ad = models.OneToOneField(Ad, on_delete=models.CASCADE, related_name="claim")
+    moderator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "claim on an ad in review"
+        default_permissions = ("view", "delete")
+
+    def __str__(self) -> str:
+        return f"ad {self.ad_id} held for {self.moderator} until {self.expires_at:%H:%M:%S}"

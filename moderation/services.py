@@ -23,7 +23,7 @@ from django.utils import timezone
 from ads.models import Ad, Category
 from classifier.services import label_photos, labels_of, unlabel
 
-from .models import ModerationDecision
+from .models import ModerationDecision, ReviewClaim
 from .roles import DECIDE_AD
 
 Action = ModerationDecision.Action
@@ -67,6 +67,7 @@ def decide(
         else:
             ad.publish(decision.to_category if action == Action.RECATEGORIZE else None)
         _label(ad, decision)
+        ReviewClaim.objects.filter(ad=ad).delete()  # it left the queue
     return decision
 
 
@@ -193,3 +194,26 @@ def _check_undoable(decision: ModerationDecision, ad: Ad | None) -> None:
             f"“{ad}” changed since the decision ({ad.get_status_display().lower()}); "
             "nothing undone."
         )
+
+
+def claim(moderator, ad_ids: list[int]) -> set[int]:
+    """Hold ``ad_ids`` (the top of ``moderator``'s queue) for ``moderator`` for
+    ``MODERATION_CLAIM_SECONDS``; returns those held for them now. An ad another moderator
+    holds stays theirs until their claim expires: the database's one claim per ad decides
+    between two moderators claiming at once."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.MODERATION_CLAIM_SECONDS)
+    ReviewClaim.objects.filter(ad_id__in=ad_ids, expires_at__lte=now).delete()
+    ReviewClaim.objects.bulk_create(
+        [ReviewClaim(ad_id=ad_id, moderator=moderator, expires_at=until) for ad_id in ad_ids],
+        ignore_conflicts=True,
+    )
+    mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
+    mine.update(expires_at=until)  # renewed while they are still at it
+    return set(mine.values_list("ad_id", flat=True))
+
+
+def held_by_others(moderator):
+    """The ads that other moderators hold now (a subquery for the queue)."""
+    active = ReviewClaim.objects.filter(expires_at__gt=timezone.now())
+    return active.exclude(moderator=moderator).values("ad_id")

@@ -221,6 +221,8 @@ ADMIN_MODELS = {
     "classifier.prediction": AdminModel(True, False, False, True),
     "moderation.reviewitem": AdminModel(True, False, False, False),
     "moderation.moderationdecision": AdminModel(True, False, False, False),
+    # Claims: taken by opening the queue; admins see and release (delete) them.
+    "moderation.reviewclaim": AdminModel(False, False, False, True),
 }
 ADMIN_MODEL_VIEWS = ("changelist", "add", "change", "delete", "history")
 
@@ -273,6 +275,7 @@ ADMIN_CHANGE_POSTS = {
     "classifier.prediction": 403,
     "moderation.reviewitem": 403,
     "moderation.moderationdecision": 403,
+    "moderation.reviewclaim": 403,
 }
 
 
@@ -384,6 +387,12 @@ class Fixture:
         decided = make_ad(seller, seed=31)
         decided.send_to_review(Ad.ReviewReason.LOW_CONFIDENCE)
         self.decision = moderation.decide(decided.pk, self.users["moderator"], "accept")
+        held = make_ad(seller, seed=41)
+        held.send_to_review(Ad.ReviewReason.LOW_CONFIDENCE)
+        # Every ad in review held for the moderator: their queue only renews the claims,
+        # and the admin's skips them.
+        moderation.claim(self.users["moderator"], [held.pk, self.in_review.pk])
+        self.claim = held.claim
         self.training_image = TrainingImage.objects.get(decision=self.decision)
         active = ModelVersion.objects.active()
         self.version = ModelVersion.objects.create(
@@ -418,6 +427,7 @@ class Fixture:
             "classifier.prediction": lambda: self.prediction,
             "moderation.reviewitem": lambda: self.in_review,
             "moderation.moderationdecision": lambda: self.decision,
+            "moderation.reviewclaim": lambda: self.claim,
         }[label]()
 
     def url(self, pattern: Pattern, case: Case) -> str:
@@ -481,7 +491,9 @@ def outcome(response) -> int | str:
 
 
 def database_state() -> dict:
-    """Every row of the project's tables (and users, groups, tokens), sessions aside."""
+    """Every row of the project's tables (and users, groups, tokens), sessions aside, and
+    claims without their expiry: opening the review queue renews the moderator's claims, as
+    a visit renews a session."""
     state = {}
     for model in apps.get_models(include_auto_created=True):
         if model._meta.proxy or model._meta.app_label not in {
@@ -492,7 +504,11 @@ def database_state() -> dict:
             "moderation",
         }:
             continue
-        names = [f.attname for f in model._meta.concrete_fields if f.attname != "last_login"]
+        names = [
+            f.attname
+            for f in model._meta.concrete_fields
+            if f.attname not in ("last_login", "expires_at")
+        ]
         state[model._meta.label] = list(model._base_manager.order_by("pk").values_list(*names))
     return state
 

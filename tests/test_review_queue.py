@@ -25,7 +25,7 @@ from classifier import pipeline
 from classifier.models import ModelVersion, Prediction, TrainingImage
 from classifier.services import labelled_set
 from moderation import services
-from moderation.models import ModerationDecision
+from moderation.models import ModerationDecision, ReviewClaim
 from moderation.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
 from tests.factories import make_ad
 
@@ -879,3 +879,65 @@ def test_only_moderators_may_undo_and_only_by_post(client, staff, seller, modera
     assert Ad.objects.get(pk=ad.pk).status == Ad.Status.PUBLISHED
     with pytest.raises(PermissionDenied):
         services.undo(decision.pk, staff)
+
+
+# --- A team on one queue: claims ---------------------------------------------------------
+
+
+def queue_ids(client) -> list[int]:
+    return [ad.pk for ad in client.get(reverse(QUEUE)).context["cl"].result_list]
+
+
+def test_two_moderators_on_one_queue_never_see_the_same_ads_at_the_top(
+    moderator_client, moderator, seller, media, settings
+):
+    settings.MODERATION_CLAIM_TOP = 3
+    ads = [in_review(seller).pk for _ in range(7)]
+    other = Client()
+    other.force_login(make_moderator("otto"))
+
+    mine = queue_ids(moderator_client)
+    theirs = queue_ids(other)
+
+    assert mine == ads  # the first to come holds the top three...
+    assert theirs == ads[3:]  # ...which the other's queue skips: no collision at the top
+    held = ReviewClaim.objects.order_by("ad_id")
+    assert [(c.ad_id, c.moderator.username) for c in held] == [
+        *[(pk, "mona") for pk in ads[:3]],
+        *[(pk, "otto") for pk in ads[3:6]],
+    ]
+    assert queue_ids(moderator_client)[:3] == ads[:3]  # back again: still theirs, renewed
+    assert set(queue_ids(moderator_client)).isdisjoint(ads[3:6])
+
+    # Deciding releases the claim; an expired claim frees the ad for anyone.
+    services.decide(ads[0], moderator, "accept")
+    assert not ReviewClaim.objects.filter(ad_id=ads[0]).exists()
+    ReviewClaim.objects.filter(moderator__username="otto").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert queue_ids(moderator_client) == ads[1:]
+
+
+def test_of_two_moderators_claiming_at_once_each_ad_goes_to_one(moderator, media, seller):
+    ads = [in_review(seller).pk for _ in range(4)]
+    otto = make_moderator("otto")
+
+    first = services.claim(moderator, ads[:3])
+    second = services.claim(otto, ads[1:])
+
+    assert first == set(ads[:3]) and second == {ads[3]}
+    assert ReviewClaim.objects.count() == 4
+
+
+def test_an_admin_sees_and_releases_claims(admin_client, moderator_client, seller, media):
+    ad = in_review(seller)
+    queue_ids(moderator_client)
+    claims = reverse("admin:moderation_reviewclaim_changelist")
+    page = admin_client.get(claims)
+    assert page.status_code == 200 and str(ad) in page.text
+    assert moderator_client.get(claims).status_code == 403
+
+    claim = ReviewClaim.objects.get(ad=ad)
+    release = {"action": "delete_selected", "_selected_action": [claim.pk], "post": "yes"}
+    assert admin_client.post(claims, release).status_code == 302
+    assert not ReviewClaim.objects.exists()
