@@ -374,7 +374,7 @@ def _photos(ad: Ad, size: int):
     figures = format_html_join(
         "",
         '<figure class="review-photo"><a href="{}" target="_blank" rel="noopener">'
-        '<img src="{}" alt="photo {}" width="{}" height="{}" loading="lazy"></a>'
+        '<img src="{}" alt="photo {}" width="{}" height="{}"></a>'
         "<figcaption>{}</figcaption></figure>",
         (
             (url, url, image.position + 1, size, size, _predicted(image))

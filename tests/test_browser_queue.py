@@ -104,7 +104,11 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     notice = tab.locator("#review-notice")
     expect(notice).to_contain_text(f"“{ads[0]}” accepted: published in Phones.")
     expect(rows).to_have_count(2)
-    assert len(requests) == 1 and posts == [requests[0]]  # one POST, no page load
+    # One POST; with two rows left, one GET of the queue fetches its next ads (none here).
+    assert posts == [requests[0]] and requests[0].endswith(f"/{ads[0].pk}/accept/")
+    expect(tab.locator("#result_list")).to_be_visible()
+    tab.wait_for_timeout(200)  # the top-up's answer is in
+    assert len(requests) == 2 and requests[1].endswith("/admin/moderation/reviewitem/")
     assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
     shots.take(tab, "accepted")
 
@@ -175,3 +179,30 @@ def test_without_javascript_a_decision_posts_and_comes_back_to_the_queue(seller,
     assert tab.get_by_text(f"“{ads[0]}” accepted: published in Phones.").count() == 1
     assert tab.locator("#result_list tbody tr").count() == 1
     assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
+
+
+def test_the_next_ads_of_the_queue_are_appended_before_the_page_runs_out(
+    seller, media, open_page, settings
+):
+    from playwright.sync_api import expect
+
+    settings.MODERATION_CLAIM_TOP = 2
+    ads = fill_queue(seller, 5)
+    page = moderator_tab(open_page, viewport=LAPTOP_SCREEN)
+    tab = page.tab
+    rows = tab.locator("#result_list tbody tr")
+    # Two more ads arrive after the page was loaded.
+    Ad.objects.filter(pk__in=[ads[3].pk, ads[4].pk]).update(status=Ad.Status.PENDING)
+    tab.reload()
+    expect(rows).to_have_count(3)
+    Ad.objects.filter(pk__in=[ads[3].pk, ads[4].pk]).update(status=Ad.Status.NEEDS_REVIEW)
+
+    tab.keyboard.press("a")  # two rows left: the queue's next ads are fetched
+
+    expect(rows).to_have_count(4)
+    assert tab.locator(f'#result_list button[form="decide-{ads[4].pk}"]').count() > 0
+    for n in range(4):  # the appended rows decide like the others
+        tab.keyboard.press("a")
+        expect(rows).to_have_count(3 - n)
+    assert Ad.objects.filter(status=Ad.Status.PUBLISHED).count() == 5
+    assert page.errors == []

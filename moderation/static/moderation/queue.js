@@ -1,7 +1,8 @@
 // The review queue, decided in place and by keyboard. A row's button sends one POST (asking
 // for JSON); the decided row leaves, the next one becomes current, and a notice says what
-// was done, with an Undo for a few seconds. Without this script the buttons still post and
-// come back to the queue.
+// was done, with an Undo for a few seconds. When two rows are left, the next ads of the
+// queue are fetched and appended (which also holds them for this moderator). Without this
+// script the buttons still post and come back to the queue.
 //
 // Keys (never while typing in a field): j / k next and previous ad, a accept, c recategorize
 // in the category chosen (the suggestion), 1-4 reject for the numbered reason, z undo,
@@ -17,8 +18,38 @@
   let current = 0;
   let lastUndo = null; // {url, row, index} of the last decision, while it can be undone
   let noticeTimer = null;
+  let toppingUp = false;
+  const gone = new Set(); // forms of the rows decided here: a top-up fetched before must not bring them back
 
   const rows = () => [...table.querySelectorAll("tbody tr")];
+  const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
+
+  // The next ads of the queue (same filters), appended with their forms; never twice.
+  async function topUp() {
+    if (toppingUp || rows().length > 2) return;
+    toppingUp = true;
+    try {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const shown = new Set(rows().map(formOf));
+      const body = table.querySelector("tbody");
+      const forms = document.getElementById("review-forms");
+      for (const row of page.querySelectorAll("#result_list tbody tr")) {
+        const id = formOf(row);
+        const form = id && page.getElementById(id);
+        if (!form || shown.has(id) || gone.has(id)) continue;
+        if (!document.getElementById(id)) forms.append(document.importNode(form, true));
+        row.classList.remove("review-current");
+        body.append(document.importNode(row, true));
+      }
+      if (rows().length && !table.querySelector("tr.review-current")) select(0);
+    } catch {
+      // The page stays as it is; the moderator can reload it.
+    } finally {
+      toppingUp = false;
+    }
+  }
 
   function select(index, focus = true) {
     const all = rows();
@@ -45,7 +76,7 @@
     noticeTimer = setTimeout(() => {
       notice.hidden = true;
       lastUndo = null;
-      if (!rows().length) window.location.reload(); // the next ads of the queue
+      if (!rows().length) window.location.reload(); // nothing left to top up from
     }, UNDO_FOR);
   }
 
@@ -90,9 +121,11 @@
     // Decided now, or by someone else before: either way it left the queue.
     if (answer.ok || answer.status === 409) {
       const index = rows().indexOf(row);
+      gone.add(form.id);
       row.remove();
       lastUndo = answer.ok ? { url: answer.undo, row, index, form } : null;
       select(index);
+      topUp();
     }
     say(answer.message, answer.ok);
   }
@@ -105,6 +138,7 @@
     data.set("csrfmiddlewaretoken", token(form));
     const answer = await post(url, data);
     if (answer.ok) {
+      gone.delete(form.id);
       const all = rows();
       if (index < all.length) all[index].before(row);
       else table.querySelector("tbody").append(row);
@@ -112,6 +146,12 @@
     }
     say(answer.message);
   }
+
+  // Choosing a row's category or typing its note is not an unsaved edit of the list: keep
+  // the admin's "unsaved changes" warning on bulk actions for real edits only.
+  table.addEventListener("change", (event) => {
+    if (event.target.closest(".review-decide")) event.stopPropagation();
+  });
 
   table.addEventListener("click", (event) => {
     const button = event.target.closest(".review-decide button[formaction]");
