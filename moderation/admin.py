@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -25,9 +26,11 @@ from ads.admin import DecisionInline, photo_url
 from ads.models import Ad, AdImage, Category
 from classifier.models import Prediction, TrainingImage
 
-from . import services
+from . import pulse, services
 from .models import ModerationDecision, ReviewClaim, ReviewItem
 from .roles import DECIDE_AD
+
+PULSE = "moderation.view_queue_pulse"
 
 Action = ModerationDecision.Action
 CONTROLS_TEMPLATE = "admin/moderation/reviewitem/decide_controls.html"
@@ -141,6 +144,9 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             "title": "Review queue",
             "is_nav_sidebar_enabled": False,
             "reject_reasons": Ad.RejectionReason.choices,  # numbered like their keys
+            "pulse_url": reverse(f"admin:{self._url_name('pulse')}")
+            if request.user.has_perm(PULSE)
+            else None,
         }
         return super().changelist_view(request, context | (extra_context or {}))
 
@@ -207,7 +213,24 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         ]
         undo = self.admin_site.admin_view(require_POST(self.undo_view))
         own.append(path("undo/<int:decision_id>/", undo, name=self._url_name("undo")))
+        pulse_view = self.admin_site.admin_view(self.pulse_view)
+        own.append(path("pulse/", pulse_view, name=self._url_name("pulse")))
         return own + super().get_urls()
+
+    def pulse_view(self, request):
+        """The queue's pulse for admins: its length and oldest ad, decisions per day and
+        per moderator, and how often moderators follow the model's suggestion."""
+        if not request.user.has_perm(PULSE):
+            raise PermissionDenied
+        figures = pulse.pulse(days=7)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "The review queue's pulse",
+            "opts": self.opts,
+            "pulse": figures,
+            "charts": pulse_charts(figures),
+        }
+        return TemplateResponse(request, "admin/moderation/pulse.html", context)
 
     def decide_view(self, request, object_id: int, action: str):
         """A row's or the detail page's button: decide one ad, then back to the queue; or,
@@ -389,6 +412,35 @@ def _predicted(image: AdImage) -> str:
     if prediction is None:
         return "no prediction"
     return f"{prediction.category} {prediction.confidence:.0%}"
+
+
+def pulse_charts(figures: dict) -> str:
+    """Decisions per day by action, and the share of suggestions followed, as SVG."""
+    from classifier.plots import Series, line_chart
+
+    today = timezone.localdate()
+    colours = {"Accepted": "#2f855a", "Recategorized": "#2b6cb0", "Rejected": "#c53030"}
+
+    def offset(day) -> int:
+        return (day - today).days
+
+    decided = [
+        Series(label, [(offset(day), n) for day, n in points], colours[label])
+        for label, points in figures["per_day"].items()
+    ]
+    followed = Series(
+        "suggestion followed",
+        [(offset(day), share) for day, share in figures["followed"]["per_day"]],
+        "#2b6cb0",
+    )
+    span = (-(figures["days"] - 1), 0)
+    return line_chart(
+        decided, title="Decisions per day", x_label="day (0: today)", y_label="decisions",
+        x_range=span,
+    ) + line_chart(
+        [followed], title="Model's suggestion followed", x_label="day (0: today)",
+        y_label="share of decisions", x_range=span, y_range=(0, 1),
+    )  # fmt: skip
 
 
 def _wants_json(request) -> bool:

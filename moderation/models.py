@@ -18,7 +18,10 @@ class ReviewItem(Ad):
         verbose_name_plural = "review queue"
         # No add, change or delete: ads come from sellers, and a decision is not an edit.
         default_permissions = ("view",)
-        permissions = [("decide_ad", "Can accept, recategorize or reject ads in review")]
+        permissions = [
+            ("decide_ad", "Can accept, recategorize or reject ads in review"),
+            ("view_queue_pulse", "Can see the review queue's pulse (admins)"),
+        ]
 
 
 class ModerationDecision(models.Model):
@@ -104,6 +107,7 @@ class ReviewClaim(models.Model):
 
     class Meta:
         verbose_name = "claim on an ad in review"
+        verbose_name_plural = "claims on ads in review"
         default_permissions = ("view", "delete")
 
     def __str__(self) -> str:

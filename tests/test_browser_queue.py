@@ -206,3 +206,31 @@ def test_the_next_ads_of_the_queue_are_appended_before_the_page_runs_out(
         expect(rows).to_have_count(3 - n)
     assert Ad.objects.filter(status=Ad.Status.PUBLISHED).count() == 5
     assert page.errors == []
+
+
+def test_the_pulse_page_draws_its_charts_for_an_admin(seller, media, shots, open_page):
+    from playwright.sync_api import expect
+
+    from moderation import services
+
+    call_command("create_account", "ada", role="admin", password=PASSWORD, stdout=StringIO())
+    call_command("create_account", "mona", role="moderator", password=PASSWORD, stdout=StringIO())
+    from django.contrib.auth import get_user_model
+
+    mona = get_user_model().objects.get(username="mona")
+    for ad in fill_queue(seller, 4)[:3]:
+        services.decide(ad.pk, mona, "recategorize")
+    page = open_page(viewport=LAPTOP_SCREEN)
+    tab = page.tab
+    tab.goto("/admin/login/?next=/admin/moderation/reviewitem/pulse/")
+    tab.get_by_label("Username:").fill("ada")
+    tab.get_by_label("Password:").fill(PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+
+    expect(tab.get_by_role("img", name="Decisions per day")).to_be_visible()
+    expect(tab.get_by_role("img", name="Model's suggestion followed")).to_be_visible()
+    expect(tab.locator(".queue-pulse")).to_contain_text("100 %")
+    expect(tab.get_by_role("cell", name="mona", exact=True)).to_be_visible()
+    assert tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    shots.take(tab, "pulse")
+    assert page.errors == []

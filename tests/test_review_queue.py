@@ -941,3 +941,51 @@ def test_an_admin_sees_and_releases_claims(admin_client, moderator_client, selle
     release = {"action": "delete_selected", "_selected_action": [claim.pk], "post": "yes"}
     assert admin_client.post(claims, release).status_code == 302
     assert not ReviewClaim.objects.exists()
+
+
+# --- The queue's pulse, for admins ---------------------------------------------------------
+
+PULSE = "admin:moderation_reviewitem_pulse"
+
+
+def test_the_pulse_shows_the_queue_the_pace_and_how_often_the_model_is_followed(
+    admin_client, moderator, seller, media
+):
+    otto = make_moderator("otto")
+    waiting = in_review(seller, title="Oldest in the queue")
+    Ad.objects.filter(pk=waiting.pk).update(decided_at=timezone.now() - timedelta(hours=5))
+    in_review(seller)
+    # mona: one recategorization into the suggestion (followed), one accept against it
+    # (overruled), one rejection without a suggestion; otto: one accept, then undone.
+    services.decide(in_review(seller, suggested="laptop").pk, moderator, "recategorize")
+    services.decide(in_review(seller, suggested="laptop").pk, moderator, "accept")
+    services.decide(in_review(seller).pk, moderator, "reject", reason=REJECT.DUPLICATE)
+    undone = services.decide(in_review(seller).pk, otto, "accept")
+    services.undo(undone.pk, otto)
+    ModerationDecision.objects.filter(moderator=moderator, action="reject").update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+
+    page = admin_client.get(reverse(PULSE))
+
+    assert page.status_code == 200
+    figures = page.context["pulse"]
+    assert figures["queue_length"] == 3  # two waiting, and the one whose decision was undone
+    assert figures["oldest"] == waiting and figures["oldest_waiting"] >= timedelta(hours=5)
+    assert [(r.moderator, r.counts, r.total, r.active_hours) for r in figures["moderators"]] == [
+        ("mona", {"accept": 1, "recategorize": 1, "reject": 1}, 3, 2)
+    ]
+    assert figures["followed"]["total"] == 2 and figures["followed"]["share"] == 0.5
+    per_day = figures["per_day"]
+    assert [n for _, n in per_day["Rejected"]] == [0, 0, 0, 0, 1, 0, 0]
+    assert sum(n for _, n in per_day["Accepted"]) == 1  # otto's undone accept is left out
+    for chart in ("Decisions per day", "Model&#x27;s suggestion followed"):
+        assert f'aria-label="{chart}"' in page.text
+    assert "“Oldest in the queue”" in page.text and "50 %" in page.text
+    assert reverse(PULSE) in admin_client.get(reverse(QUEUE)).text  # linked from the queue
+
+
+def test_the_pulse_is_for_admins_only(moderator_client, seller, db):
+    assert moderator_client.get(reverse(PULSE)).status_code == 403
+    assert reverse(PULSE) not in moderator_client.get(reverse(QUEUE)).text
+    assert Client().get(reverse(PULSE)).status_code == 302  # to the admin's sign-in
