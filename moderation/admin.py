@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from ads.admin import DecisionInline, photo_url
 from ads.models import Ad, AdImage, Category
@@ -213,7 +213,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         ]
         undo = self.admin_site.admin_view(require_POST(self.undo_view))
         own.append(path("undo/<int:decision_id>/", undo, name=self._url_name("undo")))
-        pulse_view = self.admin_site.admin_view(self.pulse_view)
+        pulse_view = self.admin_site.admin_view(require_safe(self.pulse_view))
         own.append(path("pulse/", pulse_view, name=self._url_name("pulse")))
         return own + super().get_urls()
 

@@ -183,7 +183,7 @@ EXPECTED: dict[str, list[Case]] = {
         post(staff_only(DONE, DONE), lambda f, role: {"reason": "prohibited"}),
     ],
     # The queue's pulse: admins only.
-    "admin:moderation_reviewitem_pulse": [get(staff_only(403, 200))],
+    "admin:moderation_reviewitem_pulse": [get(staff_only(403, 200)), post(staff_only(405, 405))],
     # Undo: only one's own decision (the fixture's is the moderator's, a moment ago).
     "admin:moderation_reviewitem_undo": [
         get(staff_only(405, 405)),

@@ -135,6 +135,21 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     expect(note).to_have_value("a note")
     assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.NEEDS_REVIEW
 
+    tab.locator("body").click(position={"x": 5, "y": 5})  # out of the field
+    viewer = tab.locator("#review-viewer")
+    tab.keyboard.press("v")  # the current ad's photos at full size
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("img")).to_have_count(3)
+    full = viewer.locator("img").first.bounding_box()
+    assert full["width"] >= 480 and full["height"] >= 360, full  # a 4:3 thumbnail, scaled up
+    shots.take(tab, "photos-full-size")
+    tab.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    rows.first.locator(".review-photo a").first.click()  # a click on a photo, too
+    expect(viewer).to_be_visible()
+    viewer.click()
+    expect(viewer).to_be_hidden()
+
     help_panel = tab.locator("#review-keys")
     expect(help_panel).to_be_hidden()
     tab.locator("body").click(position={"x": 5, "y": 5})  # out of the field

@@ -6,7 +6,7 @@
 //
 // Keys (never while typing in a field): j / k next and previous ad, a accept, c recategorize
 // in the category chosen (the suggestion), 1-4 reject for the numbered reason, z undo,
-// ? the keys.
+// v the ad's photos at full size (as a click on a photo; Escape or v closes them), ? the keys.
 "use strict";
 
 (() => {
@@ -14,6 +14,7 @@
   if (!table) return;
   const notice = document.getElementById("review-notice");
   const help = document.getElementById("review-keys");
+  const viewer = document.getElementById("review-viewer");
   const UNDO_FOR = 8000;
   let current = 0;
   let lastUndo = null; // {url, row, index} of the last decision, while it can be undone
@@ -153,7 +154,32 @@
     if (event.target.closest(".review-decide")) event.stopPropagation();
   });
 
+  // The row's photos at full size, over the page.
+  function view(row) {
+    if (!viewer.hidden || !row) {
+      viewer.hidden = true;
+      return;
+    }
+    const photos = [...row.querySelectorAll(".review-photo a")].map((link) => {
+      const figure = link.closest("figure").cloneNode(true);
+      figure.querySelector("img").removeAttribute("width");
+      figure.querySelector("img").removeAttribute("height");
+      return figure;
+    });
+    viewer.querySelector(".photos").replaceChildren(...photos);
+    viewer.hidden = false;
+  }
+
+  viewer.addEventListener("click", () => (viewer.hidden = true));
+
   table.addEventListener("click", (event) => {
+    const photo = event.target.closest(".review-photo a");
+    if (photo) {
+      event.preventDefault();
+      select(rows().indexOf(photo.closest("tr")), false);
+      view(photo.closest("tr"));
+      return;
+    }
     const button = event.target.closest(".review-decide button[formaction]");
     if (!button) return;
     event.preventDefault();
@@ -165,6 +191,11 @@
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     if (event.target.closest("input, select, textarea")) return;
     const key = event.key.toLowerCase();
+    if (!viewer.hidden && (key === "escape" || key === "v")) {
+      viewer.hidden = true;
+      event.preventDefault();
+      return;
+    }
     const row = rows()[current];
     const buttons = row ? [...row.querySelectorAll(".review-decide button[formaction]")] : [];
     const reasons = buttons.filter((button) => button.name === "reason");
@@ -173,6 +204,7 @@
     else if (key === "k") select(current - 1);
     else if (key === "z") undoLast();
     else if (key === "?") help.hidden = !help.hidden;
+    else if (key === "v") view(row);
     else if (key === "a") button = buttons[0];
     else if (key === "c") button = buttons[1];
     else if (/^[1-9]$/.test(key)) button = reasons[Number(key) - 1];
