@@ -1,7 +1,9 @@
-"""The moderators' review queue: the ads in review, oldest first, each decided in one click.
+"""The moderators' review queue: the ads in review, oldest first, each decided in one click
+or one key, in place (``moderation/static/moderation/queue.js``) or by POST-and-redirect.
 
 Thin on purpose: every decision, from a row's buttons, the detail page or a bulk action, is
-a call of ``moderation.services.decide``; this module shows the queue and reports back.
+a call of ``moderation.services.decide`` (undo: ``services.undo``); this module shows the
+queue, holds its top for the moderator (``services.claim``) and reports back.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST, require_safe
 
 from ads.admin import DecisionInline, photo_url
 from ads.models import Ad, AdImage, Category
-from classifier.models import Prediction, TrainingImage
+from classifier.models import Prediction
 
-from . import pulse, services
-from .models import ModerationDecision, ReviewClaim, ReviewItem
-from .roles import DECIDE_AD
+from .. import pulse, services
+from ..models import ModerationDecision, ReviewItem
+from ..roles import DECIDE_AD
+from .pulse_charts import pulse_charts
+from .summaries import summary
 
 PULSE = "moderation.view_queue_pulse"
 
@@ -253,7 +256,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         undo = reverse(
             f"admin:{self._url_name('undo')}", args=[decision.pk], current_app=self.admin_site.name
         )
-        return JsonResponse({"message": _summary([decision]), "undo": undo})
+        return JsonResponse({"message": summary([decision]), "undo": undo})
 
     def undo_view(self, request, decision_id: int):
         """Undo one's own decision of a moment ago: the ad is back in the queue."""
@@ -300,7 +303,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             except services.DecisionError as error:
                 self.message_user(request, str(error), messages.ERROR)
         if decided:
-            self.message_user(request, _summary(decided), messages.SUCCESS)
+            self.message_user(request, summary(decided), messages.SUCCESS)
 
     def _queue_url(self, request) -> str:
         url = reverse(
@@ -349,48 +352,6 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-@admin.register(ModerationDecision)
-class ModerationDecisionAdmin(admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "ad_link",
-        "moderator",
-        "action",
-        "from_category",
-        "to_category",
-        "review_reason",
-        "rejection_reason",
-    ]
-    list_filter = [
-        "action",
-        "rejection_reason",
-        "review_reason",
-        ("moderator", admin.RelatedOnlyFieldListFilter),
-    ]
-    search_fields = ["ad__title", "moderator__username"]
-    list_select_related = ["ad", "moderator", "from_category", "to_category"]
-    date_hierarchy = "created_at"
-    # A decision's page shows its list columns, the note, and whether it was undone.
-    fields = [*list_display, "note", "suggested_category", "undone_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False  # decisions are made in the review queue
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the audit trail, and the provenance of training labels
-
-    @admin.display(description="Ad", ordering="ad__title")
-    def ad_link(self, decision: ModerationDecision):
-        if decision.ad_id is None:
-            return "(deleted by its seller)"
-        url = reverse("admin:ads_ad_change", args=[decision.ad_id])
-        return format_html('<a href="{}">{}</a>', url, decision.ad)
-
-
 def _photos(ad: Ad, size: int):
     # Each photo links to itself, full size, through the permission-checked photo view; a
     # thumbnail is scaled up to ``size``, keeping its shape (a cue in itself).
@@ -412,35 +373,6 @@ def _predicted(image: AdImage) -> str:
     if prediction is None:
         return "no prediction"
     return f"{prediction.category} {prediction.confidence:.0%}"
-
-
-def pulse_charts(figures: dict) -> str:
-    """Decisions per day by action, and the share of suggestions followed, as SVG."""
-    from classifier.plots import Series, line_chart
-
-    today = timezone.localdate()
-    colours = {"Accepted": "#2f855a", "Recategorized": "#2b6cb0", "Rejected": "#c53030"}
-
-    def offset(day) -> int:
-        return (day - today).days
-
-    decided = [
-        Series(label, [(offset(day), n) for day, n in points], colours[label])
-        for label, points in figures["per_day"].items()
-    ]
-    followed = Series(
-        "suggestion followed",
-        [(offset(day), share) for day, share in figures["followed"]["per_day"]],
-        "#2b6cb0",
-    )
-    span = (-(figures["days"] - 1), 0)
-    return line_chart(
-        decided, title="Decisions per day", x_label="day (0: today)", y_label="decisions",
-        x_range=span,
-    ) + line_chart(
-        [followed], title="Model's suggestion followed", x_label="day (0: today)",
-        y_label="share of decisions", x_range=span, y_range=(0, 1),
-    )  # fmt: skip
 
 
 def _wants_json(request) -> bool:
@@ -467,52 +399,3 @@ def _fields_for(action: str, cleaned: dict) -> dict:
     elif action == Action.REJECT:
         fields["reason"] = cleaned["reason"]
     return fields
-
-
-def _summary(decisions: list[ModerationDecision]) -> str:
-    """What happened, for the moderator: the decisions (all of one action) and the labels."""
-    first = decisions[0]
-    if len(decisions) == 1:
-        said = _outcome(first)
-    else:
-        titles = ", ".join(f"“{decision.ad}”" for decision in decisions)
-        said = f"{len(decisions)} ads {first.get_action_display().lower()}: {titles}."
-    labelled = TrainingImage.objects.filter(decision__in=decisions).count()
-    photos = f"{labelled} photo{'' if labelled == 1 else 's'}"
-    if first.rejection_reason == Ad.RejectionReason.NOT_PRODUCT:
-        return f"{said} {photos} kept as “not the product” examples for training."
-    if first.action == Action.REJECT:
-        return f"{said} The photos give no training label."
-    category = f" {first.to_category}" if len(decisions) == 1 else ""
-    return f"{said} {photos} labelled{category} for training."
-
-
-def _outcome(decision: ModerationDecision) -> str:
-    if decision.action == Action.ACCEPT:
-        return f"“{decision.ad}” accepted: published in {decision.to_category}."
-    if decision.action == Action.RECATEGORIZE:
-        return (
-            f"“{decision.ad}” recategorized: published in {decision.to_category} "
-            f"(the seller chose {decision.from_category})."
-        )
-    return f"“{decision.ad}” rejected: {decision.get_rejection_reason_display()}."
-
-
-@admin.register(ReviewClaim)
-class ReviewClaimAdmin(admin.ModelAdmin):
-    """Who holds which ads in review; an admin releases a claim by deleting it."""
-
-    list_display = ["ad", "moderator", "expires_at", "active"]
-    list_select_related = ["ad", "moderator"]
-    list_filter = [("moderator", admin.RelatedOnlyFieldListFilter)]
-    readonly_fields = ["ad", "moderator", "expires_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # claims are taken by opening the queue
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(boolean=True, description="Active")
-    def active(self, claim: ReviewClaim) -> bool:
-        return claim.expires_at > timezone.now()
