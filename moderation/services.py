@@ -61,12 +61,13 @@ def decide(
     with transaction.atomic():
         ad = Ad.objects.select_for_update().filter(pk=ad_id).first()
         _check_in_review(ad_id, ad)
-        decision = _record(ad, moderator, action, category, reason, note)
+        photos = list(ad.images.all())
+        decision = _record(ad, photos, moderator, action, category, reason, note)
         if action == Action.REJECT:
             ad.reject(decision.rejection_reason, note)
         else:
             ad.publish(decision.to_category if action == Action.RECATEGORIZE else None)
-        _label(ad, decision)
+        _label(photos, decision)
         ReviewClaim.objects.filter(ad=ad).delete()  # it left the queue
     return decision
 
@@ -97,7 +98,7 @@ def _check_in_review(ad_id: int, ad: Ad | None) -> None:
 
 
 def _record(
-    ad: Ad, moderator, action: str, category: Category | None, reason: str, note: str
+    ad: Ad, photos, moderator, action: str, category: Category | None, reason: str, note: str
 ) -> ModerationDecision:
     to_category, rejection_reason = None, ""
     if action == Action.ACCEPT:
@@ -117,7 +118,7 @@ def _record(
         note=note,
         suggested_category=ad.suggested_category,
         in_review_since=ad.decided_at,
-        labels_before=labels_of(list(ad.images.all())),
+        labels_before=labels_of(photos),  # what an undo puts back
     )
 
 
@@ -142,11 +143,11 @@ def _rejection_reason(ad: Ad, reason: str, note: str) -> str:
     return Reason(reason)
 
 
-def _label(ad: Ad, decision: ModerationDecision) -> None:
+def _label(photos, decision: ModerationDecision) -> None:
     if decision.action != Action.REJECT:
-        label_photos(list(ad.images.all()), decision.to_category, decision)
+        label_photos(photos, decision.to_category, decision)
     elif decision.rejection_reason == Reason.NOT_PRODUCT:
-        label_photos(list(ad.images.all()), None, decision)
+        label_photos(photos, None, decision)
     # Prohibited, duplicate or other: nothing about the photos' category was learned.
 
 

@@ -57,10 +57,9 @@ class Package:
     """A trained model in its stored forms, with figures measured on the served form."""
 
     keras_bytes: bytes
-    # The whole model in int8 LiteRT, or (``heads_only``) the heads for a shared backbone.
+    # The whole model in int8 LiteRT, or the heads for a shared backbone (``package``).
     serving_bytes: bytes
     metrics: dict
-    heads_only: bool = False
 
 
 def train(
@@ -245,7 +244,6 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
         keras_bytes=keras_bytes(result.model),
         serving_bytes=served_bytes,
         metrics={**result.metrics, **report},
-        heads_only=backbone is not None,
     )
 
 
