@@ -137,7 +137,12 @@ def read_capped(handle: IO[bytes]) -> bytes:
 
 def decode(data: bytes) -> Image.Image:
     """Decode a photo with the project's limits (see ``preprocess.decode_image``)."""
-    return decode_image(data, max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS, min_side=MIN_SIDE)
+    return decode_image(
+        data,
+        max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS,
+        min_side=MIN_SIDE,
+        max_aspect=settings.ADS_MAX_ASPECT_RATIO,
+    )
 
 
 def safe_name(name: str) -> str:

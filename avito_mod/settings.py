@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
 # Each uploaded photo is refused above this many bytes (before it is decoded).
 ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
 ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
+# Photos longer than this many times their width (or wider than long) show no product.
+ADS_MAX_ASPECT_RATIO = env_int("ADS_MAX_ASPECT_RATIO", 8)
 # Uploads (POST /api/v1/ads/, and edits that replace the photos): per account, and per
 # client address whoever is signed in. Each upload is up to ADS_MAX_PHOTOS photos to decode,
 # store and classify; a seller posting by hand stays far below these.

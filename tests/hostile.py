@@ -99,6 +99,13 @@ def tiny_gif(width: int, height: int) -> bytes:
     return _TINY_GIF[:6] + struct.pack("<HH", width, height) + _TINY_GIF[10:]
 
 
+def dds_unknown() -> bytes:
+    """A DDS header whose pixel format no decoder implements (FourCC ``XXXX``)."""
+    header = struct.pack("<7I", 124, 0x1007, 64, 64, 0, 0, 0) + b"\x00" * 44
+    pixel_format = struct.pack("<2I", 32, 0x4) + b"XXXX" + b"\x00" * 20
+    return b"DDS " + header + pixel_format + b"\x00" * 20 + b"\x00" * 64 * 64
+
+
 def heic_like() -> bytes:
     """An ISO-BMFF ``ftyp`` box of brand ``heic`` (an iPhone photo's first bytes)."""
     ftyp = b"ftypheic" + b"\x00\x00\x00\x00" + b"mif1heicmiaf"
@@ -242,7 +249,7 @@ def corpus() -> list[Case]:
             "pdf-as-jpg",
             "scan.jpg",
             b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
-            "not an image",
+            "unsupported image format PDF; " + UNSUPPORTED,
         ),
         refused("empty", "empty.jpg", b"", "the file is empty"),
         # The declared type is not trusted, either way.
@@ -263,6 +270,17 @@ def corpus() -> list[Case]:
         refused("one-pixel", "dot.jpg", thin((1, 1), "JPEG"), "too small (1x1 pixels; at least"),
         refused("strip-20000x1", "strip.png", thin((20_000, 1)), "too small (20000x1 pixels"),
         refused("thin-31px", "thin.png", thin((31, 400)), "too small (31x400 pixels"),
+        refused(
+            "banner-2000x40",
+            "banner.png",
+            thin((2000, 40)),
+            "too elongated (2000x40 pixels; at most 8 times longer than wide)",
+        ),
+        # Pillow's DDS reader raised NotImplementedError on such a header (a 500); it no
+        # longer sees sellers' bytes at all.
+        refused(
+            "dds-unknown-pixel-format", "texture.dds", dds_unknown(), "unsupported image format DDS"
+        ),
         accepted(
             "square-32px",
             "small.png",

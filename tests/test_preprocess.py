@@ -6,6 +6,7 @@ from PIL import Image
 
 from classifier.ml.preprocess import (
     ALPHA_BACKGROUND,
+    DECODERS,
     PAD_COLOUR,
     ImageError,
     decode_image,
@@ -158,3 +159,80 @@ def test_preprocess_batch_stacks_photos():
     batch = preprocess_batch([encode(drawn_photo("phone", i)) for i in range(3)], 24)
     assert batch.shape == (3, 24, 24, 3)
     assert preprocess_batch([], 24).shape == (0, 24, 24, 3)
+
+
+def test_an_elongated_photo_is_refused_only_past_the_ratio_asked_for():
+    assert decode_image(encode(solid("RGB", (320, 40)), "PNG"), max_aspect=8).size == (320, 40)
+    with pytest.raises(ImageError, match=r"too elongated \(40x321 pixels; at most 8 times"):
+        decode_image(encode(solid("RGB", (40, 321)), "PNG"), max_aspect=8)
+    assert decode_image(encode(solid("RGB", (40, 321)), "PNG")).size == (40, 321)  # no limit
+
+
+# Formats Pillow can write and we do not take; each must be refused as such.
+OTHER_FORMATS = [
+    "BMP",
+    "DDS",
+    "ICO",
+    "IM",
+    "MSP",
+    "PCX",
+    "PDF",
+    "PPM",
+    "QOI",
+    "SGI",
+    "TGA",
+    "TIFF",
+    "XBM",
+]
+
+
+def other_format_files() -> dict[str, bytes]:
+    files = {}
+    for fmt in OTHER_FORMATS:
+        image = solid("1" if fmt in ("MSP", "XBM") else "RGB")
+        try:
+            files[fmt] = encode(image, fmt)
+        except (OSError, KeyError, ValueError):
+            continue  # this Pillow cannot write it
+    return files
+
+
+def test_only_the_accepted_formats_decoders_ever_see_the_bytes(monkeypatch):
+    """Pillow is asked for JPEG, PNG, WebP and GIF only: no other plugin parses a seller's
+    bytes (the DDS reader once raised NotImplementedError on a header, a 500)."""
+    from PIL import Image as PILImage
+
+    PILImage.init()
+    ran = []
+    for name, (factory, _accept) in list(PILImage.OPEN.items()):
+        if name in DECODERS:
+            continue
+        opener = getattr(factory, "_open", None)
+        if opener is None:
+            continue
+        monkeypatch.setattr(
+            factory,
+            "_open",
+            lambda self, opener=opener, name=name: (ran.append(name), opener(self))[1],
+        )
+    files = other_format_files()
+    assert {"BMP", "TIFF", "DDS", "PCX", "TGA"} <= set(files)
+    for fmt, data in files.items():
+        with pytest.raises(ImageError) as refused:
+            decode_image(data)
+        assert "unsupported image format" in str(refused.value) or "not an image" in str(
+            refused.value
+        ), fmt
+    assert ran == []
+    assert decode_image(encode(solid("RGB"), "PNG")).size == solid("RGB").size  # ours still do
+
+
+def test_whatever_a_decoder_raises_is_a_clear_refusal(monkeypatch):
+    from PIL import PngImagePlugin
+
+    def broken(self, *args, **kwargs):
+        raise NotImplementedError("a decoder's bug")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", broken)
+    with pytest.raises(ImageError, match=r"could not be decoded \(NotImplementedError\)"):
+        decode_image(encode(solid("RGB"), "PNG"))

@@ -27,6 +27,8 @@ MAX_PIXELS = 40_000_000
 # MPO is how Pillow names a JPEG carrying more pictures after the first (phones' depth
 # maps and HDR gain maps, 3D cameras): its first picture is an ordinary JPEG.
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"})
+# The only Pillow plugins that ever parse a seller's bytes (JPEG's opens MPO files too).
+DECODERS = ("JPEG", "PNG", "WEBP", "GIF")
 ACCEPTED = "send JPEG, PNG, WebP or GIF"
 # A picture narrower than this on either side shows no product (and letterboxing a
 # 20000x1 strip leaves nothing to classify): refused, not stretched.
@@ -37,19 +39,44 @@ MAX_SIDE = 65_500
 
 # ISO-BMFF brands of HEIF files (iPhones' HEIC photos), which Pillow cannot open.
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+# Formats we refuse, named by their first bytes so that the seller learns what to change:
+# their decoders never run on sellers' bytes (Pillow is asked for the accepted ones only).
+_SIGNATURES = [
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"DDS ", "DDS"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "EPS"),
+    (b"qoif", "QOI"),
+    (b"\x00\x00\x00\x0cjP  \r\n", "JPEG 2000"),
+    (b"\xffO\xffQ", "JPEG 2000"),
+    (b"\x76\x2f\x31\x01", "OpenEXR"),
+    (b"P1", "PNM"), (b"P2", "PNM"), (b"P3", "PNM"), (b"P4", "PNM"), (b"P5", "PNM"), (b"P6", "PNM"),
+]  # fmt: skip
 
 
 class ImageError(ValueError):
     """The bytes are not an image we can read; the message says why, for a human."""
 
 
-def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = 1) -> Image.Image:
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    min_side: int = 1,
+    max_aspect: float | None = None,
+) -> Image.Image:
     """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
 
-    Handles EXIF orientation, palette and alpha, CMYK, 16-bit and greyscale modes, and
-    takes the first frame of animated GIF/WebP/PNG and multi-picture JPEG. Pictures with
-    more than ``max_pixels`` pixels, a side longer than ``MAX_SIDE`` or shorter than
-    ``min_side`` are refused before their pixels are decoded.
+    Only the decoders of ``SUPPORTED_FORMATS`` ever see the bytes. Handles EXIF orientation,
+    palette and alpha, CMYK, 16-bit and greyscale modes, and takes the first frame of
+    animated GIF/WebP/PNG and multi-picture JPEG. Pictures with more than ``max_pixels``
+    pixels, a side longer than ``MAX_SIDE`` or shorter than ``min_side``, or longer than
+    ``max_aspect`` times their width (or the other way round) are refused before their
+    pixels are decoded. Whatever a decoder raises becomes an ``ImageError``.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -57,8 +84,8 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = 1
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_header(image, max_pixels, min_side)
+            image = Image.open(io.BytesIO(data), formats=DECODERS)
+            _check_header(image, max_pixels, min_side, max_aspect)
             image.seek(0)
             image.load()
     except ImageError:
@@ -69,10 +96,14 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = 1
         raise ImageError("image dimensions are too large (decompression bomb)") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
         raise ImageError(f"the image is damaged or truncated ({error})") from None
+    except Exception as error:  # noqa: BLE001 - a decoder's bug must not be a server error
+        raise ImageError(f"the image could not be decoded ({type(error).__name__})") from None
     return to_rgb(_upright(image))
 
 
-def _check_header(image: Image.Image, max_pixels: int, min_side: int) -> None:
+def _check_header(
+    image: Image.Image, max_pixels: int, min_side: int, max_aspect: float | None = None
+) -> None:
     if image.format not in SUPPORTED_FORMATS:
         raise ImageError(f"unsupported image format {image.format}; {ACCEPTED}")
     width, height = image.size
@@ -85,6 +116,11 @@ def _check_header(image: Image.Image, max_pixels: int, min_side: int) -> None:
     if min(width, height) < min_side:
         raise ImageError(
             f"image is too small ({width}x{height} pixels; at least {min_side} px on each side)"
+        )
+    if max_aspect is not None and max(width, height) > max_aspect * max(1, min(width, height)):
+        raise ImageError(
+            f"image is too elongated ({width}x{height} pixels; at most {max_aspect:g} times "
+            "longer than wide)"
         )
 
 
@@ -105,7 +141,7 @@ def _named_format(head: bytes) -> str | None:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "SVG"
-    return None
+    return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _upright(image: Image.Image) -> Image.Image:
