@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageDraw
 
-from tests.images import drawn_photo, encode
+from tests.images import drawn_photo, encode, icc_profile, to_srgb
 
 RED, GREEN, BLUE, WHITE = (230, 20, 20), (20, 200, 20), (20, 20, 230), (255, 255, 255)
+# In both wide gamuts and in sRGB's, and moved by more than the probes' tolerance.
+WARM, COOL = (200, 100, 50), (150, 170, 60)
 SIZE = (64, 48)
 # Probe points inside the coloured bands ``banded`` paints (top and bottom quarter).
 TOP, BOTTOM = (32, 5), (32, 42)
@@ -344,6 +346,22 @@ def corpus() -> list[Case]:
         accepted("xmp-gps", "where-xmp.jpg", with_segment(jpeg(21), 0xE1, XMP_GPS)),
         accepted("corrupt-exif", "badexif.jpg", with_segment(jpeg(22), 0xE1, CORRUPT_EXIF)),
         accepted("huge-icc-profile", "icc.jpg", jpeg(23, icc_profile=bytes(range(256)) * 200)),
+        # Wide-gamut photos (phones shoot Display P3): stored in sRGB, colours kept.
+        *(
+            accepted(
+                f"{space.lower().replace(' ', '-')}-{fmt.lower()}",
+                f"wide.{fmt.lower()}",
+                encode(
+                    banded(31 + n, top=WARM, bottom=COOL),
+                    fmt,
+                    icc_profile=icc_profile(space, gamma),
+                ),
+                probes=_bands(to_srgb(WARM, space, gamma), to_srgb(COOL, space, gamma)),
+            )
+            for n, (space, gamma, fmt) in enumerate(
+                [("Display P3", 2.2, "JPEG"), ("Adobe RGB", 563 / 256, "PNG")]
+            )
+        ),
         accepted(
             "png-16-bit",
             "deep.png",

@@ -49,3 +49,67 @@ def write_dataset(root: Path, per_class: int = 40, start: int = 0) -> Path:
         for seed in range(start, start + per_class):
             (folder / f"{seed:04d}.jpg").write_bytes(jpeg_bytes(kind, seed))
     return root
+
+
+# --- Colour profiles: small ICC v2 RGB profiles (matrix and gamma) written here ------------
+
+# D50-adapted colorants (columns of the RGB -> XYZ matrix) of the spaces tests use.
+COLORANTS = {
+    "Display P3": ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841)),
+    "Adobe RGB": ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)),
+    "sRGB": ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)),
+}
+D50 = (0.9642, 1.0, 0.8249)
+
+
+def icc_profile(space: str, gamma: float) -> bytes:
+    """An ICC v2 display profile: the space's colorants, one gamma for all three channels."""
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values) -> bytes:
+        return b"XYZ \x00\x00\x00\x00" + b"".join(s15(v) for v in values)
+
+    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
+    text = space.encode() + b"\x00"
+    description = (
+        b"desc\x00\x00\x00\x00" + struct.pack(">I", len(text)) + text + b"\x00" * 12 + b"\x00" * 67
+    )
+    red, green, blue = COLORANTS[space]
+    tags = [
+        (b"desc", description),
+        (b"wtpt", xyz(D50)),
+        (b"rXYZ", xyz(red)),
+        (b"gXYZ", xyz(green)),
+        (b"bXYZ", xyz(blue)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = [], b""
+    for signature, body in tags:
+        body += b"\x00" * (-len(body) % 4)
+        table.append(signature + struct.pack(">II", offset + len(data), len(body)))
+        data += body
+    size = offset + len(data)
+    header = (
+        struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+        + b"\x00" * 12 + b"acsp" + b"APPL" + b"\x00" * 4 + b"\x00" * 4 + b"\x00" * 4
+        + b"\x00" * 8 + b"\x00" * 4 + s15(D50[0]) + s15(D50[1]) + s15(D50[2]) + b"lcms"
+    )  # fmt: skip
+    header += b"\x00" * (128 - len(header))
+    return header + struct.pack(">I", len(tags)) + b"".join(table) + data
+
+
+def to_srgb(rgb: tuple[int, int, int], space: str, gamma: float) -> tuple[int, ...]:
+    """What ``rgb`` in ``space`` (pure gamma) is in sRGB, worked out here, not by LittleCMS."""
+    import numpy as np
+
+    linear = (np.array(rgb) / 255.0) ** gamma
+    xyz = np.array(COLORANTS[space]).T @ linear
+    srgb = np.linalg.solve(np.array(COLORANTS["sRGB"]).T, xyz).clip(0, 1)
+    encoded = np.where(srgb <= 0.0031308, 12.92 * srgb, 1.055 * srgb ** (1 / 2.4) - 0.055)
+    return tuple(int(round(v)) for v in encoded * 255)

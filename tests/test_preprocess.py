@@ -236,3 +236,30 @@ def test_whatever_a_decoder_raises_is_a_clear_refusal(monkeypatch):
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", broken)
     with pytest.raises(ImageError, match=r"could not be decoded \(NotImplementedError\)"):
         decode_image(encode(solid("RGB"), "PNG"))
+
+
+# Photos with an embedded colour profile: (space, gamma of the generated profile).
+PROFILED = [("Display P3", 2.2), ("Adobe RGB", 563 / 256)]
+
+
+@pytest.mark.parametrize(("space", "gamma"), PROFILED)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_photos_with_a_colour_profile_are_converted_to_srgb(space, gamma, fmt):
+    from ads.uploads import clean_photo
+    from tests.images import icc_profile, to_srgb
+
+    colour = (200, 100, 50)
+    data = encode(solid("RGB", (64, 48), colour), fmt, icc_profile=icc_profile(space, gamma))
+    expected = to_srgb(colour, space, gamma)  # worked out in the test, not by LittleCMS
+    # A real shift, that a missing conversion could not hide within the tolerances below.
+    assert max(abs(e - c) for e, c in zip(expected, colour, strict=True)) > 16
+
+    assert decode_image(data).getpixel((10, 10)) == pytest.approx(expected, abs=1)
+    stored = Image.open(io.BytesIO(clean_photo(io.BytesIO(data)).data))
+    assert "icc_profile" not in stored.info
+    assert stored.getpixel((10, 10)) == pytest.approx(expected, abs=3)  # JPEG of a flat colour
+
+
+def test_a_profile_that_cannot_be_read_leaves_the_pixels_as_they_are():
+    data = encode(solid("RGB", (64, 48), (200, 100, 50)), "PNG", icc_profile=b"not a profile")
+    assert decode_image(data).getpixel((10, 10)) == (200, 100, 50)

@@ -98,7 +98,7 @@ def decode_image(
         raise ImageError(f"the image is damaged or truncated ({error})") from None
     except Exception as error:  # noqa: BLE001 - a decoder's bug must not be a server error
         raise ImageError(f"the image could not be decoded ({type(error).__name__})") from None
-    return to_rgb(_upright(image))
+    return to_rgb(_in_srgb(_upright(image)))
 
 
 def _check_header(
@@ -149,6 +149,36 @@ def _upright(image: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError, TypeError, KeyError):
         # Corrupt EXIF must not cost the photo: keep it as stored.
+        return image
+
+
+_SRGB = None
+
+
+def _in_srgb(image: Image.Image) -> Image.Image:
+    """Pixels described by an embedded ICC profile (Display P3, Adobe RGB, a printer's CMYK)
+    converted to sRGB, the space everything downstream assumes: storing them as they are
+    would shift every colour once the profile is dropped. A profile LittleCMS cannot read
+    leaves the pixels as they are."""
+    global _SRGB
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+        return image
+    from PIL import ImageCms
+
+    if _SRGB is None:
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        if image.mode in ("RGBA", "LA"):  # convert the colours, keep the alpha for to_rgb
+            alpha = image.getchannel("A")
+            converted = ImageCms.profileToProfile(
+                image.convert(image.mode[:-1]), source, _SRGB, outputMode="RGB"
+            )
+            converted.putalpha(alpha)
+            return converted
+        return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return image
 
 
