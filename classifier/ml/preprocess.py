@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -152,7 +153,11 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-_SRGB = None
+@cache
+def _srgb_profile():
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 def _in_srgb(image: Image.Image) -> Image.Image:
@@ -160,24 +165,22 @@ def _in_srgb(image: Image.Image) -> Image.Image:
     converted to sRGB, the space everything downstream assumes: storing them as they are
     would shift every colour once the profile is dropped. A profile LittleCMS cannot read
     leaves the pixels as they are."""
-    global _SRGB
     profile = image.info.get("icc_profile")
     if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
         return image
     from PIL import ImageCms
 
-    if _SRGB is None:
-        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    srgb = _srgb_profile()
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         if image.mode in ("RGBA", "LA"):  # convert the colours, keep the alpha for to_rgb
             alpha = image.getchannel("A")
             converted = ImageCms.profileToProfile(
-                image.convert(image.mode[:-1]), source, _SRGB, outputMode="RGB"
+                image.convert(image.mode[:-1]), source, srgb, outputMode="RGB"
             )
             converted.putalpha(alpha)
             return converted
-        return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+        return ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return image
 
