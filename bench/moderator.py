@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pipeline import bench_env  # noqa: E402
+
 PASSWORD = "keyboard-only-review-7391"
 SCREEN = {"width": 1366, "height": 768}
 CHROMIUM = os.environ.get("AVITO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -126,15 +128,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=50)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="avito-moderator-"))
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_HTTPS": "false",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "AVITO_DATA_DIR": str(scratch),
-    }
-    os.environ.update(env)
+    env = bench_env(DJANGO_HTTPS="false", AVITO_DATA_DIR=str(scratch))
     python = sys.executable
     for command in (["migrate", "-v0"], ["collectstatic", "--no-input", "-v0"]):
         subprocess.run([python, "manage.py", *command], cwd=ROOT, env=env, check=True)

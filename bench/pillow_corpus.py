@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import UNLIMITED_QUICK_CHECKS, UNLIMITED_UPLOADS, bench_env  # noqa: E402
+
 CACHE = ROOT / "var/pillow-sdist"
 
 
@@ -63,20 +66,12 @@ def main() -> None:
     files = corpus()[: args.limit]
     scratch = Path(tempfile.mkdtemp(prefix="avito-pillow-"))
     queue = f"bench-{os.getpid()}"
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
-        "CLASSIFIER_INFERENCE_QUEUE": queue,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        # One account at one address posts everything: the limits are not under test.
-        "ADS_UPLOAD_USER_RATE": "1000000/min",
-        "ADS_UPLOAD_ADDRESS_RATE": "1000000/min",
-        "CLASSIFIER_QUICK_CHECK_USER_RATE": "1000000/min",
-        "CLASSIFIER_QUICK_CHECK_ADDRESS_RATE": "1000000/min",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "AVITO_DATA_DIR": str(scratch),
-    }
-    os.environ.update(env)
+    env = bench_env(
+        CLASSIFIER_INFERENCE_QUEUE=queue,
+        AVITO_DATA_DIR=str(scratch),
+        **UNLIMITED_UPLOADS,
+        **UNLIMITED_QUICK_CHECKS,
+    )
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     import django

@@ -37,6 +37,31 @@ DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
 LATE_S = 0.05  # an open-loop send starting later than this after its slot is counted late
 
 
+# One account at one address sends everything in a bench: the rate limits are not under test.
+UNLIMITED_UPLOADS = {
+    "ADS_UPLOAD_USER_RATE": "1000000/min",
+    "ADS_UPLOAD_ADDRESS_RATE": "1000000/min",
+}
+UNLIMITED_QUICK_CHECKS = {
+    "CLASSIFIER_QUICK_CHECK_USER_RATE": "1000000/min",
+    "CLASSIFIER_QUICK_CHECK_ADDRESS_RATE": "1000000/min",
+}
+
+
+def bench_env(**values: str) -> dict:
+    """The environment of a bench's own processes (production settings, a throwaway secret),
+    with ``values``; also applied to this process, which opens the same database."""
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **values,
+    }
+    os.environ.update(env)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,19 +129,8 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="avito-bench-"))
     queue = f"bench-{os.getpid()}"
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
-        "CLASSIFIER_INFERENCE_QUEUE": queue,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        # One account at one address posts everything: the limits are not under test.
-        "ADS_UPLOAD_USER_RATE": "1000000/min",
-        "ADS_UPLOAD_ADDRESS_RATE": "1000000/min",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    if "DATABASE_URL" not in os.environ:
-        env["AVITO_DATA_DIR"] = str(scratch)
-    os.environ.update(env)
+    own_data = {} if "DATABASE_URL" in os.environ else {"AVITO_DATA_DIR": str(scratch)}
+    env = bench_env(CLASSIFIER_INFERENCE_QUEUE=queue, **UNLIMITED_UPLOADS, **own_data)
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
 
