@@ -78,6 +78,7 @@ class Ad(models.Model):
         DUPLICATE_PHOTO = "duplicate_photo", "A photo is a copy of another seller's photo"
         UNKNOWN_CATEGORY = "unknown_category", "The model does not know this category"
         MODEL_UNAVAILABLE = "model_unavailable", "No usable model (none active, or unloadable)"
+        MODEL_UNVERIFIED = "model_unverified", "The model file is not the one the registry recorded"
         CLASSIFICATION_FAILED = "classification_failed", "Classification failed"
 
     class RejectionReason(models.TextChoices):

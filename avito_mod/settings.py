@@ -207,6 +207,11 @@ CLASSIFIER_TENSORBOARD_DIR = Path(
 # Threads per process for one inference. 1 suits many worker processes (one per core);
 # more lowers the latency of a large batch in a process that has the machine to itself.
 CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1)
+# How often a process that has loaded a model looks at its files again (a stat, not a
+# hash): a file replaced since is verified against its recorded SHA-256 before any use.
+CLASSIFIER_ARTIFACT_CHECK_SECONDS = env_float(
+    "CLASSIFIER_ARTIFACT_CHECK_SECONDS", 2.0, low=0.0, high=3600.0
+)
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
 # The sellers' quick check (POST /api/v1/classify/): requests per account, and per client
@@ -279,8 +284,10 @@ def task_routes(inference_queue: str, training_queue: str) -> dict:
 
 CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING_QUEUE)
 # Ads still pending this long after classification was requested are enqueued again
-# (broker down at upload time, worker killed): delayed, never lost.
-ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 300)
+# (broker down at upload time, worker killed): delayed, never lost. The shorter delay
+# applies while nothing waits in the inference queue, the longer one during a backlog.
+ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 30)
+ADS_REQUEUE_BACKLOGGED_AFTER = env_int("ADS_REQUEUE_BACKLOGGED_AFTER", 300)
 # How long after a decision its moderator may still undo it (the queue offers it for 8 s).
 MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60)
 # How long the ads at the top of a moderator's queue are held for them (others skip them).
@@ -290,7 +297,7 @@ MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "classifier.tasks.requeue_stale_ads",
-        "schedule": env_int("ADS_REQUEUE_SWEEP_EVERY", 60),
+        "schedule": env_int("ADS_REQUEUE_SWEEP_EVERY", 10),
     },
     "fail-stalled-training": {
         "task": "classifier.tasks.fail_stalled_training",

@@ -8,6 +8,7 @@ install gets v2 as a new version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -125,6 +126,8 @@ def _version(model_version_model, model_dir: Path, number: int, status: str):
         if hasattr(version, field):  # not on the model migration 0002 passes
             setattr(version, field, manifest.get(field, getattr(version, field)))
     for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
-        content = ContentFile((model_dir / filename).read_bytes())
-        getattr(version, field).save(filename, content, save=False)
+        content = (model_dir / filename).read_bytes()
+        getattr(version, field).save(filename, ContentFile(content), save=False)
+        if hasattr(version, f"{field}_sha256"):  # not on older migrations' models
+            setattr(version, f"{field}_sha256", hashlib.sha256(content).hexdigest())
     return version

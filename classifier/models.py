@@ -198,6 +198,7 @@ class ServedBackbone(models.Model):
 
     backbone = models.CharField(max_length=100, unique=True, help_text="Its backbone id.")
     artifact = models.FileField(upload_to="backbones/", max_length=200)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     calibrated_on = models.PositiveIntegerField(
         help_text="Training photos whose activations set the int8 ranges."
     )
@@ -230,6 +231,9 @@ class ModelVersion(models.Model):
         blank=True,
         help_text="LiteRT model for serving, or its heads when it has a served backbone",
     )
+    # Recorded when the files are stored; every load compares (services/artifacts.py).
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    serving_artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     served_backbone = models.ForeignKey(
         ServedBackbone,
         on_delete=models.PROTECT,

@@ -24,6 +24,7 @@ from moderation.policy import PhotoVerdict, Routing, decide, review
 from .ml.preprocess import ImageError
 from .models import ModelVersion, Prediction
 from .services import ClassifierError, classify_images
+from .services.artifacts import ArtifactMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ def classify_ad(ad_id: int) -> str:
 def _classify_and_decide(ad: Ad, images: list[AdImage], version: ModelVersion) -> Routing:
     try:
         verdicts = _predict(images, version)
+    except ArtifactMismatch as error:
+        logger.error("ad %s: model v%s refused: %s", ad.pk, version.number, error)
+        return review(Ad.ReviewReason.MODEL_UNVERIFIED)
     except ClassifierError as error:
         logger.error("ad %s: model v%s unavailable: %s", ad.pk, version.number, error)
         return review(Ad.ReviewReason.MODEL_UNAVAILABLE)
@@ -158,8 +162,21 @@ def enqueue(ad_ids: list[int]) -> int:
 
 
 def requeue_stale_ads() -> int:
-    """Enqueue again the ads pending longer than ADS_REQUEUE_PENDING_AFTER seconds."""
-    cutoff = timezone.now() - timedelta(seconds=settings.ADS_REQUEUE_PENDING_AFTER)
+    """Enqueue again the pending ads whose classification was asked for long ago: lost with
+    a worker that died (the tasks it ran and those it had prefetched), or never sent (the
+    broker was down). Returns how many were sent.
+
+    Stale after ADS_REQUEUE_PENDING_AFTER seconds while nothing waits in the inference
+    queue: the live workers keep up, so an ad pending that long is in no one's hands. While
+    a backlog waits, only after ADS_REQUEUE_BACKLOGGED_AFTER, so that the ads waiting their
+    turn in a long queue are not all sent a second time. A second delivery of an ad that was
+    not lost after all changes nothing (``_apply`` routes an ad once).
+    """
+    waiting = waiting_for_inference()
+    if waiting is None:
+        return 0  # the broker is down: nothing can be sent; the next sweep tries again
+    after = settings.ADS_REQUEUE_BACKLOGGED_AFTER if waiting else settings.ADS_REQUEUE_PENDING_AFTER
+    cutoff = timezone.now() - timedelta(seconds=after)
     with transaction.atomic():
         stale = list(
             Ad.objects.filter(
@@ -173,4 +190,28 @@ def requeue_stale_ads() -> int:
                 created_at__lt=cutoff,
             ).values_list("pk", flat=True)[:1000]
         )
+    if stale or never:
+        logger.warning(
+            "re-sending %d ad(s) pending for over %d s (%d task(s) waiting in the queue)",
+            len(stale) + len(never),
+            after,
+            waiting,
+        )
     return enqueue(stale + never)
+
+
+def waiting_for_inference() -> int | None:
+    """Tasks waiting in the inference queue (not those a worker has taken), or None when
+    the broker cannot be reached."""
+    from avito_mod.celery import app
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            declared = connection.default_channel.queue_declare(
+                queue=settings.CLASSIFIER_INFERENCE_QUEUE, passive=False
+            )
+            return declared.message_count
+    except Exception as error:  # kombu raises its transports' own errors
+        logger.warning("could not read the inference queue's length: %s", error)
+        return None

@@ -51,6 +51,7 @@ RESCORED_REASONS = [
     Ad.ReviewReason.CATEGORY_MISMATCH,
     Ad.ReviewReason.LOW_CONFIDENCE,
     Ad.ReviewReason.MODEL_UNAVAILABLE,
+    Ad.ReviewReason.MODEL_UNVERIFIED,
     Ad.ReviewReason.UNKNOWN_CATEGORY,
     Ad.ReviewReason.CLASSIFICATION_FAILED,
 ]

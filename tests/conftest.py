@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.files.base import ContentFile
 
 from tests.factories import make_user
 from tests.images import CLASSES, write_dataset
@@ -63,6 +62,7 @@ def register_version(package, classes=CLASSES, status: str = "candidate", traini
     outputs named the other way round. ``training_photos``: empty, it is unknown which
     photos it trained on."""
     from classifier.models import ModelVersion
+    from classifier.services.artifacts import store
 
     version = ModelVersion(
         number=ModelVersion.next_number(),
@@ -74,8 +74,8 @@ def register_version(package, classes=CLASSES, status: str = "candidate", traini
         trained_on=100,
         training_photos=list(training_photos),
     )
-    version.artifact.save("model.keras", ContentFile(package.keras_bytes), save=False)
-    version.serving_artifact.save("model.tflite", ContentFile(package.serving_bytes), save=False)
+    store(version, "artifact", "model.keras", package.keras_bytes)
+    store(version, "serving_artifact", "model.tflite", package.serving_bytes)
     version.save()
     return version
 

@@ -123,6 +123,36 @@ def test_the_sweep_requeues_ads_left_pending(tiny_version, seller, media, settin
     assert Ad.objects.get(pk=stuck.pk).classification_requested_at > long_ago
 
 
+def _purge_inference_queue(settings) -> None:
+    from avito_mod.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(settings.CLASSIFIER_INFERENCE_QUEUE)
+
+
+def test_the_sweep_waits_longer_while_a_backlog_waits_in_the_queue(seller, media, settings):
+    """Pending for a minute with nothing queued: lost with a dead worker, sent again. With
+    tasks waiting in the (real) broker, the same ad may just be waiting its turn."""
+    settings.ADS_REQUEUE_PENDING_AFTER = 30
+    settings.ADS_REQUEUE_BACKLOGGED_AFTER = 300
+    _purge_inference_queue(settings)
+    a_minute_ago = timezone.now() - timedelta(minutes=1)
+    lost, waiting = make_ad(seller), make_ad(seller)
+    Ad.objects.filter(pk=lost.pk).update(classification_requested_at=a_minute_ago)
+
+    assert pipeline.waiting_for_inference() == 0
+    assert pipeline.requeue_stale_ads() == 1  # now one task waits in the queue
+    assert pipeline.waiting_for_inference() == 1
+
+    Ad.objects.filter(pk=waiting.pk).update(classification_requested_at=a_minute_ago)
+    assert pipeline.requeue_stale_ads() == 0
+    Ad.objects.filter(pk=waiting.pk).update(
+        classification_requested_at=timezone.now() - timedelta(minutes=6)
+    )
+    assert pipeline.requeue_stale_ads() == 1
+    _purge_inference_queue(settings)
+
+
 def test_an_upload_survives_a_broker_that_is_down(seller, media, monkeypatch):
     from kombu.exceptions import OperationalError
 

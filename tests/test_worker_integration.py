@@ -91,3 +91,32 @@ def test_a_running_worker_follows_a_promotion_without_a_restart(
 
     after = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
     assert Prediction.objects.get(image__ad=after).model_version == candidate
+
+
+def test_a_running_worker_refuses_a_model_file_replaced_under_it(
+    tiny_version, seller, live_server, tmp_path, child_env
+):
+    from django.core.files.base import ContentFile
+
+    token = Token.objects.create(user=seller).key
+    env = child_env | {"CLASSIFIER_ARTIFACT_CHECK_SECONDS": "0"}
+    with celery_worker(tmp_path / "worker.log", env):
+        served = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
+        assert served.status == Ad.Status.PUBLISHED  # loaded and verified
+
+        file = tiny_version.serving_artifact
+        with file.open("rb") as handle:
+            original = handle.read()
+        file.storage.delete(file.name)
+        file.storage.save(file.name, ContentFile(original[::-1]))
+        refused = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
+
+        file.storage.delete(file.name)
+        file.storage.save(file.name, ContentFile(original))
+        again = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
+
+    assert (refused.status, refused.review_reason) == (
+        Ad.Status.NEEDS_REVIEW,
+        Ad.ReviewReason.MODEL_UNVERIFIED,
+    )
+    assert again.status == Ad.Status.PUBLISHED

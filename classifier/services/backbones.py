@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from ..ml.features import backbone_id
 from ..models import ServedBackbone
+from .artifacts import read_verified, store
 from .datasets import LabelledSet
 
 
@@ -24,7 +24,7 @@ def served_backbone(data: LabelledSet, config) -> ServedBackbone:
     indices = sample_index(len(data.labels), config.calibration_photos, config.seed)
     content = backbone_litert_bytes(config.input_size, data.pixels(indices, config.input_size))
     backbone = ServedBackbone(backbone=name, calibrated_on=len(indices))
-    backbone.artifact.save(f"{config.input_size}px-int8.tflite", ContentFile(content), save=False)
+    store(backbone, "artifact", f"{config.input_size}px-int8.tflite", content)
     try:
         with transaction.atomic():
             backbone.save()
@@ -35,5 +35,4 @@ def served_backbone(data: LabelledSet, config) -> ServedBackbone:
 
 
 def read_backbone(backbone: ServedBackbone) -> bytes:
-    with backbone.artifact.open("rb") as handle:
-        return handle.read()
+    return read_verified(backbone, "artifact", f"backbone {backbone.backbone}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..ml.preprocess import letterbox
 from ..models import (
     ModelVersion,
 )
+from .artifacts import read_verified, stamp
 from .backbones import read_backbone
 from .datasets import (
     evaluation_set,
@@ -26,33 +28,61 @@ from .datasets import (
 )
 from .errors import ClassifierError
 
-_predictors: dict[tuple[int, str], Predictor] = {}
-_predictors_lock = threading.Lock()
+
+@dataclass
+class _Loaded:
+    predictor: Predictor
+    stamps: tuple  # the files' (mtime, size) when loaded
+    checked_at: float  # time.monotonic() of the last look at the files
+
+
+_loaded: dict[tuple[int, str], _Loaded] = {}
+_loaded_lock = threading.Lock()
 
 
 def predictor_for(version: ModelVersion) -> Predictor:
     """The version's LiteRT predictor, loaded from storage once per process.
 
     Keyed by the version: a task that finds another version active loads that one, so
-    workers follow promotions and rollbacks without a restart.
+    workers follow promotions and rollbacks without a restart. At most every
+    CLASSIFIER_ARTIFACT_CHECK_SECONDS it looks at the files again: a file replaced since
+    is loaded and verified afresh, and refused if it is not the one the registry recorded.
     """
     key = (version.pk, version.serving_artifact.name)
-    with _predictors_lock:
-        if key not in _predictors:
-            predictor = load_predictor(version)
-            # Keep one model per process: the active version changes rarely.
-            _predictors.clear()
-            _predictors[key] = predictor
-        return _predictors[key]
+    with _loaded_lock:
+        loaded = _loaded.get(key)
+        now = time.monotonic()
+        if loaded and now - loaded.checked_at < settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS:
+            return loaded.predictor
+        stamps = _stamps(version)
+        if loaded and loaded.stamps == stamps:
+            loaded.checked_at = now
+            return loaded.predictor
+        # Keep one model per process (the active version changes rarely), and never the
+        # copy of a file that has changed: it is what the registry recorded, but no
+        # other process could load it any more.
+        _loaded.clear()
+        _loaded[key] = _Loaded(load_predictor(version), stamps, now)
+        return _loaded[key].predictor
+
+
+def _stamps(version: ModelVersion) -> tuple:
+    try:
+        own = stamp(version, "serving_artifact")
+        if version.served_backbone_id is None:
+            return own
+        return own + stamp(version.served_backbone, "artifact")
+    except (OSError, ValueError) as error:
+        raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
 
 
 def load_predictor(version: ModelVersion) -> Predictor:
-    """The version's LiteRT predictor, freshly loaded (not cached)."""
+    """The version's LiteRT predictor, freshly loaded (not cached) from files whose
+    SHA-256 matches the registry's (``ArtifactMismatch`` otherwise)."""
     if not version.is_usable or not version.serving_artifact:
         raise ClassifierError(f"model v{version.number} has no usable serving artifact")
     try:
-        with version.serving_artifact.open("rb") as handle:
-            content = handle.read()
+        content = read_verified(version, "serving_artifact", f"model v{version.number}")
         threads = settings.CLASSIFIER_INFERENCE_THREADS
         if version.served_backbone_id is None:  # the whole model in one file
             return Predictor(content, version.classes, version.input_size, num_threads=threads)
@@ -74,8 +104,8 @@ def load_predictor(version: ModelVersion) -> Predictor:
 
 def forget_loaded_models() -> None:
     """Drop this process's cached models (tests: a fresh worker process)."""
-    with _predictors_lock:
-        _predictors.clear()
+    with _loaded_lock:
+        _loaded.clear()
 
 
 def resolve_version(number: int | None = None) -> ModelVersion:

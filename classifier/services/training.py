@@ -6,12 +6,12 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..ml.dataset import scan_class_folders
 from ..models import ModelVersion, photo_keys
+from .artifacts import store
 from .backbones import read_backbone, served_backbone
 from .datasets import (
     LabelledSet,
@@ -107,8 +107,8 @@ def train_version(
 def _save_version(
     version: ModelVersion, result, packaged, data: LabelledSet, as_of, backbone
 ) -> None:
-    version.artifact.save("model.keras", ContentFile(packaged.keras_bytes), save=False)
-    version.serving_artifact.save("heads.npz", ContentFile(packaged.serving_bytes), save=False)
+    store(version, "artifact", "model.keras", packaged.keras_bytes)
+    store(version, "serving_artifact", "heads.npz", packaged.serving_bytes)
     values = {
         "served_backbone": backbone,
         "classes": result.classes,
@@ -122,6 +122,8 @@ def _save_version(
         "training_photos": photo_keys(data.sha256),
         "artifact": version.artifact.name,
         "serving_artifact": version.serving_artifact.name,
+        "artifact_sha256": version.artifact_sha256,
+        "serving_artifact_sha256": version.serving_artifact_sha256,
         "data_as_of": as_of,
         "finished_at": timezone.now(),
         "status": ModelVersion.Status.CANDIDATE,

@@ -1,0 +1,105 @@
+"""Verified models: the registry records each artifact's SHA-256, and a process serves a
+file only while it is the one recorded, noticing a replacement without a restart."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import reverse
+
+from ads.models import Ad
+from classifier import pipeline
+from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR
+from classifier.models import ModelVersion
+from classifier.services import ClassifierError, predictor_for
+from classifier.services.artifacts import ArtifactMismatch
+from tests.test_pipeline import ad_with
+
+pytestmark = pytest.mark.django_db
+
+
+def _stored_bytes(file) -> bytes:
+    with file.open("rb") as handle:
+        return handle.read()
+
+
+def _replace(file, content: bytes) -> None:
+    """What an operator's copy (or a disk fault) does: other bytes under the same name."""
+    file.storage.delete(file.name)
+    file.storage.save(file.name, ContentFile(content))
+
+
+def test_migrate_records_the_checksums_of_the_shipped_models():
+    for number, model_dir in ((1, FIRST_MODEL_DIR), (2, DEFAULT_MODEL_DIR)):
+        version = ModelVersion.objects.get(number=number)
+        for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
+            expected = hashlib.sha256((model_dir / filename).read_bytes()).hexdigest()
+            assert getattr(version, f"{field}_sha256") == expected, (number, field)
+
+
+def test_a_registered_version_records_what_it_stored(tiny_version):
+    for field in ("artifact", "serving_artifact"):
+        stored = _stored_bytes(getattr(tiny_version, field))
+        assert getattr(tiny_version, f"{field}_sha256") == hashlib.sha256(stored).hexdigest()
+
+
+def test_a_loaded_model_notices_its_file_replaced_without_a_restart(tiny_version, settings):
+    settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 0
+    original = _stored_bytes(tiny_version.serving_artifact)
+    first = predictor_for(tiny_version)
+    assert predictor_for(tiny_version) is first  # unchanged file: the loaded copy
+
+    _replace(tiny_version.serving_artifact, original[:-64] + b"\0" * 64)
+    with pytest.raises(ArtifactMismatch, match=f"model v{tiny_version.number}: .* replaced"):
+        predictor_for(tiny_version)
+    with pytest.raises(ArtifactMismatch):  # and keeps refusing: no stale copy is kept
+        predictor_for(tiny_version)
+
+    _replace(tiny_version.serving_artifact, original)  # the recorded file is back
+    assert predictor_for(tiny_version).probabilities is not None
+
+
+def test_between_checks_the_loaded_copy_is_served_without_touching_storage(tiny_version, settings):
+    settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 3600
+    first = predictor_for(tiny_version)
+    tiny_version.serving_artifact.storage.delete(tiny_version.serving_artifact.name)
+    assert predictor_for(tiny_version) is first
+    settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 0
+    with pytest.raises(ClassifierError, match="could not be loaded"):
+        predictor_for(tiny_version)
+
+
+def test_a_version_without_a_recorded_checksum_is_refused(tiny_version):
+    ModelVersion.objects.filter(pk=tiny_version.pk).update(serving_artifact_sha256="")
+    tiny_version.refresh_from_db()
+    with pytest.raises(ArtifactMismatch, match="no recorded SHA-256"):
+        predictor_for(tiny_version)
+
+
+def test_an_ad_classified_by_a_replaced_model_goes_to_review_with_its_reason(
+    tiny_version, seller, settings
+):
+    settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 0
+    predictor_for(tiny_version)  # loaded and verified, as in a running worker
+    original = _stored_bytes(tiny_version.serving_artifact)
+    _replace(tiny_version.serving_artifact, original[::-1])
+    ad = ad_with(seller, "phone", "phone")
+
+    pipeline.classify_ad(ad.pk)
+
+    ad.refresh_from_db()
+    assert (ad.status, ad.review_reason) == (
+        Ad.Status.NEEDS_REVIEW,
+        Ad.ReviewReason.MODEL_UNVERIFIED,
+    )
+
+
+def test_the_admin_banner_names_the_version_whose_file_was_replaced(tiny_version, admin_client):
+    _replace(tiny_version.serving_artifact, b"\0" * 2048)
+
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert f"The active model v{tiny_version.number} cannot be loaded" in html
+    assert "is not the file the registry recorded" in html
