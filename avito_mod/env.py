@@ -88,4 +88,9 @@ def filesystem_broker_options(folder: Path) -> dict:
         "store_processed": False,
         # Broadcast (control) messages; kombu's default is ./control in the working directory.
         "control_folder": str(folder / "control"),
+        # How long a worker sleeps when it finds no task it may take. kombu's default, 1 s,
+        # is also slept whenever the worker already holds as many tasks as it may prefetch,
+        # which capped a busy worker at about two ads a second; a folder listing every
+        # 20 ms costs next to nothing.
+        "polling_interval": 0.02,
     }

@@ -266,7 +266,11 @@ CELERY_TASK_IGNORE_RESULT = True
 # At least once: a task is acknowledged after it ran, and re-delivered if its worker died.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One task per pool process at a time on Redis: a task waits in the broker, where any worker
+# can take it, rather than behind a busy one. The filesystem broker is polled instead of
+# pushing: a few tasks in hand keep the pool busy between polls (and it never re-delivers
+# anyway: the sweep re-sends what a dead worker held).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1 if REDIS_URL else 4
 # An upload must not hang on a broker that is down: fail fast, the sweep re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

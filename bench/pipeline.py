@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1] \\
-    [--clients 4 | --rate 10]
+    [--concurrency 1] [--clients 4 | --rate 10]
 
 Starts its own web server and worker processes against the services the environment names
 (the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
@@ -120,6 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ads", type=int, default=200)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="pool processes per worker (the Procfile's inference worker, as bin/run starts it: 2)",
+    )
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")
     load.add_argument("--rate", type=float, help="open loop: ads offered per second")
@@ -155,7 +161,7 @@ def main() -> None:
         *(
             subprocess.Popen(
                 [python, "-m", "celery", "-A", "avito_mod", "worker", "-Q", queue,
-                 "--concurrency", "1", "-n", f"bench{n}@%h", "--without-gossip",
+                 "--concurrency", str(args.concurrency), "-n", f"bench{n}@%h", "--without-gossip",
                  "--without-mingle", "--loglevel", "WARNING"],
                 cwd=ROOT, env=env, stdout=logs, stderr=logs,
             )
@@ -197,6 +203,7 @@ def main() -> None:
         "ads_per_s": round(len(latencies) / span, 1),
         "offered_ads_per_s": args.rate,
         "workers": args.workers,
+        "concurrency": args.concurrency,
         "ads": len(ads),
         "undecided": len(undecided),
         "http_errors": results["errors"],
