@@ -191,6 +191,26 @@ def sixteen_bit_png() -> bytes:
     return encode(image, "PNG")
 
 
+def sixteen_bit_rgb_png(top: tuple, bottom: tuple) -> bytes:
+    """A 16-bit-per-channel RGB PNG (scanners, raw converters), written by hand: Pillow
+    reads such files but cannot write them. Two bands of 16-bit colours."""
+    width, height = SIZE
+    rows = [top] * (height // 2) + [bottom] * (height - height // 2)
+    raw = b"".join(b"\0" + struct.pack(f">{3 * width}H", *(colour * width)) for colour in rows)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, colour type RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
 def mpo(seed: int) -> bytes:
     """A multi-picture JPEG (MPO), as phones and 3D cameras write: first picture, then more."""
     first, second = banded(seed), banded(seed + 1, GREEN, GREEN)
@@ -367,6 +387,12 @@ def corpus() -> list[Case]:
             "deep.png",
             sixteen_bit_png(),
             probes=((TOP, WHITE), (BOTTOM, (156, 156, 156))),
+        ),
+        accepted(
+            "png-16-bit-rgb",
+            "deep-rgb.png",
+            sixteen_bit_rgb_png((0xFFFF, 0x0101, 0x0000), (0x1212, 0x8080, 0xFEFE)),
+            probes=((TOP, (255, 1, 0)), (BOTTOM, (18, 128, 254))),
         ),
         accepted(
             "png-palette-transparent",
