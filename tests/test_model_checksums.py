@@ -103,3 +103,12 @@ def test_the_admin_banner_names_the_version_whose_file_was_replaced(tiny_version
 
     assert f"The active model v{tiny_version.number} cannot be loaded" in html
     assert "is not the file the registry recorded" in html
+
+
+def test_the_registry_shows_each_files_checksum(tiny_version, admin_client):
+    page = reverse("admin:classifier_modelversion_change", args=[tiny_version.pk])
+
+    html = admin_client.get(page).content.decode()
+
+    assert tiny_version.serving_artifact_sha256 in html
+    assert tiny_version.artifact_sha256 in html

@@ -60,7 +60,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "history_table",
         "events_table",
         "artifact",
+        "artifact_sha256",
         "serving_artifact",
+        "serving_artifact_sha256",
         "served_backbone",
     ]
     fieldsets = [
@@ -78,7 +80,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         ("Promotions and rollbacks", {"fields": ["events_table"]}),
-        ("Artifacts", {"fields": ["artifact", "serving_artifact", "served_backbone"]}),
+        (
+            "Artifacts (each file is verified against its SHA-256 whenever it is loaded)",
+            {
+                "fields": [
+                    "artifact",
+                    "artifact_sha256",
+                    "serving_artifact",
+                    "serving_artifact_sha256",
+                    "served_backbone",
+                ]
+            },
+        ),
     ]
 
     def has_add_permission(self, request):
