@@ -12,6 +12,7 @@ import sys
 import tarfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -24,11 +25,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 from psycopg import sql
 
 from ads import services as ad_services
 from ads.models import Ad, AdImage
-from avito_mod.backup import services
+from avito_mod.backup import databases, services
 from classifier import pipeline
 from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR
 from classifier.models import ModelVersion, TrainingImage
@@ -215,25 +217,37 @@ def test_a_backup_restores_into_a_fresh_database_and_storage_intact(
     assert checked.returncode == 0, checked.stderr
 
 
-def test_an_ad_posted_during_a_backup_is_a_harmless_extra(
+def test_ads_posted_and_deleted_while_a_backup_runs_leave_it_consistent(
     installed, no_broker, seller, tmp_path, monkeypatch
 ):
-    """Posted after the database was dumped, before the files were copied: its photo is in
-    the archive, named by no row of the dump; the archive is consistent."""
-    make_ad(seller, title="Before")
-    copy_files = services._add_files
+    """Files written a while ago are copied before the snapshot, recent ones it names
+    after it: a file deleted meanwhile is still in the archive, and none it names is lost."""
+    kept, deleted_before, deleted_after = (
+        make_ad(seller, seed=seed, title=title)
+        for seed, title in ((1, "Kept"), (2, "Deleted before the dump"), (3, "Deleted after"))
+    )
+    photo = {ad.title: ad.images.get().file.name for ad in (kept, deleted_before, deleted_after)}
+    written_earlier = (timezone.now() - 2 * services.SETTLED).timestamp()
+    for path in installed.rglob("*"):
+        os.utime(path, (written_earlier, written_earlier))
+    snapshot = databases.snapshot
 
-    def a_seller_posts_meanwhile(*args):
-        make_ad(seller, title="Meanwhile", seed=1)
-        return copy_files(*args)
+    @contextmanager
+    def sellers_meanwhile(*args):
+        ad_services.delete_ad(deleted_before)
+        photo["Posted meanwhile"] = make_ad(seller, seed=4).images.get().file.name
+        with snapshot(*args) as taken:
+            yield taken
+        ad_services.delete_ad(deleted_after)
+        photo["Posted after"] = make_ad(seller, seed=5).images.get().file.name
 
-    monkeypatch.setattr(services, "_add_files", a_seller_posts_meanwhile)
+    monkeypatch.setattr(databases, "snapshot", sellers_meanwhile)
     archive = tmp_path / "avito.tar"
     call_command("backup", str(archive), stdout=StringIO())
     manifest = services.verify(archive).manifest
-    assert manifest["tables"]["ads_ad"] == 1 and Ad.objects.count() == 2
-    meanwhile = AdImage.objects.get(ad__title="Meanwhile").file.name
-    assert manifest["files"][meanwhile]["referenced"] is False
+    files = {name: entry["referenced"] for name, entry in manifest["files"].items()}
+    assert [files.get(photo[title]) for title in photo] == [True, False, True, True, None]
+    assert manifest["tables"]["ads_ad"] == 3  # kept, deleted after the dump, posted meanwhile
 
 
 ZOE = ("--role", "seller", "--password", "a-long-pass-phrase")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.apps import apps
 from django.core.files import File
@@ -26,6 +27,16 @@ def walk(store: Storage, folder: str = "") -> Iterator[str]:
         yield posixpath.join(folder, name)
     for sub in sorted(folders):
         yield from walk(store, posixpath.join(folder, sub))
+
+
+def written_before(store: Storage, moment: datetime) -> Iterator[str]:
+    """The files of ``store`` last modified before ``moment``."""
+    for name in walk(store):
+        try:
+            if store.get_modified_time(name) < moment:
+                yield name
+        except FileNotFoundError:
+            continue  # deleted since it was listed
 
 
 def file_columns() -> list[tuple[str, str]]:

@@ -1,10 +1,16 @@
 """Backing up a whole installation (the database and every stored file) into one archive,
 and restoring it into an empty database and storage, checked before and after.
 
-Consistency: the database is dumped first, from one snapshot, and the names of the files
-it refers to are read from that same snapshot; the files are copied after. A file written
-since is a harmless extra; a file the dump refers to that cannot be copied fails the
-backup, naming it.
+Consistency while the site runs, resting on two facts of this project's storage: a file
+is complete before the row that names it is committed, and a stored name is never
+reused. Every file written more than ``SETTLED`` ago (so not one still being written) is
+copied first; then the database is dumped from one snapshot, and the names of the files
+it refers to are read from that same snapshot; then the named files not copied yet (the
+recent ones) are copied. A file deleted while the backup runs is then still in the
+archive (an unreferenced extra when its row went before the snapshot). Only a file both
+uploaded and deleted in those moments can be missing: that fails the backup, naming it.
+(Dumping first and copying after lost every file deleted during the copy: 48 in 6 s while
+one seller deleted ads.)
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -26,6 +34,10 @@ from django.utils import timezone
 
 from . import BackupError, archive, databases, media
 from .archive import MEDIA, ArchiveWriter
+
+# Files modified more recently may still be being written: they are copied only when the
+# snapshot names them (then they are complete).
+SETTLED = timedelta(seconds=60)
 
 
 @dataclass
@@ -57,42 +69,68 @@ def backup(path: Path, *, force: bool = False) -> Summary:
         tempfile.TemporaryDirectory(dir=path.parent, prefix=".backup-") as scratch,
         ArchiveWriter(path) as writer,
     ):
+        settled = media.written_before(default_storage, timezone.now() - SETTLED)
+        files = _add_files(writer, settled)
+        taken_at = timezone.now()
         with databases.snapshot(connection, Path(scratch)) as taken:
-            tables, migrations, referenced = _state(taken.cursor)
-        dumped = writer.add_path(databases.DUMP_NAMES[vendor], taken.dump)
-        manifest = {
-            "format": archive.FORMAT,
-            "created_at": timezone.now().isoformat(timespec="seconds"),
-            "app": {"name": "avito-mod", "version": _app_version()},
-            "django": django.get_version(),
-            "database": {"vendor": vendor, "server_version": taken.server_version} | dumped,
-            "migrations": migrations,
-            "tables": tables,
-            "files": _add_files(writer, referenced),
-        }
+            state = _state(taken.cursor)
+        files |= _add_files(writer, sorted(state.referenced.keys() - files.keys()))
+        _check_complete(files, state.referenced)
+        database = {"vendor": vendor, "server_version": taken.server_version}
+        database |= writer.add_path(databases.DUMP_NAMES[vendor], taken.dump)
+        manifest = _manifest(taken_at, database, state, files)
         writer.commit(manifest)
     return Summary(path, manifest, time.monotonic() - started)
 
 
-def _state(cursor) -> tuple[dict[str, int], list[str], dict[str, str]]:
-    """Rows per table, applied migrations and referenced files, as the snapshot holds them."""
+@dataclass
+class _State:
+    """What the snapshot holds: rows per table, applied migrations, and the files it names
+    ({name: "table.column" naming it})."""
+
+    tables: dict[str, int]
+    migrations: list[str]
+    referenced: dict[str, str]
+
+
+def _state(cursor) -> _State:
     tables = databases.count_rows(connection, cursor)
     if "django_migrations" not in tables:
         raise BackupError("the database was never migrated: there is nothing to back up")
     referenced = media.referenced_files(cursor, connection.ops.quote_name)
-    return tables, databases.applied_migrations(cursor), referenced
+    return _State(tables, databases.applied_migrations(cursor), referenced)
 
 
-def _add_files(writer: ArchiveWriter, referenced: dict[str, str]) -> dict[str, dict]:
+def _manifest(taken_at: datetime, database: dict, state: _State, files: dict) -> dict:
+    return {
+        "format": archive.FORMAT,
+        "created_at": taken_at.isoformat(timespec="seconds"),  # the snapshot's time
+        "app": {"name": "avito-mod", "version": _app_version()},
+        "django": django.get_version(),
+        "database": database,
+        "migrations": state.migrations,
+        "tables": state.tables,
+        "files": {
+            name: entry | {"referenced": name in state.referenced}
+            for name, entry in sorted(files.items())
+        },
+    }
+
+
+def _add_files(writer: ArchiveWriter, names: Iterable[str]) -> dict[str, dict]:
+    """Copy the files ``names`` into the archive; returns {name: its sha256 and size}."""
     files = {}
-    for name in media.walk(default_storage):
+    for name in names:
         try:
             handle = default_storage.open(name, "rb")
         except FileNotFoundError:
-            continue  # deleted since it was listed: an error below if the dump names it
+            continue  # deleted since: an error later if the dump names it
         with handle:
-            entry = writer.add(MEDIA + name, handle, handle.size)
-        files[name] = entry | {"referenced": name in referenced}
+            files[name] = writer.add(MEDIA + name, handle, handle.size)
+    return files
+
+
+def _check_complete(files: dict[str, dict], referenced: dict[str, str]) -> None:
     missing = sorted(referenced.keys() - files.keys())
     if missing:
         listed = "\n  ".join(f"{name} (named in {referenced[name]})" for name in missing)
@@ -100,7 +138,6 @@ def _add_files(writer: ArchiveWriter, referenced: dict[str, str]) -> dict[str, d
             f"the database refers to {len(missing)} file{'s' * (len(missing) != 1)} missing "
             f"from storage; no backup was written:\n  {listed}"
         )
-    return files
 
 
 def _app_version() -> str:
