@@ -1,5 +1,6 @@
 """The stored files (photos, training images, model artifacts, backbones), read and written
-through Django's storage API, so a backup works the same on object storage."""
+through Django's storage API rather than the file system, as the rest of the project does
+(tested on FileSystemStorage only; object storage would need its own test)."""
 
 from __future__ import annotations
 
