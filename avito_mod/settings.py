@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "ads",
     "classifier",
     "moderation",
+    "avito_mod.backup",
 ]
 
 MIDDLEWARE = [
