@@ -30,6 +30,7 @@ from django.utils import timezone
 from avito_mod.throttling import client_address
 
 LOCKED_OUT = "Too many failed sign-ins for this account or from your network. Try again in {wait}."
+BUSY = "Another sign-in from your network is under way. Try again in a moment."
 
 
 def signin_address(request: HttpRequest) -> str | None:

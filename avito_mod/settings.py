@@ -88,7 +88,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The database down (restarting): a 503 with Retry-After, not a 500.
     "avito_mod.middleware.DatabaseUnavailableMiddleware",
-    # django-axes turns a locked-out sign-in into its 429 page (last, as axes asks).
+    # Sign-ins: one password check at a time per client address, then django-axes turns a
+    # locked-out sign-in into its 429 page (last, as axes asks).
+    "accounts.middleware.OneSignInAtATimeMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

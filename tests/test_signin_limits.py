@@ -1,28 +1,41 @@
 """Failed sign-ins are limited per account and per client address on every way in: the
 API's token (``POST /api/v1/auth/token/``), the sellers' page (``/accounts/login/``) and the
 admin's (``/admin/login/``). A locked-out sign-in is a ``429`` with ``Retry-After`` and the
-wait in words, even with the right password; the lock-out ends with its cool-off."""
+wait in words, even with the right password; the lock-out ends with its cool-off. Guesses
+sent in parallel get no more checks than the limit."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import requests
 from axes.models import AccessAttempt
+from django.contrib.auth.hashers import MD5PasswordHasher
+from django.core.cache import cache
 from django.db.models import F
 from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.limits import signin_address
+from accounts.middleware import SLOT_KEY
 from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
 LIMIT = 5  # the default of SIGNIN_FAILURE_LIMIT
 COOL_OFF = 15 * 60  # the default of SIGNIN_LOCKOUT_SECONDS
+
+
+@pytest.fixture(autouse=True)
+def fresh_slots():
+    cache.clear()  # the sign-in slots (accounts.middleware): the cache outlives a test
+    yield
+    cache.clear()
 
 
 def test_the_limits_are_the_production_defaults(settings):
@@ -240,3 +253,60 @@ def test_the_token_api_refuses_an_overlong_username_without_counting_it():
     )
     assert response.status_code == 400 and "username" in response.json()
     assert not AccessAttempt.objects.exists()
+
+
+# --- Guesses sent in parallel ---------------------------------------------------------------
+
+
+def test_a_second_sign_in_from_an_address_is_refused_while_the_first_is_checked(way):
+    way.account("sam")
+    cache.add(SLOT_KEY.format(address="10.0.0.1"), "another request's")
+    response = way.sign_in(way.client("10.0.0.1"), "sam")
+    assert response.status_code == 429 and response["Retry-After"] == "1"
+    assert "Another sign-in from your network is under way" in (
+        response.json()["detail"] if way.name == "token" else response.text
+    )
+    assert not AccessAttempt.objects.exists()  # neither checked nor counted
+    assert way.signed_in(way.sign_in(way.client("10.0.0.2"), "sam"))
+    cache.delete(SLOT_KEY.format(address="10.0.0.1"))
+    assert way.signed_in(way.sign_in(way.client("10.0.0.1"), "sam"))
+
+
+class SlowMD5Hasher(MD5PasswordHasher):
+    """The tests' hasher, as slow as a real one: parallel guesses overlap while checked."""
+
+    def verify(self, password, encoded):
+        time.sleep(0.2)
+        return super().verify(password, encoded)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("way", WAYS, ids=lambda way: way.name)
+def test_parallel_guesses_get_no_more_checks_than_the_limit(live_server, settings, way):
+    settings.PASSWORD_HASHERS = ["tests.test_signin_limits.SlowMD5Hasher"]
+    way.account("sam")
+    answers: list[int] = []
+    locked = []
+
+    def guess_until_locked_out() -> None:
+        deadline = time.monotonic() + 30
+        with requests.Session() as session:
+            session.get(f"{live_server.url}{way.url}")  # the CSRF cookie for the forms
+            form = {"username": "sam", "password": "wrong"}
+            form["csrfmiddlewaretoken"] = session.cookies.get("csrftoken", "")
+            while time.monotonic() < deadline:
+                response = session.post(f"{live_server.url}{way.url}", data=form)
+                answers.append(response.status_code)
+                if "Too many failed sign-ins" in response.text:
+                    locked.append(True)
+                    return
+
+    threads = [threading.Thread(target=guess_until_locked_out) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(locked) == 6, answers
+    # Exactly the limit was checked (the last of them answered with the lock-out).
+    assert AccessAttempt.objects.get(username="sam").failures_since_start == LIMIT
+    assert len([status for status in answers if status != 429]) == LIMIT - 1, answers
