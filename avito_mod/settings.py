@@ -173,7 +173,8 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # A correct password clears that account's failures from that address only (accounts.limits),
 # not the whole address's count, which another account's sign-in would otherwise reset.
 AXES_RESET_ON_SUCCESS = False
-# Not in the admin yet; successful sign-ins are not logged (a table that would only grow).
+# The failed attempts are listed in the admin with unlock actions (accounts/admin.py);
+# successful sign-ins are not logged (a table that would only grow).
 AXES_ENABLE_ADMIN = False
 AXES_DISABLE_ACCESS_LOG = True
 # Failures and lock-outs are logged (warnings, names and addresses masked), not the rest.

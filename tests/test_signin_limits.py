@@ -2,7 +2,7 @@
 API's token (``POST /api/v1/auth/token/``), the sellers' page (``/accounts/login/``) and the
 admin's (``/admin/login/``). A locked-out sign-in is a ``429`` with ``Retry-After`` and the
 wait in words, even with the right password; the lock-out ends with its cool-off. Guesses
-sent in parallel get no more checks than the limit."""
+sent in parallel get no more checks than the limit. Admins see and clear lock-outs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 import requests
 from axes.models import AccessAttempt
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db.models import F
 from django.test import Client
 from rest_framework.test import APIClient
@@ -310,3 +312,53 @@ def test_parallel_guesses_get_no_more_checks_than_the_limit(live_server, setting
     # Exactly the limit was checked (the last of them answered with the lock-out).
     assert AccessAttempt.objects.get(username="sam").failures_since_start == LIMIT
     assert len([status for status in answers if status != 429]) == LIMIT - 1, answers
+
+
+# --- Admins ---------------------------------------------------------------------------------
+
+SELLERS = WAYS[1]
+ATTEMPTS = "/admin/axes/accessattempt/"
+
+
+def test_admins_see_a_locked_out_account_and_unlock_it(admin_client):
+    make_user("sam")
+    fail(SELLERS, SELLERS.client("10.0.0.2"), "sam", 1)
+    fail(SELLERS, SELLERS.client("10.0.0.1"), "sam", LIMIT - 1)
+    page = admin_client.get(ATTEMPTS, {"locked": "yes"})
+    assert page.status_code == 200
+    assert "sam" in page.text and f"{LIMIT} of {LIMIT}: locked out" in page.text
+    row = AccessAttempt.objects.filter(username="sam").first()
+    response = admin_client.post(
+        ATTEMPTS, {"action": "unlock_accounts", "_selected_action": [row.pk]}, follow=True
+    )
+    assert "Unlocked 1 account(s): 2 row(s) cleared." in response.text
+    assert not AccessAttempt.objects.filter(username="sam").exists()
+    assert SELLERS.signed_in(SELLERS.sign_in(SELLERS.client("10.0.0.1"), "sam"))
+
+
+def test_admins_unlock_an_address_that_guessed_across_usernames(admin_client):
+    make_user("sam")
+    client = SELLERS.client("10.0.0.1")
+    for n in range(LIMIT):
+        SELLERS.sign_in(client, f"user{n}", "password1")
+    locked_out(SELLERS, SELLERS.sign_in(client, "sam"))
+    page = admin_client.get(ATTEMPTS, {"locked": "yes"})
+    assert page.text.count(f"{LIMIT} of {LIMIT}: locked out") == LIMIT  # each row's address
+    row = AccessAttempt.objects.first()
+    admin_client.post(ATTEMPTS, {"action": "unlock_addresses", "_selected_action": [row.pk]})
+    assert not AccessAttempt.objects.exists()
+    assert SELLERS.signed_in(SELLERS.sign_in(client, "sam"))
+
+
+def test_an_unlocked_list_shows_nothing_locked(admin_client):
+    make_user("sam")
+    fail(SELLERS, SELLERS.client("10.0.0.1"), "sam", 2)
+    assert "sam" not in admin_client.get(ATTEMPTS, {"locked": "yes"}).text
+    assert "2 of 5" in admin_client.get(ATTEMPTS, {"locked": "no"}).text
+
+
+def test_the_reset_command_unlocks_an_account():
+    make_user("sam")
+    fail(SELLERS, SELLERS.client("10.0.0.1"), "sam", LIMIT)
+    call_command("axes_reset_username", "sam", stdout=StringIO())
+    assert SELLERS.signed_in(SELLERS.sign_in(SELLERS.client("10.0.0.1"), "sam"))
