@@ -98,7 +98,8 @@ def signup(request):
             return _too_many_signups(request, form, wait)
         if form.is_valid():
             user = form.save()
-            login(request, user)
+            # Named: axes' backend comes first in AUTHENTICATION_BACKENDS, and only refuses.
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("sellers:my-ads")
     return render(request, "sellers/signup.html", {"form": form})
 

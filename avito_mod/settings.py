@@ -4,6 +4,7 @@ With nothing set, avito-mod runs on SQLite under ``AVITO_DATA_DIR`` (default ``.
 ``DATABASE_URL`` (e.g. ``postgres://postgres@127.0.0.1:5432/avito_mod``) switches to PostgreSQL.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -68,6 +69,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the API docs' scripts, served from here, not a CDN
+    "axes",  # failed sign-ins and lock-outs (configured under "Sign-in limits" below)
+    "accounts",
     "ads",
     "classifier",
     "moderation",
@@ -86,6 +89,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The database down (restarting): a 503 with Retry-After, not a 500.
     "avito_mod.middleware.DatabaseUnavailableMiddleware",
+    # Sign-ins: one password check at a time per client address, then django-axes turns a
+    # locked-out sign-in into its 429 page (last, as axes asks).
+    "accounts.middleware.OneSignInAtATimeMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "avito_mod.urls"
@@ -136,6 +143,43 @@ AUTH_PASSWORD_VALIDATORS = [
 # The sellers' pages (ads/page_urls.py); staff sign in at /admin/.
 LOGIN_URL = "sellers:login"
 LOGIN_REDIRECT_URL = "sellers:my-ads"
+
+# --- Sign-in limits (django-axes; accounts/) ---------------------------------------------
+# Every way in (POST /api/v1/auth/token/, the sellers' /accounts/login/, /admin/login/)
+# authenticates through Django, so axes' backend refuses a locked-out account or address
+# before the password is checked: its backend comes first and only refuses; ModelBackend
+# checks the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# This many failed sign-ins lock out the account (from any address) and, separately, the
+# client address (whatever usernames it tried), for SIGNIN_LOCKOUT_SECONDS after the last
+# failure that counted.
+SIGNIN_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5, low=1)
+SIGNIN_LOCKOUT_SECONDS = env_int("SIGNIN_LOCKOUT_SECONDS", 15 * 60, low=1)
+AXES_FAILURE_LIMIT = SIGNIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=SIGNIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# In the database: lock-outs outlive a restart and every web process sees the same ones.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The project's client address (DJANGO_NUM_PROXIES deep in X-Forwarded-For), an IPv6
+# client's /64 network as one address.
+AXES_CLIENT_IP_CALLABLE = "accounts.limits.signin_address"
+AXES_LOCKOUT_CALLABLE = "accounts.limits.locked_out_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# Attempts while locked out are refused unchecked and not counted: the lock-out ends when
+# Retry-After said, and a user who tries again meanwhile does not prolong it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A correct password clears that account's failures from that address only (accounts.limits),
+# not the whole address's count, which another account's sign-in would otherwise reset.
+AXES_RESET_ON_SUCCESS = False
+# The failed attempts are listed in the admin with unlock actions (accounts/admin.py);
+# successful sign-ins are not logged (a table that would only grow).
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True
+# Failures and lock-outs are logged (warnings, names and addresses masked), not the rest.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -320,4 +364,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Axes says at INFO what it does on every sign-in (clean-ups of nothing, mostly).
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -10,13 +10,14 @@ that a client cannot choose its own. Each throttle names the setting that holds 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 
 from django.conf import settings
 from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,17 @@ class _RateFromSetting:
         except (RedisError, OSError) as error:
             logger.warning("%s not counted, its store is unavailable: %s", self.scope, error)
             return True
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address by the rule above; the connection's when the forwarded entry is
+    not an address at all (a client writing its own header through too few proxies)."""
+    for candidate in (BaseThrottle().get_ident(request), request.META.get("REMOTE_ADDR")):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 class AccountThrottle(_RateFromSetting, UserRateThrottle):

@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
+from accounts.views import TokenView
 from classifier.views import QuickCheckView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("classifier/", include("classifier.urls")),
-    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/v1/classify/", QuickCheckView.as_view(), name="quick-check"),
     path("api/v1/", include("ads.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 
 import pytest
+from axes.models import AccessAttempt
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -143,6 +144,7 @@ EXPECTED: dict[str, list[Case]] = {
         get(staff_only(200, 200), app_label="moderation"),
         get(staff_only(404, 200), app_label="auth"),
         get(staff_only(404, 200), app_label="authtoken"),
+        get(staff_only(404, 200), app_label="axes"),  # failed sign-ins and lock-outs
     ],
     "admin:auth_user_password_change": [get(staff_only(403, 200)), post(staff_only(403, 200))],
     # Buttons of the training images and the model registry: admins only.
@@ -225,6 +227,8 @@ ADMIN_MODELS = {
     "moderation.moderationdecision": AdminModel(True, False, False, False),
     # Claims: taken by opening the queue; admins see and release (delete) them.
     "moderation.reviewclaim": AdminModel(False, False, False, True),
+    # Failed sign-ins: recorded by the sign-ins; admins see and clear (unlock) them.
+    "axes.accessattempt": AdminModel(False, False, False, True),
 }
 ADMIN_MODEL_VIEWS = ("changelist", "add", "change", "delete", "history")
 
@@ -278,6 +282,7 @@ ADMIN_CHANGE_POSTS = {
     "moderation.reviewitem": 403,
     "moderation.moderationdecision": 403,
     "moderation.reviewclaim": 403,
+    "axes.accessattempt": 403,
 }
 
 
@@ -410,6 +415,16 @@ class Fixture:
             image=self.photo, model_version=active, category="phone", confidence=0.9
         )
         Token.objects.create(user=seller)
+        self.failed_sign_in = AccessAttempt.objects.create(
+            username="nobody",
+            ip_address="192.0.2.1",
+            user_agent="a browser",
+            http_accept="*/*",
+            path_info="/accounts/login/",
+            get_data="",
+            post_data="",
+            failures_since_start=1,
+        )
 
     def username(self, role: str) -> str:
         return self.users[role].username if role in self.users else "nobody"
@@ -430,6 +445,7 @@ class Fixture:
             "moderation.reviewitem": lambda: self.in_review,
             "moderation.moderationdecision": lambda: self.decision,
             "moderation.reviewclaim": lambda: self.claim,
+            "axes.accessattempt": lambda: self.failed_sign_in,
         }[label]()
 
     def url(self, pattern: Pattern, case: Case) -> str:
@@ -493,9 +509,9 @@ def outcome(response) -> int | str:
 
 
 def database_state() -> dict:
-    """Every row of the project's tables (and users, groups, tokens), sessions aside, and
-    claims without their expiry: opening the review queue renews the moderator's claims, as
-    a visit renews a session."""
+    """Every row of the project's tables (and users, groups, tokens, failed sign-ins),
+    sessions aside, and claims without their expiry: opening the review queue renews the
+    moderator's claims, as a visit renews a session."""
     state = {}
     for model in apps.get_models(include_auto_created=True):
         if model._meta.proxy or model._meta.app_label not in {
@@ -504,6 +520,7 @@ def database_state() -> dict:
             "ads",
             "classifier",
             "moderation",
+            "axes",
         }:
             continue
         names = [

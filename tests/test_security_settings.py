@@ -1,5 +1,6 @@
 """The production settings, read in a fresh process from the environment as a deployment
-sets it: HTTPS, cookies, ``check --deploy``, the secret key and the rate limits' variables."""
+sets it: HTTPS, cookies, ``check --deploy``, the secret key, the rate limits' and the sign-in
+limits' variables."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ SHOWN = [
     "ADS_UPLOAD_USER_RATE",
     "ADS_UPLOAD_ADDRESS_RATE",
     "SELLERS_SIGNUP_ADDRESS_RATE",
+    "SIGNIN_FAILURE_LIMIT",
+    "SIGNIN_LOCKOUT_SECONDS",
+    "AXES_FAILURE_LIMIT",
+    "AXES_LOCKOUT_PARAMETERS",
+    "AXES_HANDLER",
 ]
 PRINT_SETTINGS = f"""
 import json
@@ -46,7 +52,9 @@ def environment(tmp_path):
         inherited = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("DJANGO_", "AVITO_", "ADS_", "CLASSIFIER_", "SELLERS_"))
+            if not key.startswith(
+                ("DJANGO_", "AVITO_", "ADS_", "CLASSIFIER_", "SELLERS_", "SIGNIN_")
+            )
             and key not in ("DATABASE_URL", "REDIS_URL")
         }
         return (
@@ -175,3 +183,27 @@ def test_a_bad_rate_stops_start_up_naming_the_variable(environment, name):
     done = run(environment(**{name: "lots/min"}), "manage.py", "check")
     assert done.returncode != 0
     assert f"{name} must be a rate such as 60/min" in done.stderr
+
+
+def test_sign_ins_are_limited_per_account_and_address_in_the_database(environment):
+    shown = settings_under(environment(**production()))
+    assert shown["SIGNIN_FAILURE_LIMIT"] == shown["AXES_FAILURE_LIMIT"] == 5
+    assert shown["SIGNIN_LOCKOUT_SECONDS"] == 15 * 60
+    assert shown["AXES_LOCKOUT_PARAMETERS"] == ["username", "ip_address"]
+    # Shared by every web process and kept over a restart.
+    assert shown["AXES_HANDLER"] == "axes.handlers.database.AxesDatabaseHandler"
+    changed = settings_under(environment(SIGNIN_FAILURE_LIMIT="3", SIGNIN_LOCKOUT_SECONDS="60"))
+    assert changed["AXES_FAILURE_LIMIT"] == 3 and changed["SIGNIN_LOCKOUT_SECONDS"] == 60
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("SIGNIN_FAILURE_LIMIT", "0", "must be at least 1"),
+        ("SIGNIN_LOCKOUT_SECONDS", "15min", "must be an integer"),
+    ],
+)
+def test_a_bad_sign_in_limit_stops_start_up_naming_the_variable(environment, name, value, said):
+    done = run(environment(**{name: value}), "manage.py", "check")
+    assert done.returncode != 0
+    assert f"{name} {said}" in done.stderr

@@ -1,0 +1,131 @@
+"""Failed sign-ins and lock-outs in the admin (admins only): django-axes' ``AccessAttempt``
+rows, one per username, address and browser, with what each one's account and address
+count now, and actions that unlock them."""
+
+from __future__ import annotations
+
+from axes.helpers import get_cool_off
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+
+def with_counts(queryset: QuerySet, request) -> QuerySet:
+    """Each row with the failures its account and its address count now (within the
+    cool-off), as the sign-in checks them."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - get_cool_off(request))
+
+    def total(field: str) -> Coalesce:
+        sums = (
+            recent.filter(**{field: OuterRef(field)})
+            .order_by()
+            .values(field)
+            .annotate(total=Sum("failures_since_start"))
+            .values("total")
+        )
+        return Coalesce(Subquery(sums, output_field=IntegerField()), 0)
+
+    return queryset.annotate(
+        account_failures=total("username"), address_failures=total("ip_address")
+    )
+
+
+class LockedOutFilter(admin.SimpleListFilter):
+    title = "locked out"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Locked out now"), ("no", "Not locked out")]
+
+    def queryset(self, request, queryset):
+        locked = Q(account_failures__gte=settings.AXES_FAILURE_LIMIT) | Q(
+            address_failures__gte=settings.AXES_FAILURE_LIMIT
+        )
+        if self.value() == "yes":
+            return queryset.filter(locked)
+        if self.value() == "no":
+            return queryset.exclude(locked)
+        return queryset
+
+
+@admin.register(AccessAttempt)
+class SignInFailureAdmin(admin.ModelAdmin):
+    """Who failed to sign in, from where, and whether that locks their account or address
+    out now. Unlocking deletes the failures; a new failure starts counting from zero."""
+
+    list_display = [
+        "username",
+        "ip_address",
+        "failures_since_start",
+        "attempt_time",
+        "path_info",
+        "account_count",
+        "address_count",
+    ]
+    list_filter = [LockedOutFilter, "path_info"]
+    search_fields = ["username", "ip_address"]
+    readonly_fields = [
+        "username",
+        "ip_address",
+        "user_agent",
+        "path_info",
+        "failures_since_start",
+        "attempt_time",
+        "http_accept",
+        "get_data",
+        "post_data",
+    ]
+    actions = ["unlock_accounts", "unlock_addresses"]
+
+    def get_queryset(self, request):
+        return with_counts(super().get_queryset(request), request)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # recorded by the sign-ins only
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="account's failures", ordering="account_failures")
+    def account_count(self, attempt) -> str:
+        return self._count(attempt.account_failures)
+
+    @admin.display(description="address's failures", ordering="address_failures")
+    def address_count(self, attempt) -> str:
+        return self._count(attempt.address_failures)
+
+    @staticmethod
+    def _count(failures: int) -> str:
+        limit = settings.AXES_FAILURE_LIMIT
+        return (
+            f"{failures} of {limit}: locked out" if failures >= limit else f"{failures} of {limit}"
+        )
+
+    @admin.action(
+        description="Unlock the selected accounts (their failures from every address)",
+        permissions=["delete"],
+    )
+    def unlock_accounts(self, request, queryset):
+        usernames = set(queryset.values_list("username", flat=True))
+        deleted, _ = AccessAttempt.objects.filter(username__in=usernames).delete()
+        self.message_user(
+            request,
+            f"Unlocked {len(usernames)} account(s): {deleted} row(s) cleared.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description="Unlock the selected addresses (their failures on every account)",
+        permissions=["delete"],
+    )
+    def unlock_addresses(self, request, queryset):
+        addresses = set(queryset.values_list("ip_address", flat=True))
+        deleted, _ = AccessAttempt.objects.filter(ip_address__in=addresses).delete()
+        self.message_user(
+            request,
+            f"Unlocked {len(addresses)} address(es): {deleted} row(s) cleared.",
+            messages.SUCCESS,
+        )
