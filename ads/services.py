@@ -4,7 +4,10 @@ Every photo is validated and re-encoded before anything is written. The files ar
 written to storage *before* the short transaction that creates the rows, so that no
 database lock is held while storage (possibly remote) is slow; if the transaction fails,
 the files just written are deleted again. Classification is requested only after commit:
-a task sent inside the transaction could run before the rows exist.
+a task sent inside the transaction could run before the rows exist. That request is a
+*robust* commit hook: it runs inside the block that deletes the files on failure, so an
+error there (the database gone just after the commit) must not delete the photos of an ad
+that exists; it is logged, and the requeue sweep sends the ad later.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def create_ad(
     with _stored(cleaned) as names, transaction.atomic():
         ad.save()
         _create_images(ad, cleaned, names)
-        transaction.on_commit(lambda: request_classification(ad.pk))
+        _classify_on_commit(ad)
     return ad
 
 
@@ -85,7 +88,7 @@ def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad
             _replace_images(ad, cleaned, names)
         if reclassify:
             ad.return_to_pending()
-            transaction.on_commit(lambda: request_classification(ad.pk))
+            _classify_on_commit(ad)
     return ad
 
 
@@ -103,6 +106,11 @@ def delete_photos(images) -> None:
     with transaction.atomic():
         AdImage.objects.filter(pk__in=[image.pk for image in images]).delete()
         _delete_files_on_commit([image.file.name for image in images])
+
+
+def _classify_on_commit(ad: Ad) -> None:
+    # robust: after the commit the ad exists whatever happens here (see the module's note).
+    transaction.on_commit(lambda: request_classification(ad.pk), robust=True)
 
 
 def _check_category(category: Category) -> None:
