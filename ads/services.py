@@ -8,20 +8,32 @@ a task sent inside the transaction could run before the rows exist. That request
 *robust* commit hook: it runs inside the block that deletes the files on failure, so an
 error there (the database gone just after the commit) must not delete the photos of an ad
 that exists; it is logged, and the requeue sweep sends the ad later.
+
+Posting is idempotent per seller and ``Idempotency-Key`` (``Once``): the key is saved with
+the ad, in its transaction, together with the answer the post gets. Committed therefore
+means that both exist, and a retry after an answer that was lost finds that answer. A
+second request with the same key while the first is still in its transaction waits on the
+key's unique index until the first commits, and then gets the first's answer too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import IO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from .models import Ad, AdImage, Category
+from .models import Ad, AdImage, Category, IdempotencyKey
 from .uploads import CleanPhoto, clean_photos
 
 EDITABLE_FIELDS = frozenset({"title", "description", "price", "category"})
@@ -29,6 +41,33 @@ EDITABLE_FIELDS = frozenset({"title", "description", "price", "category"})
 
 class AdNotEditable(Exception):
     """The ad's category or photos cannot change in its current status."""
+
+
+class KeyReused(Exception):
+    """The seller sent this key before, with other content."""
+
+
+class AlreadyPosted(Exception):
+    """A request with the same key and content committed its ad first (a double click)."""
+
+    def __init__(self, earlier: IdempotencyKey) -> None:
+        super().__init__(f"ad already posted under key {earlier.key!r}")
+        self.earlier = earlier
+
+
+@dataclass
+class Once:
+    """Posting an ad under the seller's ``Idempotency-Key``.
+
+    ``fingerprint`` identifies the content sent; ``answer`` words the answer from the new
+    ad, in its transaction, to be kept with the key. ``kept`` is the saved key once the
+    ad is created.
+    """
+
+    key: str
+    fingerprint: str
+    answer: Callable[[Ad], dict]
+    kept: IdempotencyKey | None = None
 
 
 def request_classification(ad_id: int) -> None:
@@ -46,17 +85,51 @@ def create_ad(
     price: Decimal,
     category: Category,
     photos: list[IO[bytes]],
+    once: Once | None = None,
 ) -> Ad:
-    """Create a pending ad with its photos, all or nothing, and request its classification."""
+    """Create a pending ad with its photos, all or nothing, and request its classification.
+
+    With ``once``, its key is saved with the ad; ``AlreadyPosted`` (or ``KeyReused``, for
+    other content) when a concurrent request with the key committed first. Call
+    ``earlier_answer`` before, for the keys of requests that finished.
+    """
     _check_category(category)
     ad = Ad(seller=seller, title=title, description=description, price=price, category=category)
     ad.full_clean()
     cleaned = clean_photos(photos)
-    with _stored(cleaned) as names, transaction.atomic():
-        ad.save()
-        _create_images(ad, cleaned, names)
-        _classify_on_commit(ad)
+    try:
+        with _stored(cleaned) as names, transaction.atomic():
+            ad.save()
+            _create_images(ad, cleaned, names)
+            if once is not None:
+                _keep(seller, once, ad)
+            _classify_on_commit(ad)
+    except IntegrityError:
+        # PostgreSQL made the key's insert wait for the other request's commit.
+        earlier = earlier_answer(seller, once) if once is not None else None
+        if earlier is None:
+            raise
+        raise AlreadyPosted(earlier) from None
     return ad
+
+
+def earlier_answer(seller, once: Once) -> IdempotencyKey | None:
+    """The seller's key as an earlier post saved it, or None; ``KeyReused`` when that post
+    sent other content."""
+    earlier = IdempotencyKey.objects.filter(seller=seller, key=once.key).first()
+    if earlier is not None and earlier.fingerprint != once.fingerprint:
+        raise KeyReused(
+            f"The {once.key!r} Idempotency-Key was already used by this account for a "
+            "request with other content; send a new key to post a new ad."
+        )
+    return earlier
+
+
+def purge_idempotency_keys() -> int:
+    """Forget the keys older than ``ADS_IDEMPOTENCY_KEEP_HOURS``; returns how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.ADS_IDEMPOTENCY_KEEP_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad:
@@ -106,6 +179,13 @@ def delete_photos(images) -> None:
     with transaction.atomic():
         AdImage.objects.filter(pk__in=[image.pk for image in images]).delete()
         _delete_files_on_commit([image.file.name for image in images])
+
+
+def _keep(seller, once: Once, ad: Ad) -> None:
+    body = json.dumps(once.answer(ad), cls=DjangoJSONEncoder)
+    once.kept = IdempotencyKey.objects.create(
+        seller=seller, key=once.key, fingerprint=once.fingerprint, ad=ad, status_code=201, body=body
+    )
 
 
 def _classify_on_commit(ad: Ad) -> None:
