@@ -3,11 +3,12 @@
 Every photo is validated and re-encoded before anything is written. The files are then
 written to storage *before* the short transaction that creates the rows, so that no
 database lock is held while storage (possibly remote) is slow; if the transaction fails,
-the files just written are deleted again. Classification is requested only after commit:
-a task sent inside the transaction could run before the rows exist. That request is a
-*robust* commit hook: it runs inside the block that deletes the files on failure, so an
-error there (the database gone just after the commit) must not delete the photos of an ad
-that exists; it is logged, and the requeue sweep sends the ad later.
+the files just written are deleted again. Not when the connection fails while committing,
+though: the database may have committed and its answer been lost, and an ad whose photos
+are gone is worse than a file no row names (``_saving``). Classification is requested only
+after commit: a task sent inside the transaction could run before the rows exist. That
+request is a *robust* commit hook: the ad exists whatever happens there (the database gone
+just after the commit); the error is logged, and the requeue sweep sends the ad later.
 
 Posting is idempotent per seller and ``Idempotency-Key`` (``Once``): the key is saved with
 the ad, in its transaction, together with the answer the post gets. Committed therefore
@@ -19,6 +20,7 @@ key's unique index until the first commits, and then gets the first's answer too
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,11 +32,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from .models import Ad, AdImage, Category, IdempotencyKey
 from .uploads import CleanPhoto, clean_photos
+
+logger = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = frozenset({"title", "description", "price", "category"})
 
@@ -98,7 +102,7 @@ def create_ad(
     ad.full_clean()
     cleaned = clean_photos(photos)
     try:
-        with _stored(cleaned) as names, transaction.atomic():
+        with _saving(cleaned) as names:
             ad.save()
             _create_images(ad, cleaned, names)
             if once is not None:
@@ -151,7 +155,7 @@ def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad
         setattr(ad, field, value)
     ad.full_clean()
     cleaned = clean_photos(photos) if photos is not None else []
-    with _stored(cleaned) as names, transaction.atomic():
+    with _saving(cleaned) as names:
         # The pipeline may have routed the ad since it was read: decide on the locked row.
         locked = Ad.objects.select_for_update().get(pk=ad.pk)
         if reclassify:
@@ -211,18 +215,31 @@ def _storage():
 
 
 @contextmanager
-def _stored(photos: list[CleanPhoto]) -> Iterator[list[str]]:
-    """Write ``photos`` to storage under random names; delete them if the block fails."""
+def _saving(photos: list[CleanPhoto]) -> Iterator[list[str]]:
+    """Write ``photos`` to storage under random names, then run the block that saves their
+    rows in a transaction; delete the files if it fails, unless the commit's outcome is
+    unknown."""
     field = AdImage._meta.get_field("file")
     names: list[str] = []
+    committing = False
     try:
         for photo in photos:
             name = field.generate_filename(None, "photo.jpg")
             names.append(field.storage.save(name, ContentFile(photo.data)))
-        yield names
-    except BaseException:
-        for name in names:
-            field.storage.delete(name)
+        with transaction.atomic():
+            yield names
+            committing = True  # the block is done: only the commit (and its hooks) is left
+    except BaseException as error:
+        if committing and isinstance(error, OperationalError | InterfaceError):
+            logger.warning(
+                "the connection failed while committing; keeping the files %s, whose rows "
+                "may be saved: %s",
+                ", ".join(names),
+                error,
+            )
+        else:
+            for name in names:
+                field.storage.delete(name)
         raise
 
 

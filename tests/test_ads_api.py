@@ -121,6 +121,18 @@ def test_a_failure_just_after_the_commit_keeps_the_photos_of_the_ad(seller, medi
     assert len(stored) == 1
 
 
+def test_a_database_error_before_the_commit_leaves_no_file(seller, media, monkeypatch):
+    def connection_lost(*args) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_create_images", connection_lost)
+
+    with pytest.raises(OperationalError):
+        make_ad(seller, photos=2)
+
+    assert not stored_files(media) and not Ad.objects.exists()
+
+
 BAD_PHOTOS = {
     "non_image": ("cat.jpg", b"<html><script>alert(1)</script></html>", "not an image"),
     "truncated": ("cut.jpg", jpeg_bytes()[:400], "damaged or truncated"),

@@ -246,6 +246,9 @@ def test_a_retry_after_the_answer_to_a_commit_was_lost_gets_the_one_ad(
     assert retry.status_code == 201 and retry["Idempotent-Replayed"] == "true"
     ad = Ad.objects.get()
     assert retry.json()["id"] == ad.pk and ad.images.count() == 2
+    # Whether the commit happened was unknown: the photos' files were kept, in case.
+    stored = {path.relative_to(media).as_posix() for path in stored_files(media)}
+    assert stored == set(ad.images.values_list("file", flat=True))
 
 
 # --- Two requests with one key at once ---------------------------------------------------
