@@ -1,4 +1,4 @@
-"""System checks: upload limits that would refuse every ad."""
+"""System checks: upload limits that would refuse every ad; keys that would not be kept."""
 
 from django.conf import settings
 from django.core.checks import Error, register
@@ -22,6 +22,14 @@ def upload_limits_check(app_configs, **kwargs):
                 f"ADS_MAX_PHOTO_BYTES is {settings.ADS_MAX_PHOTO_BYTES}; every photo would be "
                 "refused.",
                 id="ads.E002",
+            )
+        )
+    if settings.ADS_IDEMPOTENCY_KEEP_HOURS < 1:
+        errors.append(
+            Error(
+                f"ADS_IDEMPOTENCY_KEEP_HOURS is {settings.ADS_IDEMPOTENCY_KEEP_HOURS}; keys would "
+                "be forgotten at once, and a retried post would create its ad twice.",
+                id="ads.E003",
             )
         )
     return errors

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.apps import apps
@@ -222,3 +223,37 @@ class AdImage(models.Model):
         """The newest Prediction for this photo, or None; uses prefetched rows if present."""
         predictions = list(self.predictions.all())
         return max(predictions, key=lambda p: (p.created_at, p.pk), default=None)
+
+
+class IdempotencyKey(models.Model):
+    """A seller's ``Idempotency-Key`` for posting an ad, with the answer the post was given.
+
+    Saved in the same transaction as the ad: once it is committed both exist, so a retry
+    after a lost answer (the database gone between the commit and the answer) finds the
+    ad's answer instead of posting it again. Unique per seller; purged after
+    ``ADS_IDEMPOTENCY_KEEP_HOURS`` (``ads.services.purge_idempotency_keys``).
+    """
+
+    seller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the request's fields and photos' bytes"
+    )
+    # Kept when the ad is deleted: a retry still gets the first answer, and posts nothing.
+    ad = models.ForeignKey(Ad, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status_code = models.PositiveSmallIntegerField()
+    # JSON text rather than a JSONField: PostgreSQL's jsonb would reorder the keys, and a
+    # replay is the first answer as it was sent.
+    body = models.TextField(help_text="The answer's JSON, as first sent")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["seller", "key"], name="idempotency_key_per_seller")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.seller_id}"
+
+    def answer(self) -> dict:
+        return json.loads(self.body)

@@ -2,12 +2,15 @@
 
 Server-rendered and thin. Creating and editing go through the REST API from the page's
 script (``ads/static/ads/ad_form.js``, with the session and its CSRF token), so the pages
-and the API cannot disagree on what an ad may be; the pages only read.
+and the API cannot disagree on what an ad may be; the pages only read. Each *New ad* page
+carries a key of its own that its script sends as the post's ``Idempotency-Key``: one
+page, at most one ad, by the API's one rule (``services.create_ad``).
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -184,6 +187,9 @@ def _form_context(ad: Ad | None) -> dict:
             "classify_url": reverse("quick-check"),
             "save_url": reverse("ads:ad-detail", args=[ad.pk]) if ad else reverse("ads:ad-list"),
             "save_method": "PATCH" if ad else "POST",
+            # New for each New ad page, sent as its post's Idempotency-Key: a second click,
+            # or a retry after an answer that was lost, gets the one ad the first made.
+            "idempotency_key": None if ad else str(uuid.uuid4()),
             # The ad's page, where its status shows; the script puts the saved ad's id in.
             "done_url": _url_template("sellers:ad"),
             "max_photos": settings.ADS_MAX_PHOTOS,

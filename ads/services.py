@@ -3,29 +3,75 @@
 Every photo is validated and re-encoded before anything is written. The files are then
 written to storage *before* the short transaction that creates the rows, so that no
 database lock is held while storage (possibly remote) is slow; if the transaction fails,
-the files just written are deleted again. Classification is requested only after commit:
-a task sent inside the transaction could run before the rows exist.
+the files just written are deleted again. Not when the connection fails while committing,
+though: the database may have committed and its answer been lost, and an ad whose photos
+are gone is worse than a file no row names (``_saving``). Classification is requested only
+after commit: a task sent inside the transaction could run before the rows exist. That
+request is a *robust* commit hook: the ad exists whatever happens there (the database gone
+just after the commit); the error is logged, and the requeue sweep sends the ad later.
+
+Posting is idempotent per seller and ``Idempotency-Key`` (``Once``): the key is saved with
+the ad, in its transaction, together with the answer the post gets. Committed therefore
+means that both exist, and a retry after an answer that was lost finds that answer. A
+second request with the same key while the first is still in its transaction waits on the
+key's unique index until the first commits, and then gets the first's answer too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import IO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.utils import timezone
 
-from .models import Ad, AdImage, Category
+from .models import Ad, AdImage, Category, IdempotencyKey
 from .uploads import CleanPhoto, clean_photos
+
+logger = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = frozenset({"title", "description", "price", "category"})
 
 
 class AdNotEditable(Exception):
     """The ad's category or photos cannot change in its current status."""
+
+
+class KeyReused(Exception):
+    """The seller sent this key before, with other content."""
+
+
+class AlreadyPosted(Exception):
+    """A request with the same key and content committed its ad first (a double click)."""
+
+    def __init__(self, earlier: IdempotencyKey) -> None:
+        super().__init__(f"ad already posted under key {earlier.key!r}")
+        self.earlier = earlier
+
+
+@dataclass
+class Once:
+    """Posting an ad under the seller's ``Idempotency-Key``.
+
+    ``fingerprint`` identifies the content sent; ``answer`` words the answer from the new
+    ad, in its transaction, to be kept with the key. ``kept`` is the saved key once the
+    ad is created.
+    """
+
+    key: str
+    fingerprint: str
+    answer: Callable[[Ad], dict]
+    kept: IdempotencyKey | None = None
 
 
 def request_classification(ad_id: int) -> None:
@@ -43,17 +89,51 @@ def create_ad(
     price: Decimal,
     category: Category,
     photos: list[IO[bytes]],
+    once: Once | None = None,
 ) -> Ad:
-    """Create a pending ad with its photos, all or nothing, and request its classification."""
+    """Create a pending ad with its photos, all or nothing, and request its classification.
+
+    With ``once``, its key is saved with the ad; ``AlreadyPosted`` (or ``KeyReused``, for
+    other content) when a concurrent request with the key committed first. Call
+    ``earlier_answer`` before, for the keys of requests that finished.
+    """
     _check_category(category)
     ad = Ad(seller=seller, title=title, description=description, price=price, category=category)
     ad.full_clean()
     cleaned = clean_photos(photos)
-    with _stored(cleaned) as names, transaction.atomic():
-        ad.save()
-        _create_images(ad, cleaned, names)
-        transaction.on_commit(lambda: request_classification(ad.pk))
+    try:
+        with _saving(cleaned) as names:
+            ad.save()
+            _create_images(ad, cleaned, names)
+            if once is not None:
+                _keep(seller, once, ad)
+            _classify_on_commit(ad)
+    except IntegrityError:
+        # PostgreSQL made the key's insert wait for the other request's commit.
+        earlier = earlier_answer(seller, once) if once is not None else None
+        if earlier is None:
+            raise
+        raise AlreadyPosted(earlier) from None
     return ad
+
+
+def earlier_answer(seller, once: Once) -> IdempotencyKey | None:
+    """The seller's key as an earlier post saved it, or None; ``KeyReused`` when that post
+    sent other content."""
+    earlier = IdempotencyKey.objects.filter(seller=seller, key=once.key).first()
+    if earlier is not None and earlier.fingerprint != once.fingerprint:
+        raise KeyReused(
+            f"The {once.key!r} Idempotency-Key was already used by this account for a "
+            "request with other content; send a new key to post a new ad."
+        )
+    return earlier
+
+
+def purge_idempotency_keys() -> int:
+    """Forget the keys older than ``ADS_IDEMPOTENCY_KEEP_HOURS``; returns how many."""
+    cutoff = timezone.now() - timedelta(hours=settings.ADS_IDEMPOTENCY_KEEP_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad:
@@ -75,7 +155,7 @@ def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad
         setattr(ad, field, value)
     ad.full_clean()
     cleaned = clean_photos(photos) if photos is not None else []
-    with _stored(cleaned) as names, transaction.atomic():
+    with _saving(cleaned) as names:
         # The pipeline may have routed the ad since it was read: decide on the locked row.
         locked = Ad.objects.select_for_update().get(pk=ad.pk)
         if reclassify:
@@ -85,7 +165,7 @@ def update_ad(ad: Ad, *, photos: list[IO[bytes]] | None = None, **changes) -> Ad
             _replace_images(ad, cleaned, names)
         if reclassify:
             ad.return_to_pending()
-            transaction.on_commit(lambda: request_classification(ad.pk))
+            _classify_on_commit(ad)
     return ad
 
 
@@ -103,6 +183,18 @@ def delete_photos(images) -> None:
     with transaction.atomic():
         AdImage.objects.filter(pk__in=[image.pk for image in images]).delete()
         _delete_files_on_commit([image.file.name for image in images])
+
+
+def _keep(seller, once: Once, ad: Ad) -> None:
+    body = json.dumps(once.answer(ad), cls=DjangoJSONEncoder)
+    once.kept = IdempotencyKey.objects.create(
+        seller=seller, key=once.key, fingerprint=once.fingerprint, ad=ad, status_code=201, body=body
+    )
+
+
+def _classify_on_commit(ad: Ad) -> None:
+    # robust: after the commit the ad exists whatever happens here (see the module's note).
+    transaction.on_commit(lambda: request_classification(ad.pk), robust=True)
 
 
 def _check_category(category: Category) -> None:
@@ -123,18 +215,31 @@ def _storage():
 
 
 @contextmanager
-def _stored(photos: list[CleanPhoto]) -> Iterator[list[str]]:
-    """Write ``photos`` to storage under random names; delete them if the block fails."""
+def _saving(photos: list[CleanPhoto]) -> Iterator[list[str]]:
+    """Write ``photos`` to storage under random names, then run the block that saves their
+    rows in a transaction; delete the files if it fails, unless the commit's outcome is
+    unknown."""
     field = AdImage._meta.get_field("file")
     names: list[str] = []
+    committing = False
     try:
         for photo in photos:
             name = field.generate_filename(None, "photo.jpg")
             names.append(field.storage.save(name, ContentFile(photo.data)))
-        yield names
-    except BaseException:
-        for name in names:
-            field.storage.delete(name)
+        with transaction.atomic():
+            yield names
+            committing = True  # the block is done: only the commit (and its hooks) is left
+    except BaseException as error:
+        if committing and isinstance(error, OperationalError | InterfaceError):
+            logger.warning(
+                "the connection failed while committing; keeping the files %s, whose rows "
+                "may be saved: %s",
+                ", ".join(names),
+                error,
+            )
+        else:
+            for name in names:
+                field.storage.delete(name)
         raise
 
 

@@ -3,23 +3,33 @@ from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_cache_control
 from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
 
 from avito_mod.throttling import ExplainedThrottling
 
-from . import services
-from .models import Ad, AdImage, Category
+from . import idempotency, services
+from .models import Ad, AdImage, Category, IdempotencyKey
 from .permissions import IsSellerOrReadOnly
 from .serializers import AdSerializer, AdWriteSerializer, CategorySerializer
 from .throttling import UploadAddressThrottle, UploadUserThrottle
+
+# On an answer replayed for a retry with the same Idempotency-Key (nothing was created).
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class Conflict(APIException):
     status_code = 409
     default_detail = "The ad cannot be changed in its current state."
     default_code = "conflict"
+
+
+class IdempotencyKeyReused(APIException):
+    status_code = 422
+    default_detail = "This Idempotency-Key was already used for a request with other content."
+    default_code = "idempotency_key_reused"
 
 
 class AdPagination(PageNumberPagination):
@@ -56,8 +66,41 @@ class AdViewSet(ExplainedThrottling, viewsets.ModelViewSet):
             return AdWriteSerializer
         return AdSerializer
 
-    def perform_create(self, serializer) -> None:
-        serializer.save(seller=self.request.user)
+    def create(self, request, *args, **kwargs):
+        # With an Idempotency-Key, at most once per seller and key (services.Once).
+        try:
+            key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+        except idempotency.MalformedKey as error:
+            raise ValidationError({idempotency.HEADER: [str(error)]}) from error
+        if key is None:
+            return super().create(request, *args, **kwargs)
+        fields = AdWriteSerializer.Meta.fields
+        once = services.Once(key, idempotency.fingerprint(request.data, fields), self._answer)
+        try:
+            return self._create_once(once)
+        except services.KeyReused as error:
+            raise IdempotencyKeyReused(str(error)) from error
+
+    def _create_once(self, once: services.Once) -> Response:
+        earlier = services.earlier_answer(self.request.user, once)
+        if earlier is None:
+            # A new key: validated and created as without one. A refusal (400) keeps no key,
+            # so the seller may correct the ad and send it again under the same key.
+            serializer = self.get_serializer(data=self.request.data)
+            serializer.is_valid(raise_exception=True)
+            try:
+                self.perform_create(serializer, once=once)
+            except services.AlreadyPosted as error:
+                earlier = error.earlier
+            else:
+                return _respond(once.kept, replayed=False)
+        return _respond(earlier, replayed=True)
+
+    def _answer(self, ad: Ad) -> dict:
+        return AdSerializer(ad, context=self.get_serializer_context()).data
+
+    def perform_create(self, serializer, once: services.Once | None = None) -> None:
+        serializer.save(seller=self.request.user, once=once)
 
     def perform_update(self, serializer) -> None:
         try:
@@ -81,6 +124,14 @@ class AdViewSet(ExplainedThrottling, viewsets.ModelViewSet):
         # Stored photos never change (a replaced photo gets a new id); only the viewer caches.
         patch_cache_control(response, private=True, max_age=3600)
         return response
+
+
+def _respond(kept: IdempotencyKey, replayed: bool) -> Response:
+    """The answer kept with a key: sent the first time, and again to every retry."""
+    response = Response(kept.answer(), status=kept.status_code)
+    if replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response
 
 
 class CategoryViewSet(viewsets.ReadOnlyModelViewSet):

@@ -16,7 +16,8 @@ class DatabaseUnavailableMiddleware:
     """A database that cannot be reached (restarting, failing over, out of connections) is
     a ``503`` with ``Retry-After``, not a ``500``: the failure is the server's and passes.
     An upload that failed before its commit left nothing behind (its files are deleted
-    again); one that failed just after it is an ad that the requeue sweep classifies.
+    again); one that failed just after it is an ad that the requeue sweep classifies, and
+    that a retry with the post's ``Idempotency-Key`` gets the answer of.
 
     Django checks each kept connection before a request (``CONN_HEALTH_CHECKS``), so the
     first request after the database is back is served normally.

@@ -238,6 +238,9 @@ ADS_MAX_ASPECT_RATIO = env_int("ADS_MAX_ASPECT_RATIO", 8)
 # store and classify; a seller posting by hand stays far below these.
 ADS_UPLOAD_USER_RATE = env_rate("ADS_UPLOAD_USER_RATE", "60/hour")
 ADS_UPLOAD_ADDRESS_RATE = env_rate("ADS_UPLOAD_ADDRESS_RATE", "300/hour")
+# How long a seller's Idempotency-Key (POST /api/v1/ads/) is remembered, at least: a retry
+# with the key within this time gets the first answer. Purged hourly (Celery beat).
+ADS_IDEMPOTENCY_KEEP_HOURS = env_int("ADS_IDEMPOTENCY_KEEP_HOURS", 24)
 # Seller sign-ups (the page's form, each POST) per client address.
 SELLERS_SIGNUP_ADDRESS_RATE = env_rate("SELLERS_SIGNUP_ADDRESS_RATE", "20/hour")
 
@@ -323,12 +326,14 @@ CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
 # Training runs on a queue of its own: one worker process (a GPU machine in production).
 CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
 TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")
+# Everything else: classification and the sweeps (the ads' purge of old keys among them).
+INFERENCE_TASKS = ("classifier.tasks.*", "ads.tasks.*")
 
 
 def task_routes(inference_queue: str, training_queue: str) -> dict:
     # Exact task names are matched before patterns.
     routes = {name: {"queue": training_queue} for name in TRAINING_TASKS}
-    return routes | {"classifier.tasks.*": {"queue": inference_queue}}
+    return routes | {pattern: {"queue": inference_queue} for pattern in INFERENCE_TASKS}
 
 
 CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING_QUEUE)
@@ -351,6 +356,10 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stalled-training": {
         "task": "classifier.tasks.fail_stalled_training",
         "schedule": 300,
+    },
+    "purge-idempotency-keys": {
+        "task": "ads.tasks.purge_idempotency_keys",
+        "schedule": 3600,
     },
 }
 if CLASSIFIER_RETRAIN_EVERY_HOURS > 0:

@@ -9,6 +9,7 @@ import pytest
 from django.core.checks import run_checks
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
+from django.db import OperationalError
 from PIL import ExifTags, Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -101,6 +102,35 @@ def test_classification_is_requested_after_commit(
         response = post_ad(seller)
 
     assert classification_requests == [response.data["id"]]
+
+
+# A real commit, so that the commit hooks run where they do in production.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_failure_just_after_the_commit_keeps_the_photos_of_the_ad(seller, media, monkeypatch):
+    def database_gone(ad_id: int) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "request_classification", database_gone)
+
+    ad = make_ad(seller, photos=2)
+    services.update_ad(ad, photos=[upload("new.jpg", seed=9)])
+
+    # The ad exists, so its photo does; the requeue sweep sends it to classification later.
+    stored = {path.relative_to(media).as_posix() for path in stored_files(media)}
+    assert stored == set(AdImage.objects.filter(ad=ad).values_list("file", flat=True))
+    assert len(stored) == 1
+
+
+def test_a_database_error_before_the_commit_leaves_no_file(seller, media, monkeypatch):
+    def connection_lost(*args) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_create_images", connection_lost)
+
+    with pytest.raises(OperationalError):
+        make_ad(seller, photos=2)
+
+    assert not stored_files(media) and not Ad.objects.exists()
 
 
 BAD_PHOTOS = {

@@ -7,7 +7,9 @@ import base64
 import re
 
 import pytest
+from django.db import OperationalError
 
+import ads.views
 from ads.models import Ad, Category
 from classifier.services import classify_images
 from tests.browser import BROWSER_TESTS
@@ -84,6 +86,55 @@ def test_a_seller_fixes_the_category_and_watches_the_ad_get_published(
             Ad.Status.PUBLISHED,
         )
         assert page.errors == []
+
+
+def test_posting_again_after_a_lost_answer_lands_on_the_one_ad(
+    tmp_path, tiny_version, seller, shots, open_page, monkeypatch
+):
+    from playwright.sync_api import expect
+
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(jpeg_bytes("phone", 1))
+    page = open_page()
+    tab = page.tab
+    page.sign_in()
+    tab.goto("/ads/new/")
+    tab.get_by_label("Category").select_option(label="Phones")
+    tab.get_by_label("Choose photos").set_input_files(photo)
+    expect(tab.locator("#photo-list .photo")).not_to_have_attribute("data-state", "checking")
+    tab.get_by_label("Title").fill("iPhone 12")
+    tab.get_by_label("Price").fill("250")
+    # The database gone once the first post committed: its answer is a 503.
+    answers = []
+
+    def database_gone_after_the_commit(kept, replayed):
+        answers.append(replayed)
+        if len(answers) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return respond(kept, replayed)
+
+    respond = ads.views._respond
+    monkeypatch.setattr(ads.views, "_respond", database_gone_after_the_commit)
+    keys = []
+
+    def note_the_key(route) -> None:
+        keys.append(route.request.header_value("Idempotency-Key"))
+        route.continue_()
+
+    tab.route("**/api/v1/ads/", note_the_key)
+    tab.get_by_role("button", name="Post the ad").click()
+    problem = tab.locator("#form-problem")
+    expect(problem).to_contain_text("The database is unavailable for a moment")
+    expect(problem).to_contain_text("Trying again never posts the ad twice.")
+    shots.take(tab, "answer-lost")
+    ad = Ad.objects.get(seller=seller)  # posted all the same
+
+    tab.get_by_role("button", name="Post the ad").click()
+
+    expect(tab).to_have_url(re.compile(rf"/ads/{ad.pk}/$"))
+    assert Ad.objects.filter(seller=seller).count() == 1
+    assert answers == [False, True] and len(keys) == 2 and keys[0] == keys[1] and keys[0]
+    assert [error for error in page.errors if "503" not in error] == []
 
 
 def test_the_pages_fit_a_phone_screen_and_work_by_keyboard(tiny_version, seller, shots, open_page):

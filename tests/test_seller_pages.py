@@ -4,14 +4,17 @@ page, New ad and Edit ad. What their scripts do in a browser is tests/test_brows
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
+from django.test import Client
 
 from ads.models import Ad, Category
-from tests.factories import PASSWORD, make_ad
+from tests.factories import PASSWORD, make_ad, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -251,6 +254,7 @@ def test_new_ad_page_offers_the_active_categories_and_the_api_to_use(client, sel
     assert config["save_url"] == "/api/v1/ads/" and config["save_method"] == "POST"
     assert config["done_url"] == "/ads/{id}/"
     assert config["max_photos"] == 10
+    assert uuid.UUID(config["idempotency_key"]).version == 4
 
 
 def test_edit_page_fills_in_the_ad_and_patches_it(client, seller, ads):
@@ -265,6 +269,46 @@ def test_edit_page_fills_in_the_ad_and_patches_it(client, seller, ads):
     assert '<option value="phone" selected>' in response.text
     config = controls.json["ad-form-config"]
     assert config["save_url"] == f"/api/v1/ads/{ad.pk}/" and config["save_method"] == "PATCH"
+    assert config["idempotency_key"] is None  # a PATCH sent twice saves the same thing
+
+
+def new_ad_page(client) -> tuple[dict, str]:
+    """The New ad page's configuration for its script, and the CSRF token its form holds."""
+    response = client.get("/ads/new/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)[1]
+    return Controls(response.text).json["ad-form-config"], token
+
+
+def post_the_form(client, config: dict, token: str):
+    """What the page's script sends when the seller clicks *Post the ad*."""
+    form = {
+        "title": "iPhone 12",
+        "price": "250",
+        "description": "",
+        "category": "phone",
+        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
+    }
+    headers = {"X-CSRFToken": token, "Idempotency-Key": config["idempotency_key"]}
+    return client.post(config["save_url"], form, headers=headers)
+
+
+def test_the_new_ad_form_posted_twice_makes_one_ad_and_leads_to_it(seller, media):
+    client = Client(enforce_csrf_checks=True)  # as the browser: the session and its token
+    client.force_login(seller)
+    config, token = new_ad_page(client)
+
+    first = post_the_form(client, config, token)
+    again = post_the_form(client, config, token)  # a second click, or a retry after a 503
+
+    assert first.status_code == again.status_code == 201, first.json()
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    ad = Ad.objects.get(seller=seller)
+    assert config["done_url"].replace("{id}", str(again.json()["id"])) == f"/ads/{ad.pk}/"
+    # Another New ad page is another key: another ad.
+    other, token = new_ad_page(client)
+    assert other["idempotency_key"] != config["idempotency_key"]
+    assert post_the_form(client, other, token).status_code == 201
+    assert Ad.objects.filter(seller=seller).count() == 2
 
 
 def test_a_decided_ad_keeps_its_category_and_photos(client, seller, ads):

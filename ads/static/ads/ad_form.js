@@ -2,6 +2,8 @@
 // (POST /api/v1/classify/), and the ad is saved through the API (POST or PATCH
 // /api/v1/ads/…) with the session and its CSRF token. Nothing the seller typed is lost on
 // an error: the page stays, and the server's message goes next to the field it is about.
+// A new ad is posted with the page's own Idempotency-Key: trying again after an error, or
+// after an answer that never came, never posts it twice.
 "use strict";
 
 (() => {
@@ -24,12 +26,12 @@
 
   // --- Talking to the API ------------------------------------------------------------
 
-  function send(url, method, body) {
+  function send(url, method, body, headers = {}) {
     return fetch(url, {
       method,
       body,
       credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+      headers: { "X-CSRFToken": csrfToken, Accept: "application/json", ...headers },
     });
   }
 
@@ -407,13 +409,19 @@
       return;
     }
     setBusy(true, config.save_method === "POST" ? "Posting the ad…" : "Saving…");
+    const key = config.idempotency_key;
     let response, data;
     try {
-      response = await send(config.save_url, config.save_method, formBody());
+      const headers = key ? { "Idempotency-Key": key } : {};
+      response = await send(config.save_url, config.save_method, formBody(), headers);
       data = await readJson(response);
     } catch {
       setBusy(false);
-      showProblem("The server could not be reached; nothing was saved. Try again.");
+      showProblem(
+        key
+          ? "The server could not be reached. Try again: the ad is posted only once, however often you try."
+          : "The server could not be reached; nothing was saved. Try again.",
+      );
       problem.focus();
       return;
     }
@@ -428,10 +436,14 @@
     }
     if (response.status === 429) {
       showProblem(`Too many requests just now; try again in ${retryAfter(response)} s.`);
+    } else if (response.status === 422 && key) {
+      // This page's key already posted an ad, with what the form held then.
+      showProblem("This page already posted an ad, with other details. To post another ad, open New ad again.");
     } else if (response.status === 401 || response.status === 403) {
       showProblem(`${data.detail || "You are signed out."} Sign in again in another tab, then save again: what you typed is kept here.`);
     } else {
-      showProblem(data.detail || `The ad could not be saved (HTTP ${response.status}); try again.`);
+      const again = key && response.status >= 500 ? " Trying again never posts the ad twice." : "";
+      showProblem(`${data.detail || `The ad could not be saved (HTTP ${response.status}); try again.`}${again}`);
     }
     problem.focus();
   });

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ads', '0003_ad_rejection_reason_and_review_queue_index'),
+        ('ads', '0004_idempotency_key'),
     ]
 
     operations = [
