@@ -1,0 +1,25 @@
+"""The scenarios, one fault each, in the order a run goes through them.
+
+A scenario is a function taking the running ``Harness`` and returning its ``Result``: it
+breaks something while sellers post ads, lets it recover, and calls ``h.account(...)`` to
+count what the ads went through. To add one, write it in the module of what it breaks (or
+a new module) and list it below: ``--only`` and the table follow. What went wrong goes in
+``result.problems`` (the run then fails), what is worth knowing in ``result.notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..harness import Harness, Result
+from . import infrastructure, load, models, workers
+
+SCENARIOS: dict[str, Callable[[Harness], Result]] = {
+    "worker-kill": workers.worker_kill,
+    "worker-child-kill": workers.worker_child_kill,
+    "redis-down": infrastructure.redis_down,
+    "postgres-restart": infrastructure.postgres_restart,
+    "model-broken": models.model_broken,
+    "training-kill": models.training_kill,
+    "load": load.load,
+}
