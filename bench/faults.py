@@ -71,8 +71,6 @@ def arguments():
     args.photo_sets = 200 if short else 500  # ads of 3 distinct real photos, shared out
     args.training_images = 24 if short else 40
     args.pg_down = 2 if short else 5  # seconds PostgreSQL stays down
-    args.requeue_after = 8  # ADS_REQUEUE_PENDING_AFTER for the processes started here
-    args.sweep_every = 2
     args.deadline = 90 if short else 180  # recovery deadline per scenario, seconds
     return args
 

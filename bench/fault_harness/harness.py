@@ -21,6 +21,14 @@ from .services import PYTHON, ROOT, Postgres, Proc, Redis, celery_worker, log
 
 FINAL = ("published", "needs_review", "rejected")
 ROUTED = re.compile(r"ad (\d+) routed by model v(\S+): ")
+# Left to the settings module's defaults, whatever the calling shell says: the recovery
+# measured (the requeue sweep, a replaced model file noticed) is what a deployment gets.
+PRODUCTION_DEFAULTS = (
+    "ADS_REQUEUE_PENDING_AFTER",
+    "ADS_REQUEUE_BACKLOGGED_AFTER",
+    "ADS_REQUEUE_SWEEP_EVERY",
+    "CLASSIFIER_ARTIFACT_CHECK_SECONDS",
+)
 
 
 @dataclass
@@ -56,8 +64,6 @@ class Harness:
             "DJANGO_DEBUG": "false",
             "DJANGO_HTTPS": "false",  # plain HTTP to our own server
             "DJANGO_SECRET_KEY": "faults-only-secret-key-" + "x" * 40,
-            "ADS_REQUEUE_PENDING_AFTER": str(args.requeue_after),
-            "ADS_REQUEUE_SWEEP_EVERY": str(args.sweep_every),
             "CLASSIFIER_INFERENCE_QUEUE": "inference",
             "CLASSIFIER_TRAINING_QUEUE": "training",
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -66,7 +72,7 @@ class Harness:
             "ADS_UPLOAD_USER_RATE": "100000/hour",
             "ADS_UPLOAD_ADDRESS_RATE": "1000000/hour",
         }
-        for name in ("CELERY_BROKER_URL", "AVITO_MEDIA_ROOT"):
+        for name in ("CELERY_BROKER_URL", "AVITO_MEDIA_ROOT", *PRODUCTION_DEFAULTS):
             self.env.pop(name, None)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -92,6 +98,8 @@ class Harness:
         self.postgres.init()
         self.redis.start()
         os.environ.update(self.env)
+        for name in PRODUCTION_DEFAULTS:
+            os.environ.pop(name, None)  # this process's settings must agree with its children's
         manage = [PYTHON, "manage.py"]
         subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
         # As a deployment does: the admin's pages need the static files' manifest.
@@ -100,6 +108,14 @@ class Harness:
         import django
 
         django.setup()
+        from django.conf import settings
+
+        # The longest a pending ad waits for the sweep once nothing is queued: the delay
+        # before it is stale, then up to one period of the sweep.
+        sweep = settings.CELERY_BEAT_SCHEDULE["requeue-stale-pending-ads"]["schedule"]
+        self.sweep_s = settings.ADS_REQUEUE_PENDING_AFTER + sweep
+        log(f"requeue sweep every {sweep} s, for ads pending over "
+            f"{settings.ADS_REQUEUE_PENDING_AFTER} s (the settings' defaults)")  # fmt: skip
         self.tokens = self._sellers(self.args.sellers)
         self.sellers = Sellers(self.url, self.tokens, photos_for(self.args.photo_sets))
         for proc in (self.web, *self.workers, self.beat):
@@ -196,7 +212,7 @@ class Harness:
         from ads.models import Ad
 
         others = Ad.objects.exclude(pk__in=answered)
-        deadline = time.monotonic() + self.args.requeue_after + 30
+        deadline = time.monotonic() + self.sweep_s + 30
         while self.db(others.filter(status="pending").exists) and time.monotonic() < deadline:
             time.sleep(0.5)
         return self.db(lambda: Counter(others.values_list("status", flat=True)))

@@ -25,7 +25,7 @@ def redis_down(h: Harness) -> Result:
         result.problems.append(f"uploads refused while Redis was down: {tally.statuses}")
     h.redis.start()
     back = time.monotonic()
-    h.account(result, tally, back, h.args.deadline + h.args.requeue_after)
+    h.account(result, tally, back, h.args.deadline + h.sweep_s)
     return result
 
 

@@ -23,5 +23,5 @@ def load(h: Harness) -> Result:
     ended = time.monotonic()
     rate = len(tally.ids) / (ended - started)
     result.notes.append(f"{len(tally.ids)} ads in {ended - started:.0f}s ({rate:.1f} ads/s)")
-    h.account(result, tally, ended, h.args.deadline + h.args.requeue_after)
+    h.account(result, tally, ended, h.args.deadline + h.sweep_s)
     return result
