@@ -1,14 +1,16 @@
 """Fault injection: real processes, real failures, and what the ads went through.
 
-    python bench/faults.py [--short] [--only worker-kill] [--sellers 50] [--seconds 60]
+    python bench/faults.py [--short] [--only worker-loss] [--sellers 50] [--seconds 60]
 
 Starts its own PostgreSQL (a throwaway cluster on a free port), its own Redis (a free port,
 no persistence), the Procfile's web server, two inference workers and Celery beat, then
 breaks them one way at a time while sellers post ads over HTTP (multipart, real photos):
 
-1. ``worker-kill``: an inference worker SIGKILLed (with its pool child) in the middle of a
-   batch, then restarted; ``worker-child-kill``: only a worker's pool process SIGKILLed
-   mid-task (as the out-of-memory killer does), the worker itself left running.
+1. ``worker-loss``: an inference worker SIGKILLed (with its pool child) while it holds
+   tasks, and left dead: its ads come back only through the beat sweep, and must all be
+   decided within 60 s of the kill (``worker_loss_recovery_s``); ``worker-child-kill``:
+   only a worker's pool process SIGKILLed mid-task (as the out-of-memory killer does),
+   the worker itself left running.
 2. ``redis-down``: Redis stopped while ads are uploaded, then started again (empty: its
    queue is gone); the beat sweep re-enqueues what stayed pending.
 3. ``postgres-restart``: PostgreSQL restarted while workers are busy and uploads go on.
@@ -32,7 +34,9 @@ Invariants, over every ad a client got a ``201`` for:
   for "database restarting" is counted separately as ``http_503`` and allowed only in the
   PostgreSQL scenario's restart window).
 
-Prints a table and ONE final JSON line; the exit status is 1 when an invariant is broken.
+Prints a table and ONE final JSON line (with the scenarios' own figures, such as
+``worker_loss_recovery_s``); the exit status is 1 when an invariant is broken or a
+scenario found a problem (its ``broken`` list).
 Never touches the machine's own PostgreSQL or Redis.
 """
 
@@ -123,6 +127,7 @@ def main() -> int:
         "http_5xx": sum(r.http_5xx for r in results),
         "http_503": sum(r.http_503 for r in results),
         "ads_sent": sum(r.sent for r in results),
+        **{name: value for r in results for name, value in r.figures.items()},
         "broken": [f"{r.fault}: {p}" for r in results for p in r.problems],
         "scenarios": [r.fault for r in results],
         "machine": machine(),

@@ -44,6 +44,8 @@ class Result:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    # A scenario's own figures, added to the final JSON line (e.g. worker_loss_recovery_s).
+    figures: dict[str, float | int | None] = field(default_factory=dict)
 
 
 class Harness:

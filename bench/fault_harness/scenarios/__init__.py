@@ -4,7 +4,8 @@ A scenario is a function taking the running ``Harness`` and returning its ``Resu
 breaks something while sellers post ads, lets it recover, and calls ``h.account(...)`` to
 count what the ads went through. To add one, write it in the module of what it breaks (or
 a new module) and list it below: ``--only`` and the table follow. What went wrong goes in
-``result.problems`` (the run then fails), what is worth knowing in ``result.notes``.
+``result.problems`` (the run then fails), what is worth knowing in ``result.notes``, a
+figure of its own for the final JSON line in ``result.figures``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..harness import Harness, Result
 from . import infrastructure, load, models, workers
 
 SCENARIOS: dict[str, Callable[[Harness], Result]] = {
-    "worker-kill": workers.worker_kill,
+    "worker-loss": workers.worker_loss,
     "worker-child-kill": workers.worker_child_kill,
     "redis-down": infrastructure.redis_down,
     "postgres-restart": infrastructure.postgres_restart,
