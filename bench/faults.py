@@ -14,12 +14,19 @@ breaks them one way at a time while sellers post ads over HTTP (multipart, real 
 2. ``redis-down``: Redis stopped while ads are uploaded, then started again (empty: its
    queue is gone); the beat sweep re-enqueues what stayed pending.
 3. ``postgres-restart``: PostgreSQL restarted while workers are busy and uploads go on.
-4. ``model-broken``: the active version's LiteRT file corrupted, then deleted; workers
-   started afresh (as after a deploy) must send ads to review, ``manage.py check`` and the
-   admin must say so. The file is restored afterwards.
+4. ``model-replaced``: the active version's LiteRT file replaced under running workers by
+   another valid model, then by garbage: ads must go to review as ``model_unverified``
+   (none published), ``manage.py check`` and the admin must name the version; once the
+   recorded file is back, ads are classified again within seconds and the warning goes.
+   ``model-broken``: the file missing when workers start (a deploy that lost it): ads go to
+   review as ``model_unavailable``, check and admin say so; restored afterwards.
 5. ``training-kill``: a tiny training's process SIGKILLed mid-training; the version must be
    marked failed and the active version keep serving.
 6. ``load``: N sellers posting for S seconds against web + 2 workers.
+
+Recovery runs on the settings' defaults (the requeue sweep, the model files' checks), as
+in a deployment. The scenarios are in ``bench/fault_harness/scenarios/``, by what they
+break; a new one is a function there, listed in ``SCENARIOS``.
 
 Invariants, over every ad a client got a ``201`` for:
 

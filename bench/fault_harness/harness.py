@@ -116,6 +116,7 @@ class Harness:
         # before it is stale, then up to one period of the sweep.
         sweep = settings.CELERY_BEAT_SCHEDULE["requeue-stale-pending-ads"]["schedule"]
         self.sweep_s = settings.ADS_REQUEUE_PENDING_AFTER + sweep
+        self.artifact_check_s = settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS
         log(f"requeue sweep every {sweep} s, for ads pending over "
             f"{settings.ADS_REQUEUE_PENDING_AFTER} s (the settings' defaults)")  # fmt: skip
         self.tokens = self._sellers(self.args.sellers)

@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..harness import Harness, Result
-from . import infrastructure, load, models, workers
+from . import infrastructure, load, models, training, workers
 
 SCENARIOS: dict[str, Callable[[Harness], Result]] = {
     "worker-loss": workers.worker_loss,
     "worker-child-kill": workers.worker_child_kill,
     "redis-down": infrastructure.redis_down,
     "postgres-restart": infrastructure.postgres_restart,
+    "model-replaced": models.model_replaced,
     "model-broken": models.model_broken,
-    "training-kill": models.training_kill,
+    "training-kill": training.training_kill,
     "load": load.load,
 }
