@@ -11,6 +11,7 @@ def active_model_problem() -> CheckMessage | None:
     deleted or corrupted since it was first loaded."""
     from .models import ModelVersion
     from .services import ClassifierError, load_predictor
+    from .services.artifacts import ArtifactMismatch
 
     try:
         if ModelVersion._meta.db_table not in connection.introspection.table_names():
@@ -27,9 +28,10 @@ def active_model_problem() -> CheckMessage | None:
     try:
         load_predictor(version)
     except ClassifierError as error:
+        reason = "model_unverified" if isinstance(error, ArtifactMismatch) else "model_unavailable"
         return Error(
             f"The active model v{version.number} cannot be loaded, so every ad goes to "
-            f"human review (model_unavailable): {error}",
+            f"human review ({reason}): {error}",
             hint="Activate another version in the admin, or retrain.",
             id="classifier.E001",
         )

@@ -61,6 +61,24 @@ def test_a_loaded_model_notices_its_file_replaced_without_a_restart(tiny_version
     assert predictor_for(tiny_version).probabilities is not None
 
 
+def test_a_copy_that_keeps_size_and_modification_time_is_still_noticed(tiny_version, settings):
+    """``cp -p`` or ``rsync -t`` of another file of the same size: only the change time,
+    which no copy preserves, tells."""
+    import os
+
+    settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 0
+    path = tiny_version.serving_artifact.path
+    before = os.stat(path)
+    predictor_for(tiny_version)
+    original = _stored_bytes(tiny_version.serving_artifact)
+    with open(path, "r+b") as handle:  # same size, in place
+        handle.write(original[::-1])
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    with pytest.raises(ArtifactMismatch):
+        predictor_for(tiny_version)
+
+
 def test_between_checks_the_loaded_copy_is_served_without_touching_storage(tiny_version, settings):
     settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS = 3600
     first = predictor_for(tiny_version)
@@ -103,6 +121,7 @@ def test_the_admin_banner_names_the_version_whose_file_was_replaced(tiny_version
 
     assert f"The active model v{tiny_version.number} cannot be loaded" in html
     assert "is not the file the registry recorded" in html
+    assert "(model_unverified)" in html
 
 
 def test_the_registry_shows_each_files_checksum(tiny_version, admin_client):

@@ -49,8 +49,15 @@ def read_verified(instance, field: str, owner: str) -> bytes:
     return content
 
 
-def stamp(instance, field: str) -> tuple[float, int]:
-    """The file's modification time and size: cheap to read, and changed by a replacement,
-    so that a process notices it without hashing the file on every use."""
+def stamp(instance, field: str) -> tuple:
+    """The file's size and modification time, and, where the storage knows it, its change
+    time (which no copy can preserve, unlike the modification time: ``cp -p``, ``rsync -t``):
+    cheap to read, and changed by a replacement, so that a process notices it without
+    hashing the file on every use."""
     file = getattr(instance, field)
-    return file.storage.get_modified_time(file.name).timestamp(), file.storage.size(file.name)
+    storage = file.storage
+    try:
+        changed = storage.get_created_time(file.name).timestamp()  # ctime on a local disk
+    except NotImplementedError:
+        changed = None
+    return storage.size(file.name), storage.get_modified_time(file.name).timestamp(), changed
