@@ -90,7 +90,7 @@ def main() -> int:
     args = arguments()
     harness = Harness(args)
     run = [name for name in SCENARIOS if not args.only or name in args.only]
-    blind = published = 0
+    blind = published = duplicated_posts = keyless = 0
     outcomes: Counter = Counter()
     unanswered: Counter = Counter()
     began = time.monotonic()
@@ -102,6 +102,7 @@ def main() -> int:
             log(f"  {result.fault}: {result.sent} sent, {result.lost} lost, {result.problems}")
             harness.results.append(result)
         blind = harness.published_blind()
+        duplicated_posts, keyless = harness.duplicated_posts()
         from ads.models import Ad
 
         published = harness.db(Ad.objects.filter(status="published").count)
@@ -124,6 +125,8 @@ def main() -> int:
     print(f"outcomes: {dict(outcomes.most_common())}")
     if unanswered:
         print(f"saved without a 201 (the client saw an error): {dict(unanswered)}")
+    broken = [f"{r.fault}: {p}" for r in results for p in r.problems]
+    broken += _broken_posts(duplicated_posts, keyless)
     summary = {
         "lost": sum(r.lost for r in results),
         "duplicated": sum(r.duplicated for r in results),
@@ -131,17 +134,30 @@ def main() -> int:
         "published": published,
         "saved_without_201": sum(unanswered.values()),
         "saved_without_201_pending": unanswered["pending"],
+        "duplicated_posts": duplicated_posts,
+        "retried": sum(r.retried for r in results),
+        "replayed": sum(r.replayed for r in results),
         "http_5xx": sum(r.http_5xx for r in results),
         "http_503": sum(r.http_503 for r in results),
         "ads_sent": sum(r.sent for r in results),
         **{name: value for r in results for name, value in r.figures.items()},
-        "broken": [f"{r.fault}: {p}" for r in results for p in r.problems],
+        "broken": broken,
         "scenarios": [r.fault for r in results],
         "machine": machine(),
         "seconds": round(time.monotonic() - began),
     }
     print(json.dumps(summary))
     return 1 if summary["broken"] or blind or unanswered["pending"] else 0
+
+
+def _broken_posts(duplicated_posts: int, keyless: int) -> list[str]:
+    """What the run's ads say of the sellers' posts, each sent under a key of its own."""
+    broken = []
+    if duplicated_posts:
+        broken.append(f"{duplicated_posts} post(s) saved as more than one ad")
+    if keyless:
+        broken.append(f"{keyless} ad(s) saved without their Idempotency-Key")
+    return broken
 
 
 if __name__ == "__main__":
