@@ -82,6 +82,7 @@ def arguments():
     args.photo_sets = 200 if short else 500  # ads of 3 distinct real photos, shared out
     args.training_images = 24 if short else 40
     args.pg_down = 2 if short else 5  # seconds PostgreSQL stays down
+    args.commit_ads = 4 if short else 10  # uploads whose commit's answer is lost
     args.deadline = 90 if short else 180  # recovery deadline per scenario, seconds
     return args
 

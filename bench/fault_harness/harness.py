@@ -30,7 +30,7 @@ PRODUCTION_DEFAULTS = (
     "CLASSIFIER_ARTIFACT_CHECK_SECONDS",
 )
 # The faults where a 503 (the database unavailable for a moment) is the right answer.
-DATABASE_FAULTS = ("postgres-restart",)
+DATABASE_FAULTS = ("postgres-restart", "commit-answer-lost")
 
 
 @dataclass

@@ -20,6 +20,7 @@ SCENARIOS: dict[str, Callable[[Harness], Result]] = {
     "worker-child-kill": workers.worker_child_kill,
     "redis-down": infrastructure.redis_down,
     "postgres-restart": infrastructure.postgres_restart,
+    "commit-answer-lost": infrastructure.commit_answer_lost,
     "model-replaced": models.model_replaced,
     "model-broken": models.model_broken,
     "training-kill": training.training_kill,
