@@ -29,6 +29,8 @@ PRODUCTION_DEFAULTS = (
     "ADS_REQUEUE_SWEEP_EVERY",
     "CLASSIFIER_ARTIFACT_CHECK_SECONDS",
 )
+# The faults where a 503 (the database unavailable for a moment) is the right answer.
+DATABASE_FAULTS = ("postgres-restart", "commit-answer-lost")
 
 
 @dataclass
@@ -40,12 +42,14 @@ class Result:
     duplicated: int = 0
     http_5xx: int = 0
     http_503: int = 0
+    retried: int = 0  # uploads sent again under their Idempotency-Key
+    replayed: int = 0  # ... and answered with the first 201 (Idempotent-Replayed: true)
     recover_s: float | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     # A scenario's own figures, added to the final JSON line (e.g. worker_loss_recovery_s).
-    figures: dict[str, float | int | None] = field(default_factory=dict)
+    figures: dict[str, object] = field(default_factory=dict)
 
 
 class Harness:
@@ -237,6 +241,7 @@ class Harness:
         result.sent = len(ids)
         result.http_5xx = tally.http_5xx - tally.statuses[503]
         result.http_503 = tally.statuses[503]
+        result.retried, result.replayed = tally.retried, tally.replayed
         result.recover_s = self.wait_decided(ids, since, deadline_s)
         existing = set(self.db(lambda: list(
             Ad.objects.filter(pk__in=ids).values_list("pk", flat=True)
@@ -250,8 +255,12 @@ class Harness:
         if others:
             result.notes.append(f"non-201 answers: {others}")
         self._explain_failures(result, ids)
-        if result.http_503 and result.fault != "postgres-restart":
-            result.problems.append(f"{result.http_503} answers 503 outside a database restart")
+        if result.http_503 and result.fault not in DATABASE_FAULTS:
+            result.problems.append(f"{result.http_503} answers 503 outside a database fault")
+        if tally.statuses[422]:
+            result.problems.append(
+                f"{tally.statuses[422]} retries refused as other content under their key (422)"
+            )
         if result.lost:
             result.problems.append(f"{result.lost} lost: {sorted(undecided)[:10]}")
         if result.duplicated:
@@ -260,6 +269,20 @@ class Harness:
             result.problems.append(f"{result.http_5xx} responses >= 500 (not 503)")
 
     # Overall ---------------------------------------------------------------------
+
+    def duplicated_posts(self) -> tuple[int, int]:
+        """Logical posts saved as more than one ad (each has a title of its own, so: ads of
+        one seller with one title), and ads saved without their Idempotency-Key (every
+        post here sends one, and it is saved in the ad's transaction)."""
+        from django.db.models import Count
+
+        from ads.models import Ad, IdempotencyKey
+
+        twice = Ad.objects.values("seller", "title").annotate(n=Count("pk")).filter(n__gt=1)
+        keyless = Ad.objects.exclude(
+            pk__in=IdempotencyKey.objects.filter(ad__isnull=False).values("ad")
+        )
+        return self.db(twice.count), self.db(keyless.count)
 
     def published_blind(self) -> int:
         """Published ads with a photo lacking a confident prediction of the ad's category

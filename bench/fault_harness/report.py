@@ -22,10 +22,11 @@ def machine() -> str:
 
 
 def print_table(results: list[Result]) -> None:
-    header = ("fault", "ads sent", "decided", "lost", "duplicated", "5xx", "503", "recover s")
+    header = ("fault", "ads sent", "decided", "lost", "duplicated", "5xx", "503", "retried",
+              "replayed", "recover s")  # fmt: skip
     rows = [
-        (r.fault, r.sent, r.decided, r.lost, r.duplicated, r.http_5xx, r.http_503,
-         "-" if r.recover_s is None else f"{r.recover_s:.1f}")
+        (r.fault, r.sent, r.decided, r.lost, r.duplicated, r.http_5xx, r.http_503, r.retried,
+         r.replayed, "-" if r.recover_s is None else f"{r.recover_s:.1f}")
         for r in results
     ]  # fmt: skip
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]

@@ -36,7 +36,12 @@ class Postgres:
         if self.as_user:
             shutil.chown(self.dir, "postgres", "postgres")
         self.bin = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/avito_faults"
+        self.url = self.url_on(self.port)
+
+    @staticmethod
+    def url_on(port: int) -> str:
+        """The database's URL through ``port`` (ours, or a proxy's in front of it)."""
+        return f"postgres://postgres@127.0.0.1:{port}/avito_faults"
 
     def _run(self, *command: str) -> None:
         subprocess.run([*self.as_user, *command], check=True, stdout=subprocess.DEVNULL)

@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..harness import Harness, Result
-from . import infrastructure, load, models, training, workers
+from . import auth, infrastructure, load, models, training, workers
 
 SCENARIOS: dict[str, Callable[[Harness], Result]] = {
     "worker-loss": workers.worker_loss,
     "worker-child-kill": workers.worker_child_kill,
     "redis-down": infrastructure.redis_down,
     "postgres-restart": infrastructure.postgres_restart,
+    "commit-answer-lost": infrastructure.commit_answer_lost,
     "model-replaced": models.model_replaced,
     "model-broken": models.model_broken,
     "training-kill": training.training_kill,
     "load": load.load,
+    # Last: it locks 127.0.0.1 out of signing in (lifted at its end) and posts no ads.
+    "logins": auth.logins,
 }

@@ -1,12 +1,17 @@
-"""Faults of the services the project stands on: Redis and PostgreSQL going away."""
+"""Faults of the services the project stands on: Redis and PostgreSQL going away, and the
+database's answer to a commit lost on the way."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from bench.pipeline import free_port, wait_http, web_server_command
+
+from ..dbproxy import CommitAnswerLoser
 from ..harness import Harness, Result
 from ..sellers import Tally
+from ..services import Postgres, Proc
 
 
 def redis_down(h: Harness) -> Result:
@@ -49,4 +54,43 @@ def postgres_restart(h: Harness) -> Result:
 
     connections.close_all()
     h.account(result, tally, back, h.args.deadline)
+    return result
+
+
+def commit_answer_lost(h: Harness) -> Result:
+    """The database's answer to an ad's COMMIT lost (the ad saved; the web server's
+    connection gone before it heard so) for every one of a burst of uploads, through a
+    second web server (the Procfile's, one process) whose database connections pass through
+    a proxy that drops them at that moment. Each client gets a ``503`` and sends the same
+    post again under its Idempotency-Key: the retry must be answered with the first ``201``
+    (``Idempotent-Replayed: true``), nothing saved twice; the ad, whose classification was
+    to be requested after the commit, is decided through the beat sweep."""
+    result, tally = Result("commit-answer-lost"), Tally()
+    proxy = CommitAnswerLoser(h.postgres.port)
+    proxy.start()
+    port = free_port()
+    command, web_env = web_server_command(port, processes=1)
+    env = h.env | web_env | {"DATABASE_URL": Postgres.url_on(proxy.port)}
+    web = Proc("web-commit", command, env, h.logs / "web-commit.log")
+    web.start()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v1/categories/", 90)
+        n = h.args.commit_ads
+        proxy.arm(n)
+        h.sellers.at(f"http://127.0.0.1:{port}").burst(n, tally, "commit-answer-lost", n)
+    finally:
+        web.stop()
+        proxy.close()
+    answered = time.monotonic()
+    h.account(result, tally, answered, h.args.deadline + h.sweep_s)
+    result.notes.append(
+        f"{proxy.lost} of {n} commits done and their answers lost; {tally.replayed} retries "
+        "answered with the first 201"
+    )
+    if proxy.lost != n:
+        result.problems.append(f"the answer was lost after {proxy.lost} commits, not {n}")
+    if tally.replayed != proxy.lost or len(tally.ids) != n:
+        result.problems.append(
+            f"{tally.replayed} replayed, {len(tally.ids)} 201s for {proxy.lost} lost answers"
+        )
     return result

@@ -46,9 +46,7 @@ def model_replaced(h: Harness) -> Result:
             # A worker looks at its files at most this long after its last look; until then
             # it serves the copy it verified, the file the registry recorded: right too.
             time.sleep(h.artifact_check_s + 0.5)
-            part = _broken_ads(h, result, how, "model_unverified", version.number)
-            tally.ids += part.ids
-            tally.statuses.update(part.statuses)
+            tally.extend(_broken_ads(h, result, how, "model_unverified", version.number))
     finally:
         shutil.move(backup, path)
     restored = time.monotonic()
