@@ -117,6 +117,19 @@ def create_ad(
     return ad
 
 
+def resume_classification(earlier: IdempotencyKey) -> None:
+    """A replayed post's ad that is still pending and was never sent to classification
+    (the commit hook did not run: the connection failed right after the commit) is sent
+    now, rather than left for the sweep."""
+    if (
+        earlier.ad_id
+        and Ad.objects.filter(
+            pk=earlier.ad_id, status=Ad.Status.PENDING, classification_requested_at__isnull=True
+        ).exists()
+    ):
+        request_classification(earlier.ad_id)
+
+
 def earlier_answer(seller, once: Once) -> IdempotencyKey | None:
     """The seller's key as an earlier post saved it, or None; ``KeyReused`` when that post
     sent other content."""

@@ -94,6 +94,7 @@ class AdViewSet(ExplainedThrottling, viewsets.ModelViewSet):
                 earlier = error.earlier
             else:
                 return _respond(once.kept, replayed=False)
+        services.resume_classification(earlier)
         return _respond(earlier, replayed=True)
 
     def _answer(self, ad: Ad) -> dict:

@@ -51,8 +51,14 @@ def stored_files(media) -> list:
 
 @pytest.fixture
 def classification_requests(monkeypatch) -> list[int]:
+    """Requests recorded instead of sent, stamped on the ad as ``enqueue`` stamps them."""
     requested: list[int] = []
-    monkeypatch.setattr(services, "request_classification", requested.append)
+
+    def request(ad_id: int) -> None:
+        requested.append(ad_id)
+        Ad.objects.filter(pk=ad_id).update(classification_requested_at=timezone.now())
+
+    monkeypatch.setattr(services, "request_classification", request)
     return requested
 
 
@@ -63,8 +69,9 @@ def classification_requests(monkeypatch) -> list[int]:
 def test_a_repeat_with_the_same_key_and_content_gets_the_first_answer_and_creates_nothing(
     seller, media, classification_requests, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):  # run as the first commits
         first = post_ad(seller)
+    with django_capture_on_commit_callbacks(execute=True):
         again = post_ad(seller)
 
     assert first.status_code == again.status_code == 201, first.data
@@ -246,6 +253,8 @@ def test_a_retry_after_the_answer_to_a_commit_was_lost_gets_the_one_ad(
     assert retry.status_code == 201 and retry["Idempotent-Replayed"] == "true"
     ad = Ad.objects.get()
     assert retry.json()["id"] == ad.pk and ad.images.count() == 2
+    # The commit hook never ran: the replay sent the ad to classification, not the sweep.
+    assert classification_requests == [ad.pk]
     # Whether the commit happened was unknown: the photos' files were kept, in case.
     stored = {path.relative_to(media).as_posix() for path in stored_files(media)}
     assert stored == set(ad.images.values_list("file", flat=True))
