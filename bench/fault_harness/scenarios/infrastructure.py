@@ -64,7 +64,8 @@ def commit_answer_lost(h: Harness) -> Result:
     a proxy that drops them at that moment. Each client gets a ``503`` and sends the same
     post again under its Idempotency-Key: the retry must be answered with the first ``201``
     (``Idempotent-Replayed: true``), nothing saved twice; the ad, whose classification was
-    to be requested after the commit, is decided through the beat sweep."""
+    to be requested after the commit, is sent to classification by the replay (the beat
+    sweep would, 30-40 s later, for a client that never retried)."""
     result, tally = Result("commit-answer-lost"), Tally()
     proxy = CommitAnswerLoser(h.postgres.port)
     proxy.start()
