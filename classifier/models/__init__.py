@@ -1,0 +1,37 @@
+"""The classifier's models, one module per concern: labelled photos and their features
+(``training_images``), model versions and the shared backbone (``versions``), label checks
+(``label_checks``) and the predictions on ads' photos (``predictions``)."""
+
+from .label_checks import LabelCheck
+from .predictions import Prediction
+from .training_images import (
+    PHOTO_KEY_DIGITS,
+    SUSPICION_FIELDS,
+    ImageFeatures,
+    TrainingImage,
+    photo_keys,
+    training_image_path,
+)
+from .versions import (
+    ModelVersion,
+    ModelVersionEvent,
+    ModelVersionQuerySet,
+    ServedBackbone,
+    artifact_path,
+)
+
+__all__ = [
+    "PHOTO_KEY_DIGITS",
+    "SUSPICION_FIELDS",
+    "ImageFeatures",
+    "LabelCheck",
+    "ModelVersion",
+    "ModelVersionEvent",
+    "ModelVersionQuerySet",
+    "Prediction",
+    "ServedBackbone",
+    "TrainingImage",
+    "artifact_path",
+    "photo_keys",
+    "training_image_path",
+]
