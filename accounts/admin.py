@@ -109,23 +109,19 @@ class SignInFailureAdmin(admin.ModelAdmin):
         permissions=["delete"],
     )
     def unlock_accounts(self, request, queryset):
-        usernames = set(queryset.values_list("username", flat=True))
-        deleted, _ = AccessAttempt.objects.filter(username__in=usernames).delete()
-        self.message_user(
-            request,
-            f"Unlocked {len(usernames)} account(s): {deleted} row(s) cleared.",
-            messages.SUCCESS,
-        )
+        self._unlock(request, queryset, "username", "account(s)")
 
     @admin.action(
         description="Unlock the selected addresses (their failures on every account)",
         permissions=["delete"],
     )
     def unlock_addresses(self, request, queryset):
-        addresses = set(queryset.values_list("ip_address", flat=True))
-        deleted, _ = AccessAttempt.objects.filter(ip_address__in=addresses).delete()
+        self._unlock(request, queryset, "ip_address", "address(es)")
+
+    def _unlock(self, request, queryset, field: str, what: str) -> None:
+        """Clear every failure sharing a selected row's ``field``, whatever the other one."""
+        values = set(queryset.values_list(field, flat=True))
+        deleted, _ = AccessAttempt.objects.filter(**{f"{field}__in": values}).delete()
         self.message_user(
-            request,
-            f"Unlocked {len(addresses)} address(es): {deleted} row(s) cleared.",
-            messages.SUCCESS,
+            request, f"Unlocked {len(values)} {what}: {deleted} row(s) cleared.", messages.SUCCESS
         )

@@ -24,6 +24,18 @@ def upload(name: str = "photo.jpg", data: bytes | None = None, seed: int = 0):
     return SimpleUploadedFile(name, content, content_type="image/jpeg")
 
 
+def ad_form(**overrides) -> dict:
+    """The fields of a valid ad as a client posts them (two photos), with ``overrides``."""
+    form = {
+        "title": "iPhone 12",
+        "description": "Works fine",
+        "price": "250.00",
+        "category": "phone",
+        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
+    }
+    return form | overrides
+
+
 def make_ad(
     seller,
     *,

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from ads import services
 from ads.models import Ad, AdImage, Category
 from classifier.models import ModelVersion, Prediction
-from tests.factories import PASSWORD, make_ad, upload
+from tests.factories import PASSWORD, ad_form, make_ad, upload
 from tests.images import drawn_photo, encode, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
@@ -29,17 +29,6 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-def ad_form(**overrides) -> dict:
-    form = {
-        "title": "iPhone 12",
-        "description": "Works fine",
-        "price": "250.00",
-        "category": "phone",
-        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
-    }
-    return form | overrides
 
 
 def post_ad(user, **overrides):

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from ads import idempotency, services, tasks
 from ads.models import Ad, IdempotencyKey
 from avito_mod.celery import app as celery_app
-from tests.factories import upload
+from tests.factories import ad_form, upload
 
 ADS = "/api/v1/ads/"
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
@@ -27,17 +27,6 @@ def client_for(user) -> APIClient:
     client = APIClient(raise_request_exception=False)  # a 503 is answered, not raised
     client.force_authenticate(user)
     return client
-
-
-def ad_form(**overrides) -> dict:
-    form = {
-        "title": "iPhone 12",
-        "description": "Works fine",
-        "price": "250.00",
-        "category": "phone",
-        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
-    }
-    return form | overrides
 
 
 def post_ad(user, key: str | None = KEY, **overrides):
