@@ -14,7 +14,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from ads.models import Ad, Category
-from tests.factories import PASSWORD, make_ad, upload
+from tests.factories import PASSWORD, ad_form, make_ad
 
 pytestmark = pytest.mark.django_db
 
@@ -281,15 +281,8 @@ def new_ad_page(client) -> tuple[dict, str]:
 
 def post_the_form(client, config: dict, token: str):
     """What the page's script sends when the seller clicks *Post the ad*."""
-    form = {
-        "title": "iPhone 12",
-        "price": "250",
-        "description": "",
-        "category": "phone",
-        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
-    }
     headers = {"X-CSRFToken": token, "Idempotency-Key": config["idempotency_key"]}
-    return client.post(config["save_url"], form, headers=headers)
+    return client.post(config["save_url"], ad_form(description=""), headers=headers)
 
 
 def test_the_new_ad_form_posted_twice_makes_one_ad_and_leads_to_it(seller, media):
