@@ -6,11 +6,12 @@ from django.db.utils import DatabaseError
 
 
 def active_model_problem() -> CheckMessage | None:
-    """What is wrong with the active model, or None. Loads its file afresh (not this
-    process's cached copy), so that a long-running process such as the admin's sees a file
-    deleted or corrupted since it was first loaded."""
+    """What is wrong with the active model, or None. Through this process's loaded copy,
+    which looks at the files again every CLASSIFIER_ARTIFACT_CHECK_SECONDS: a long-running
+    process such as the admin's sees a file deleted or replaced since it was first loaded,
+    without loading the model again for every page."""
     from .models import ModelVersion
-    from .services import ClassifierError, load_predictor
+    from .services import ClassifierError, predictor_for
     from .services.artifacts import ArtifactMismatch
 
     try:
@@ -26,7 +27,7 @@ def active_model_problem() -> CheckMessage | None:
             id="classifier.W001",
         )
     try:
-        load_predictor(version)
+        predictor_for(version)
     except ClassifierError as error:
         reason = "model_unverified" if isinstance(error, ArtifactMismatch) else "model_unavailable"
         return Error(
