@@ -145,6 +145,23 @@ def test_letterbox_of_a_wide_image_pads_top_and_bottom():
     assert tuple(pixels[16, 0]) == (255, 255, 255)
 
 
+@pytest.mark.parametrize("size", [(67, 90), (120, 68), (121, 91), (90, 90), (300, 41)])
+def test_letterbox_gives_the_pixels_of_a_pillow_paste(size):
+    # Stored backbone features were computed with a Pillow canvas; the NumPy one must match
+    # it to the last bit, or every kept feature would silently disagree with serving.
+    photo = Image.fromarray(
+        np.random.default_rng(size[0]).integers(0, 256, (*size[::-1], 3), np.uint8)
+    )
+    scale = 224 / max(size)
+    fitted = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    canvas = Image.new("RGB", (224, 224), PAD_COLOUR)
+    canvas.paste(
+        photo.resize(fitted, Image.Resampling.BILINEAR, reducing_gap=3.0),
+        ((224 - fitted[0]) // 2, (224 - fitted[1]) // 2),
+    )
+    assert np.array_equal(letterbox(photo, 224), np.asarray(canvas))
+
+
 def test_one_pixel_wide_image_still_yields_an_input():
     pixels = letterbox(solid("RGB", size=(2000, 1), colour=(255, 0, 0)), 32)
     assert pixels.shape == (32, 32, 3)

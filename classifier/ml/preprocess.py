@@ -206,15 +206,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@cache
+def _blank_canvas(size: int) -> np.ndarray:
+    canvas = np.full((size, size, 3), PAD_COLOUR, dtype=np.uint8)
+    canvas.flags.writeable = False  # shared: callers copy it
+    return canvas
+
+
 def letterbox(image: Image.Image, size: int) -> np.ndarray:
     """Scale ``image`` to fit ``size`` x ``size`` keeping its aspect ratio, pad, return uint8."""
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resized = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    canvas = Image.new("RGB", (size, size), PAD_COLOUR)
-    canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
-    return np.asarray(canvas, dtype=np.uint8)
+    # The canvas is built in NumPy: a Pillow canvas, paste and array copy cost a third of
+    # the time of preprocessing a thumbnail, for the same pixels.
+    canvas = _blank_canvas(size).copy()
+    left, top = (size - new_size[0]) // 2, (size - new_size[1]) // 2
+    canvas[top : top + new_size[1], left : left + new_size[0]] = np.asarray(resized)
+    return canvas
 
 
 def preprocess(data: bytes, size: int) -> np.ndarray:
