@@ -27,6 +27,15 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default)."""
+    value = os.environ.get(name, choices[0]).strip()
+    if value not in choices:
+        named = ", ".join(choice for choice in choices if choice)
+        raise ImproperlyConfigured(f"{name} must be one of {named}, not {value!r}")
+    return value
+
+
 def env_int(name: str, default: int, *, low: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None:

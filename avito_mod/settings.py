@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -34,6 +35,13 @@ if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_KEY):
 SECRET_KEY = SECRET_KEY or _DEVELOPMENT_KEY
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- Deployment on several machines (deploy/, avito_mod/deployment) -----------------------
+# The role of a process started by deploy/'s units; with a role, start-up stops on settings
+# that only work on one machine. Unset: one machine (bin/run, tests), nothing required.
+AVITO_ROLE = env_choice("AVITO_ROLE", ("", "web", "inference", "training", "beat"))
+# AVITO_MEDIA_ROOT is a network mount every host shares (instead of object storage).
+AVITO_SHARED_FILESYSTEM = env_bool("AVITO_SHARED_FILESYSTEM", False)
 
 # --- HTTPS, cookies and security headers ------------------------------------------------
 # Served over HTTPS (the default in production): cookies only over TLS, plain HTTP
@@ -75,6 +83,7 @@ INSTALLED_APPS = [
     "classifier",
     "moderation",
     "avito_mod.backup",
+    "avito_mod.deployment",
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ import pytest
 
 from tests.factories import make_user
 from tests.images import CLASSES, write_dataset
+from tests.live import deployment_env
 
 # The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
 pytest_plugins = ["tests.browser"]
@@ -135,3 +136,9 @@ def media(settings, tmp_path):
     """An empty storage folder of this test's own, so leftovers can be counted."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def environment(tmp_path):
+    """Makes a deployment's environment for a fresh process (``tests.live.deployment_env``)."""
+    return lambda **variables: deployment_env(tmp_path / "data", **variables)

@@ -1,7 +1,10 @@
-"""Real processes for end-to-end tests: a Celery worker on this run's inference queue."""
+"""Real processes for end-to-end tests: a Celery worker on this run's inference queue, and
+fresh processes under a deployment's environment."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 import time
@@ -45,3 +48,34 @@ def wait_for(condition: Callable[[], bool], seconds: float, describe=lambda: "")
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {seconds}s\n{describe()}")
+
+
+def deployment_env(data_dir: Path, **variables: str) -> dict:
+    """A deployment's environment: only what it sets, none of this machine's settings."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "AVITO_", "ADS_", "CLASSIFIER_", "SELLERS_", "SIGNIN_"))
+        and key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    return inherited | {
+        "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
+        "AVITO_DATA_DIR": str(data_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **variables,
+    }
+
+
+def production(**variables: str) -> dict:
+    return {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "ads.example.com",
+    } | variables
+
+
+def run(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python *args`` in the project's folder under ``env``."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -5,14 +5,10 @@ limits' variables."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 
 import pytest
 
-from tests.live import ROOT
+from tests.live import production, run
 
 SHOWN = [
     "DEBUG",
@@ -42,46 +38,6 @@ import json
 from django.conf import settings
 print(json.dumps({{name: getattr(settings, name, None) for name in {SHOWN!r}}}))
 """
-
-
-@pytest.fixture
-def environment(tmp_path):
-    """A deployment's environment: only what it sets, none of this machine's settings."""
-
-    def make(**variables: str) -> dict:
-        inherited = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(
-                ("DJANGO_", "AVITO_", "ADS_", "CLASSIFIER_", "SELLERS_", "SIGNIN_")
-            )
-            and key not in ("DATABASE_URL", "REDIS_URL")
-        }
-        return (
-            inherited
-            | {
-                "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
-                "AVITO_DATA_DIR": str(tmp_path / "data"),
-                "TF_CPP_MIN_LOG_LEVEL": "2",
-            }
-            | variables
-        )
-
-    return make
-
-
-def production(**variables: str) -> dict:
-    return {
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "ads.example.com",
-    } | variables
-
-
-def run(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def settings_under(env: dict) -> dict:

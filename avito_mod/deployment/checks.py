@@ -1,0 +1,87 @@
+"""The rules of a multi-host deployment, as Django system checks (``manage.py check --deploy``
+runs them too) and as the start-up gate of web processes and Celery processes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+TAG = "avito_deployment"
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+
+@checks.register(TAG, deploy=True)
+def check_role(app_configs=None, **kwargs):
+    role = settings.AVITO_ROLE
+    if not role:
+        return []
+    errors = []
+    if settings.DEBUG:
+        errors.append(
+            checks.Error(
+                "DJANGO_DEBUG is on: it shows tracebacks to visitors and keeps every query in "
+                "memory",
+                hint="Set DJANGO_DEBUG=false (and DJANGO_SECRET_KEY).",
+                id="deployment.E001",
+            )
+        )
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        errors.append(
+            checks.Error(
+                "the database is a SQLite file, which no other host can reach",
+                hint="Set DATABASE_URL=postgres://… on every host.",
+                id="deployment.E002",
+            )
+        )
+    if not settings.REDIS_URL:
+        errors.append(
+            checks.Error(
+                "no REDIS_URL: the filesystem broker only carries tasks between processes of "
+                "one machine",
+                hint="Set REDIS_URL=redis://… on every host.",
+                id="deployment.E003",
+            )
+        )
+    if local_storage() and not settings.AVITO_SHARED_FILESYSTEM:
+        errors.append(
+            checks.Error(
+                "photos and model files are stored on this host's disk "
+                f"({settings.MEDIA_ROOT}), where workers on other hosts cannot read them",
+                hint="Use object storage (AVITO_STORAGE_URL), or set AVITO_SHARED_FILESYSTEM=true "
+                "if AVITO_MEDIA_ROOT is a network mount shared by every host.",
+                id="deployment.E004",
+            )
+        )
+    if role == "web" and set(settings.ALLOWED_HOSTS) <= LOCAL_HOSTS:
+        errors.append(
+            checks.Error(
+                "DJANGO_ALLOWED_HOSTS names only this machine: every request from the load "
+                "balancer would be refused",
+                hint="Set DJANGO_ALLOWED_HOSTS to the site's host names.",
+                id="deployment.E005",
+            )
+        )
+    return errors
+
+
+def local_storage() -> bool:
+    backend = settings.STORAGES["default"]["BACKEND"]
+    return backend.rsplit(".", 1)[-1] == "FileSystemStorage"
+
+
+def validate() -> None:
+    """Stop a process that has a role but cannot play it, naming every problem."""
+    if not settings.AVITO_ROLE:
+        return
+    problems = [
+        message
+        for message in checks.run_checks(tags=[TAG], include_deployment_checks=True)
+        if message.is_serious()
+    ]
+    if problems:
+        lines = "\n".join(f"- {problem.msg}. {problem.hint}" for problem in problems)
+        raise ImproperlyConfigured(
+            f"AVITO_ROLE={settings.AVITO_ROLE}: this process cannot run on several machines "
+            f"as configured:\n{lines}"
+        )
