@@ -21,13 +21,12 @@ accesslog = "-"
 control_socket_disable = True
 
 # /metrics counts requests in every process: prometheus_client's multiprocess mode keeps
-# each process's counts in files of one folder, which the answering process sums up. A
-# folder of this server's own (set before the processes start), emptied at each start:
-# counts of a previous run or of another server must not be summed in.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-    prefix="avito-web-metrics-"
-)
+# each process's counts in files of one folder, which the answering process sums up. The
+# folder is this server's own (WEB_METRICS_DIR, else a new temporary one), emptied at each
+# start: counts of a previous run or of another server must not be summed in. Only this
+# server's processes get it: commands and workers count in memory as usual.
+_own_metrics_dir = not os.environ.get("WEB_METRICS_DIR")
+_metrics_dir = os.environ.get("WEB_METRICS_DIR") or tempfile.mkdtemp(prefix="avito-web-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
