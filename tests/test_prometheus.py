@@ -126,6 +126,42 @@ def test_the_figures_are_read_in_five_queries(django_assert_num_queries):
     assert {f.name for f in families} >= {"avito_ads", "avito_inference_seconds"}
 
 
+def test_with_the_database_down_the_scrape_says_so_and_keeps_the_process_series():
+    script = (
+        "import django; django.setup();"
+        "from django.test import Client;"
+        "r = Client(HTTP_HOST='localhost').get('/metrics', headers={'Authorization': "
+        f"'Bearer {TOKEN}'}});"
+        "print(r.status_code); print(r.content.decode())"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "avito_mod.settings",
+            "METRICS_TOKEN": TOKEN,
+            # Nothing listens on port 1.
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:1/avito_mod",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    status, _, text = run.stdout.partition("\n")
+    assert status == "200", run.stdout[-2000:] + run.stderr[-2000:]
+    samples = scrape(text)
+    assert value(samples, "avito_metrics_database_up") == 0
+    assert not any(name.startswith("avito_ads") for name, _ in samples)
+    assert (
+        value(
+            samples, "django_db_new_connection_errors_total", alias="default", vendor="postgresql"
+        )
+        >= 1
+    )
+    assert "the database cannot be read" in run.stderr
+
+
 def _post_ad(url: str, token: str, kinds: list[str]) -> int:
     files = [
         ("photos", (f"{kind}{n}.jpg", jpeg_bytes(kind, 5000 + n), "image/jpeg"))
@@ -226,6 +262,7 @@ def test_every_series_after_a_small_run(
     assert value(samples, "avito_moderation_decisions_total", action="recategorize") == 1
     assert value(samples, "avito_moderation_decisions_total", action="accept") == 0
     assert value(samples, "avito_moderation_decisions_undone_total", action="recategorize") == 0
+    assert value(samples, "avito_metrics_database_up") == 1
 
     # django-prometheus: this process's requests (the uploads among them) and queries.
     uploads = value(

@@ -9,9 +9,11 @@ stored with its predictions (``Prediction.latency_ms``: the batch's time per pho
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
+from django.db import DatabaseError
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import (
@@ -25,6 +27,8 @@ from ads.models import Ad
 from classifier.models import ModelVersion, Prediction
 from moderation.models import ModerationDecision
 
+logger = logging.getLogger(__name__)
+
 # Seconds per photo: int8 inference takes about 5 ms a photo on one core.
 INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TRAINED = (ModelVersion.Status.CANDIDATE, ModelVersion.Status.ACTIVE, ModelVersion.Status.RETIRED)
@@ -36,16 +40,29 @@ class DatabaseCollector:
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
-        versions = list(ModelVersion.objects.values("pk", "number", "status", "finished_at"))
-        yield from ads_and_queues()
-        yield from predictions({v["pk"]: v["number"] for v in versions})
-        yield from training(versions)
-        yield from decisions()
+        try:
+            families = list(_from_database())
+        except DatabaseError as error:
+            # The web server's own series still go out, with the outage stated.
+            logger.warning("metrics: the database cannot be read: %s", error)
+            families = []
+        up = GaugeMetricFamily(
+            "avito_metrics_database_up", "1 when the figures below could be read, else 0"
+        )
+        up.add_metric([], 1 if families else 0)
         took = GaugeMetricFamily(
-            "avito_metrics_collect_seconds", "Time this scrape took to read the figures above"
+            "avito_metrics_collect_seconds", "Time this scrape took to read the figures"
         )
         took.add_metric([], time.perf_counter() - started)
-        yield took
+        yield from (*families, up, took)
+
+
+def _from_database() -> Iterator[Metric]:
+    versions = list(ModelVersion.objects.values("pk", "number", "status", "finished_at"))
+    yield from ads_and_queues()
+    yield from predictions({v["pk"]: v["number"] for v in versions})
+    yield from training(versions)
+    yield from decisions()
 
 
 def ads_and_queues() -> Iterator[Metric]:

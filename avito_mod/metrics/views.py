@@ -26,13 +26,14 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     registry = prometheus_client.CollectorRegistry()
+    # First, so that the process's figures below count this scrape's queries too.
+    registry.register(DatabaseCollector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # gunicorn's processes (avito_mod/gunicorn.conf.py): the sum over all of them, so
         # that the process that happens to answer speaks for the whole server.
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(DatabaseCollector())
     return HttpResponse(
         prometheus_client.generate_latest(registry),
         content_type=prometheus_client.CONTENT_TYPE_LATEST,
