@@ -6,6 +6,9 @@ each process overlap the waits (database, slow uploads).
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("AVITO_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
@@ -16,3 +19,29 @@ accesslog = "-"
 # gunicorn's runtime control socket (one per user, in ~/.gunicorn) is not used, and a second
 # server on the same machine (a benchmark, a test) would take it over.
 control_socket_disable = True
+
+# /metrics counts requests in every process: prometheus_client's multiprocess mode keeps
+# each process's counts in files of one folder, which the answering process sums up. The
+# folder is this server's own (WEB_METRICS_DIR, else a new temporary one), emptied at each
+# start: counts of a previous run or of another server must not be summed in. Only this
+# server's processes get it: commands and workers count in memory as usual.
+_own_metrics_dir = not os.environ.get("WEB_METRICS_DIR")
+_metrics_dir = os.environ.get("WEB_METRICS_DIR") or tempfile.mkdtemp(prefix="avito-web-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    for stale in Path(_metrics_dir).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -16,6 +16,7 @@ from .env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_optional_float,
     env_rate,
     env_str,
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies per view for /metrics (django-prometheus): first and last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the web process itself, compressed and cached for good.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -102,6 +105,7 @@ MIDDLEWARE = [
     # locked-out sign-in into its 429 page (last, as axes asks).
     "accounts.middleware.OneSignInAtATimeMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "avito_mod.urls"
@@ -140,6 +144,10 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# The same backends, counting queries, their errors and durations for /metrics.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -376,6 +384,17 @@ if CLASSIFIER_RETRAIN_EVERY_HOURS > 0:
         "task": "classifier.tasks.scheduled_training",
         "schedule": CLASSIFIER_RETRAIN_EVERY_HOURS * 3600,
     }
+
+# --- Metrics (GET /metrics, Prometheus; avito_mod/metrics/) -------------------------------
+# Closed until one of these is set. With a token, a scrape sends "Authorization: Bearer
+# <token>"; with networks, the client address (DJANGO_NUM_PROXIES deep in X-Forwarded-For)
+# must be in one of them; with both, both are required.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters long")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+# Prometheus scrapes a web process directly on the private network, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import TokenView
+from avito_mod.metrics.views import metrics
 from classifier.views import QuickCheckView
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("api/v1/classify/", QuickCheckView.as_view(), name="quick-check"),
     path("api/v1/", include("ads.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("metrics", metrics, name="metrics"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # The sellers' pages: /, /accounts/…, /ads/…
     path("", include("ads.page_urls")),

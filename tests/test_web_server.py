@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pipeline import free_port
 from tests.live import ROOT, wait_for
@@ -22,8 +24,17 @@ def procfile_command(name: str) -> str:
     raise AssertionError(f"no {name!r} line in the Procfile")
 
 
-@pytest.fixture
-def web_server(tmp_path):
+METRICS_TOKEN = "web-server-metrics-" + "m" * 24
+
+
+@pytest.fixture(scope="module")
+def web_server_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def web_server(web_server_folder):
+    tmp_path = web_server_folder
     port = free_port()
     env = {
         key: value
@@ -38,6 +49,9 @@ def web_server(tmp_path):
         "AVITO_DATA_DIR": str(tmp_path / "data"),
         "AVITO_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
+        "METRICS_TOKEN": METRICS_TOKEN,
+        # Where gunicorn's processes keep their counts (by default a temporary folder).
+        "WEB_METRICS_DIR": str(tmp_path / "metrics"),
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
@@ -111,3 +125,37 @@ def test_static_files_have_hashed_names_long_caching_and_compression(web_server)
     assert "body" in response.text
 
     assert requests.get(f"{web_server}/static/ads/missing.css", timeout=10).status_code == 404
+
+
+def _categories_served(web_server: str) -> float:
+    """The category list's requests, as /metrics counts them over all the processes."""
+    response = requests.get(
+        f"{web_server}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "django_http_requests_total_by_view_transport_method_total"
+        and sample.labels["view"] == "ads:category-list"
+    )
+
+
+def test_metrics_count_the_requests_of_every_process(web_server, web_server_folder):
+    before = _categories_served(web_server)
+    # Parallel requests, so that both processes serve some.
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.get(f"{web_server}/api/v1/categories/", timeout=10).status_code,
+                range(40),
+            )
+        )
+    assert answers == [200] * 40
+    # Both processes served some: each has its file of counts.
+    assert len(list((web_server_folder / "metrics").glob("counter_*.db"))) == 2
+    # Whichever process answers a scrape speaks for both (prometheus_client multiprocess).
+    assert [_categories_served(web_server) for _ in range(6)] == [before + 40] * 6
