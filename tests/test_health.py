@@ -254,6 +254,7 @@ def test_postgres_stopped_is_named_within_2_s_and_ready_again_after(server, link
 def test_postgres_hanging_is_named_within_2_s_and_ready_again_after(server, link):
     server.ready()
     link.hang()
+    link.reset_counts()
     body, _ = server.down("database")
     assert body["checks"]["database"]["reason"] == "no answer within 1.5 s"
     # Load balancers keep probing, several at once: each probe answers in time, and each
@@ -266,6 +267,9 @@ def test_postgres_hanging_is_named_within_2_s_and_ready_again_after(server, link
             assert status == 503 and "database" in body["down"]
         threads.append(server.threads())
     assert max(threads[1:]) <= threads[0] + 1, threads
+    # And one connection each: an attempt that timed out is closed, not left to the
+    # garbage collector.
+    assert link.most_open <= 2, link.most_open
     link.restore()
     server.ready()
 

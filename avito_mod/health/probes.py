@@ -74,7 +74,7 @@ class CheckRunner:
         except Down as error:
             outcome = Outcome(up=False, reason=str(error))
             self._log(str(error), f"{self.name} is down: {error}", logging.WARNING)
-        except Exception as error:  # noqa: BLE001 - reported down, its traceback logged once
+        except Exception as error:  # reported down; its traceback logged once
             outcome = Outcome(
                 up=False, reason=f"unexpected {type(error).__name__} (details in the server log)"
             )
