@@ -90,6 +90,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request counts and latencies per view for /metrics (django-prometheus): first and last.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # /healthz and /readyz, before the HTTPS redirect and the host check: load balancers
+    # probe each process by its address over plain HTTP (avito_mod/health/).
+    "avito_mod.health.middleware.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the web process itself, compressed and cached for good.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -395,12 +398,21 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
 # Prometheus scrapes a web process directly on the private network, over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# --- Health probes (avito_mod/health/) -----------------------------------------------
+# /readyz answers within this many seconds whatever hangs: a check still running then is
+# reported down. Keep it under the load balancer's probe timeout.
+READYZ_DEADLINE_SECONDS = env_float("READYZ_DEADLINE_SECONDS", 1.5, low=0.1, high=30.0)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"quiet_probes": {"()": "avito_mod.health.QuietProbes"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # Axes says at INFO what it does on every sign-in (clean-ups of nothing, mostly).
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # Axes says at INFO what it does on every sign-in (clean-ups of nothing, mostly).
+        "axes": {"level": "WARNING"},
+        # A 503 of /readyz is an answer, not a server error: its checks log changes once.
+        "django.request": {"filters": ["quiet_probes"]},
+    },
 }
