@@ -1,9 +1,10 @@
 """The shipped defaults: categories Laptops and Phones, and trained models to serve them.
 
-Two models ship: v1, the from-scratch CNN of the first releases, and v2, the default since,
-on the pretrained EfficientNet-Lite0 backbone. Migrations install them, so that a fresh
-``migrate`` gives a working classifier (v2 active, v1 kept for rollback), and an existing
-install gets v2 as a new version.
+Three models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
+EfficientNet-Lite0 backbone; v3, the default, on the same backbone with its last block's
+features too. Migrations install them, so that a fresh ``migrate`` gives a working
+classifier (v3 active, v1 and v2 kept for rollback), and an existing install gets the new
+ones as new versions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from django.utils import timezone
 
 MODELS_DIR = Path(__file__).resolve().parent / "default_model"
 FIRST_MODEL_DIR = MODELS_DIR / "v1"
-DEFAULT_MODEL_DIR = MODELS_DIR / "v2"
+# The models on the pretrained backbone, oldest first; the last is the default.
+PRETRAINED_MODEL_DIRS = (MODELS_DIR / "v2", MODELS_DIR / "v3")
+DEFAULT_MODEL_DIR = PRETRAINED_MODEL_DIRS[-1]
 DEFAULT_CATEGORIES = {"laptop": "Laptops", "phone": "Phones"}
 
 
@@ -43,28 +46,33 @@ def install_defaults(category_model, model_version_model) -> None:
 def install_shipped_models(category_model, model_version_model) -> str:
     """Bring a registry up to date with the shipped models; returns what was done.
 
-    v1 gets its list of training photos. v2 is registered once, under the next free number;
-    it becomes the active version when the active one is the shipped v1 (or none is), and
-    is left as a candidate when an admin has promoted a version of their own. A release may
-    change v2's threshold (the same heads, another error target): its registered copy
-    follows.
+    v1 gets its list of training photos. Each model on the pretrained backbone is registered
+    once, under the next free number. The default (the newest) becomes the active version
+    when the active one is a shipped model (or none is), and is left as a candidate when an
+    admin has promoted a version of their own. A release may change a shipped model's
+    threshold (the same heads, another error target): its registered copy follows.
     """
     install_defaults(category_model, model_version_model)
     first = _shipped(model_version_model, FIRST_MODEL_DIR)
     if first is not None and not first.training_photos:
         first.training_photos = manifest_of(FIRST_MODEL_DIR).get("training_photos", [])
         first.save(update_fields=["training_photos"])
-    registered = _shipped(model_version_model, DEFAULT_MODEL_DIR)
+    return " ".join(_install(model_version_model, model_dir) for model_dir in PRETRAINED_MODEL_DIRS)
+
+
+def _install(model_version_model, model_dir: Path) -> str:
+    registered = _shipped(model_version_model, model_dir)
     if registered is not None:
-        return _follow_threshold(registered, manifest_of(DEFAULT_MODEL_DIR))
+        return _follow_threshold(registered, manifest_of(model_dir))
     active = model_version_model.objects.filter(status="active").first()
-    take_over = active is None or (first is not None and active.pk == first.pk)
+    shipped = [_shipped(model_version_model, d) for d in (FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS)]
+    shipped_ids = {version.pk for version in shipped if version is not None}
+    take_over = model_dir == DEFAULT_MODEL_DIR and (active is None or active.pk in shipped_ids)
     last = model_version_model.objects.order_by("-number").first()
+    # An older shipped model arrives retired: kept for rollback, never offered as new.
+    status = "candidate" if model_dir == DEFAULT_MODEL_DIR else "retired"
     version = _version(
-        model_version_model,
-        DEFAULT_MODEL_DIR,
-        number=(last.number if last else 0) + 1,
-        status="candidate",
+        model_version_model, model_dir, number=(last.number if last else 0) + 1, status=status
     )
     version.save()
     if take_over:
@@ -72,17 +80,20 @@ def install_shipped_models(category_model, model_version_model) -> str:
         model_version_model.objects.filter(pk=version.pk).update(
             status="active", activated_at=timezone.now()
         )
-        return f"Registered the shipped model as v{version.number}, now the active version."
+        return f"Registered the shipped model {model_dir.name} as v{version.number}, now active."
+    if model_dir != DEFAULT_MODEL_DIR:
+        return f"Registered the shipped model {model_dir.name} as v{version.number} (retired)."
     return (
-        f"Registered the shipped model as candidate v{version.number}; v{active.number}, "
-        "promoted by an admin, stays active (promote the new one in the model registry)."
+        f"Registered the shipped model {model_dir.name} as candidate v{version.number}; "
+        f"v{active.number}, promoted by an admin, stays active (promote the new one in the "
+        "model registry)."
     )
 
 
 def _shipped(model_version_model, model_dir: Path):
-    """The registry's copy of a shipped model, or None. v2 is known by its backbone and
-    training photos; v1, trained from scratch, by its threshold and training size (its
-    rows predate any other mark)."""
+    """The registry's copy of a shipped model, or None. Models on the pretrained backbone
+    are known by their backbone and training photos; v1, trained from scratch, by its
+    threshold and training size (its rows predate any other mark)."""
     manifest = manifest_of(model_dir)
     found = model_version_model.objects.filter(
         trained_on=manifest["trained_on"], classes=manifest["classes"]
@@ -98,7 +109,7 @@ def _shipped(model_version_model, model_dir: Path):
 
 def _follow_threshold(version, manifest: dict) -> str:
     if version.threshold == manifest["threshold"]:
-        return "The shipped models are registered already."
+        return f"The shipped model v{version.number} is registered already."
     before = version.threshold
     version.threshold = manifest["threshold"]
     version.metrics = manifest["metrics"]

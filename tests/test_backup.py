@@ -32,7 +32,7 @@ from ads import services as ad_services
 from ads.models import Ad, AdImage
 from avito_mod.backup import databases, services
 from classifier import pipeline
-from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR
+from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
 from classifier.models import ModelVersion, TrainingImage
 from classifier.services.datasets import training_features
 from moderation import services as moderation
@@ -45,7 +45,7 @@ from tests.images import write_dataset
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SHIPPED = {1: FIRST_MODEL_DIR, 2: DEFAULT_MODEL_DIR}
+SHIPPED = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
 # Prints tests.contents.contents() as JSON, read where the process's settings point.
 READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.contents import main; main()")
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from ads.models import Ad
 from classifier import pipeline
-from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR
+from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
 from classifier.models import ModelVersion
 from classifier.services import ClassifierError, predictor_for
 from classifier.services.artifacts import ArtifactMismatch
@@ -32,7 +32,7 @@ def _replace(file, content: bytes) -> None:
 
 
 def test_migrate_records_the_checksums_of_the_shipped_models():
-    for number, model_dir in ((1, FIRST_MODEL_DIR), (2, DEFAULT_MODEL_DIR)):
+    for number, model_dir in enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1):
         version = ModelVersion.objects.get(number=number)
         for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
             expected = hashlib.sha256((model_dir / filename).read_bytes()).hexdigest()

@@ -7,7 +7,12 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from ads.models import Category
-from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR, manifest_of
+from classifier.bootstrap import (
+    DEFAULT_MODEL_DIR,
+    FIRST_MODEL_DIR,
+    PRETRAINED_MODEL_DIRS,
+    manifest_of,
+)
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
 from classifier.services import ClassifierError, classify_images, predictor_for
@@ -30,8 +35,8 @@ def test_migrate_creates_the_default_categories():
 
 
 def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
-    """v1 (the first releases' CNN) is kept for rollback; v2, on the pretrained backbone,
-    serves."""
+    """v1 (the first releases' CNN) and v2 are kept for rollback; v3, on the pretrained
+    backbone of this release, serves."""
     first, default = manifest_of(FIRST_MODEL_DIR), manifest_of(DEFAULT_MODEL_DIR)
     old = ModelVersion.objects.get(number=1)
     assert old.status == ModelVersion.Status.RETIRED
@@ -42,14 +47,15 @@ def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
     )
     assert old.training_photos and old.training_photos == first["training_photos"]
 
+    assert ModelVersion.objects.get(number=2).status == ModelVersion.Status.RETIRED
     version = ModelVersion.objects.active()
-    assert version.number == 2
+    assert version.number == 3
     assert version.classes == default["classes"] == ["laptop", "phone"]
     assert version.threshold == default["threshold"]
     assert version.backbone == default["backbone"] == backbone_id(version.input_size)
     assert version.training_photos and version.training_photos == default["training_photos"]
     assert version.trained_on == default["trained_on"] == len(version.training_photos)
-    assert ModelVersion.objects.count() == 2
+    assert ModelVersion.objects.count() == 3
     laptop, phone = classify_images([jpeg_bytes("laptop", 1), jpeg_bytes("phone", 1)], version)
     assert 0.0 < laptop.confidence <= 1.0
     assert set(laptop.probabilities) == {"laptop", "phone"}
@@ -213,31 +219,50 @@ def registry() -> list[tuple]:
     )
 
 
-def test_install_default_model_on_an_empty_registry_installs_both_and_activates_v2(media):
+def test_install_default_model_on_an_empty_registry_installs_all_and_activates_v3(media):
     ModelVersion.objects.all().delete()
 
     said = install_default_model()
 
-    assert "Registered the shipped model as v2, now the active version." in said
-    old, default = ModelVersion.objects.order_by("number")
+    assert "Registered the shipped model v2 as v2 (retired)." in said
+    assert "Registered the shipped model v3 as v3, now active." in said
+    old, previous, default = ModelVersion.objects.order_by("number")
     assert (old.number, old.status) == (1, ModelVersion.Status.RETIRED)
     assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
-    assert (default.number, default.status) == (2, ModelVersion.Status.ACTIVE)
+    assert (previous.number, previous.status) == (2, ModelVersion.Status.RETIRED)
+    assert previous.backbone == manifest_of(PRETRAINED_MODEL_DIRS[0])["backbone"]
+    assert (default.number, default.status) == (3, ModelVersion.Status.ACTIVE)
     assert default.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
+    assert default.backbone != previous.backbone  # features of another backbone revision
     assert default.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
-    assert predictor_for(default).input_size == default.input_size  # its files are stored
+    for version in (previous, default):
+        assert predictor_for(version).input_size == version.input_size  # its files are stored
     before = registry()
     assert "registered already" in install_default_model()
     assert registry() == before
 
 
+def test_an_install_where_v2_is_active_gets_v3_active_and_v2_kept(media):
+    """A database migrated before v3 shipped: v3 arrives and takes over from v2, which
+    stays in the registry for rollback."""
+    ModelVersion.objects.filter(number=3).delete()
+    ModelVersion.objects.filter(number=2).update(status="active")
+    ModelVersion.objects.filter(number=1).update(status="retired")
+
+    said = install_default_model()
+
+    assert "Registered the shipped model v3 as v3, now active." in said
+    assert ModelVersion.objects.active().backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
+    assert ModelVersion.objects.get(number=2).status == ModelVersion.Status.RETIRED
+
+
 def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
     """v2 first shipped deciding alone from 0.9874 (1 % error target); the release moves it
     to the 2 % target: the same heads, its registered copy follows, nothing else moves."""
-    default = manifest_of(DEFAULT_MODEL_DIR)
+    released = manifest_of(PRETRAINED_MODEL_DIRS[0])
     shipped = ModelVersion.objects.get(number=2)
     ModelVersion.objects.filter(pk=shipped.pk).update(
-        threshold=0.9874496459960938, metrics={**default["metrics"], "target_risk": 0.01}
+        threshold=0.9874496459960938, metrics={**released["metrics"], "target_risk": 0.01}
     )
     before = registry()
 
@@ -245,9 +270,9 @@ def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
 
     assert "now decides alone from confidence 0.9386 (was 0.9874)" in said
     shipped.refresh_from_db()
-    assert shipped.threshold == default["threshold"]
+    assert shipped.threshold == released["threshold"]
     assert shipped.metrics["target_risk"] == 0.02
-    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.ACTIVE, 2)
+    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.RETIRED, 3)
     assert registry() == before
     assert "registered already" in install_default_model()
 
@@ -263,7 +288,8 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     media, tiny_package, django_user_model
 ):
     """A database migrated before v2 shipped, where an admin promoted a version of their
-    own: v2 arrives as a candidate, v1 learns what it trained on, and nothing else moves."""
+    own: v2 arrives retired, v3 as a candidate, v1 learns what it trained on, and nothing
+    else moves."""
     from classifier import retraining
     from tests.conftest import register_version
 
@@ -277,11 +303,12 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     said = install_default_model()
 
     assert (
-        "Registered the shipped model as candidate v3; v2, promoted by an admin, stays active"
-        in said
+        "Registered the shipped model v3 as candidate v4; v2, promoted by an admin, stays "
+        "active" in said
     )
     assert ModelVersion.objects.active() == own
-    shipped = ModelVersion.objects.get(number=3)
+    assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
+    shipped = ModelVersion.objects.get(number=4)
     assert shipped.status == ModelVersion.Status.CANDIDATE
     assert shipped.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
     assert shipped.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]

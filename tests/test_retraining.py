@@ -21,6 +21,7 @@ from django.utils import timezone
 from ads.models import Ad, Category
 from ads.uploads import clean_photo
 from classifier import fairness, pipeline, retraining, services
+from classifier.ml.backbone import FEATURES
 from classifier.ml.features import backbone_id
 from classifier.ml.split import assign_held_out, hamming_distances, held_out_by_content
 from classifier.models import (
@@ -544,7 +545,7 @@ def test_features_are_computed_once_per_photo_and_backbone(tmp_path, media, back
     kept = kept_features(backbone_id(TINY_SIZE))
     assert set(kept) == set(first.ids) == training_subset_ids()
     assert sum(backbone_runs) == len(first.ids)
-    assert first.features.shape == (len(first.ids), 2, 1280)
+    assert first.features.shape == (len(first.ids), 2, FEATURES)
 
     # A photo excluded, new photos imported: only those new to training go through the
     # backbone, and the excluded photo's features stay for when it is included again.

@@ -7,6 +7,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from classifier.ml import features
+from classifier.ml.backbone import FEATURES
 from classifier.ml.dataset import load_folder
 from classifier.ml.export import load_keras
 from classifier.ml.heads import Heads, heads_bytes
@@ -62,7 +63,7 @@ def test_training_records_the_figures_a_version_stores(tiny_package):
 def test_features_hold_the_photo_and_its_mirror_image(unseen):
     photos = unseen.pixels[:4]
     computed = features.compute(photos)
-    assert computed.shape == (4, 2, 1280) and computed.dtype == np.float16
+    assert computed.shape == (4, 2, FEATURES) and computed.dtype == np.float16
     mirrored = features.compute(photos[:, :, ::-1])
     np.testing.assert_allclose(mirrored[:, 0], computed[:, 1], atol=1e-2)
     assert not np.allclose(computed[:, 0], computed[:, 1], atol=1e-2)

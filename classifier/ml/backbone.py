@@ -17,7 +17,12 @@ import numpy as np
 
 # A backbone's identity: features computed by one are never mixed with another's.
 BACKBONE_NAME = "efficientnet-lite0-imagenet"
-FEATURES = 1280
+HEAD_FEATURES = 1280
+# The last block's output (320 channels), pooled beside the head convolution's: features
+# one step less specific to ImageNet's classes; the heads gain about 0.4 points of accuracy
+# on them (model card), for no measurable serving cost.
+LAST_BLOCK_FEATURES = 320
+FEATURES = HEAD_FEATURES + LAST_BLOCK_FEATURES
 IMAGENET_CLASSES = 1000
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage; input 32 channels.
@@ -90,7 +95,8 @@ def _mbconv(x, spec):
 
 
 def build_feature_extractor(input_size: int, name: str = "backbone"):
-    """Pixels ``(size, size, 3)`` in [0, 255] to the 1280 pooled ImageNet features."""
+    """Pixels ``(size, size, 3)`` in [0, 255] to the pooled ImageNet features: the head
+    convolution's 1280, then the last block's 320."""
     import keras
     from keras import layers
 
@@ -101,13 +107,16 @@ def build_feature_extractor(input_size: int, name: str = "backbone"):
 
 
 def _blocks_and_head(x, first_block: int = 0):
-    """The MBConv blocks from ``first_block`` on, the head convolution, pooled."""
+    """The MBConv blocks from ``first_block`` on and the head convolution; the head's and
+    the last block's outputs pooled, side by side."""
     from keras import layers
 
     for spec in block_specs()[first_block:]:
         x = _mbconv(x, spec)
-    x = _conv_bn(x, FEATURES, 1, 1, "head")
-    return layers.GlobalAveragePooling2D(name="pool")(x)
+    last_block = layers.GlobalAveragePooling2D(name="last_block_pool")(x)
+    x = _conv_bn(x, HEAD_FEATURES, 1, 1, "head")
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+    return layers.Concatenate(name="features")([pooled, last_block])
 
 
 def pretrained_top(input_shape: tuple[int, int, int], first_block: int):
@@ -131,7 +140,7 @@ def build_imagenet_classifier(input_size: int = 224):
 
     backbone = build_feature_extractor(input_size)
     outputs = layers.Dense(IMAGENET_CLASSES, activation="softmax", name="imagenet_fc")(
-        backbone.output
+        backbone.get_layer("pool").output
     )
     return keras.Model(backbone.input, outputs, name="efficientnet_lite0_imagenet")
 

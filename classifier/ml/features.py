@@ -13,8 +13,8 @@ import numpy as np
 from .backbone import BACKBONE_NAME, FEATURES
 
 # Bump when the backbone's code, weights or the preprocessing change: features computed
-# before are then never mixed with new ones.
-BACKBONE_REVISION = 1
+# before are then never mixed with new ones. r2: the last block's features beside the head's.
+BACKBONE_REVISION = 2
 FEATURE_DTYPE = np.float16
 
 
