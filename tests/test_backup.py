@@ -211,7 +211,7 @@ def test_a_backup_restores_into_a_fresh_database_and_storage_intact(
     versions = [
         (version["number"], version["status"]) for version in rows["classifier.ModelVersion"]
     ]
-    assert versions == [(1, "retired"), (2, "retired"), (3, "active")]
+    assert versions == [(1, "retired"), (2, "retired"), (3, "retired"), (4, "active")]
     # The restored installation serves: the system check loads the active model's file.
     checked = manage(environment, "check")
     assert checked.returncode == 0, checked.stderr
