@@ -38,13 +38,15 @@ class Predictor:
         """``(n, size, size, 3)`` uint8 pixels to ``(n, n_classes)`` probabilities."""
         if len(pixels) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        batch = np.ascontiguousarray(pixels, dtype=np.float32)
         with self._lock:
-            if len(batch) != self._batch_size:
-                self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
+            if len(pixels) != self._batch_size:
+                self._interpreter.resize_tensor_input(self._input, pixels.shape, strict=False)
                 self._interpreter.allocate_tensors()
-                self._batch_size = len(batch)
-            self._interpreter.set_tensor(self._input, batch)
+                self._batch_size = len(pixels)
+            # Converted to float straight into the interpreter's input, with no float copy of
+            # the batch first (a third of the cost of handing over 32 photos). The view is
+            # dropped before invoke, as LiteRT requires.
+            self._interpreter.tensor(self._input)()[...] = pixels
             self._interpreter.invoke()
             output = self._interpreter.get_tensor(self._output).copy()
         return output if self.heads is None else self.heads.probabilities(output)
