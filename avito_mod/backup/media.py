@@ -1,6 +1,6 @@
 """The stored files (photos, training images, model artifacts, backbones), read and written
 through Django's storage API rather than the file system, as the rest of the project does
-(tested on FileSystemStorage only; object storage would need its own test)."""
+(tested on the local folder and on an S3 bucket: tests/test_object_storage.py)."""
 
 from __future__ import annotations
 
