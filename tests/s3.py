@@ -122,7 +122,7 @@ class S3Place:
         }
         return config | {"OPTIONS": options}
 
-    def keys(self) -> list[str]:
+    def stored_keys(self) -> list[str]:
         """Every object under this place's prefix, relative to it, sorted."""
         pages = self.server.client().get_paginator("list_objects_v2")
         found = []
