@@ -12,11 +12,14 @@ import json
 import re
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from ads.models import AdImage
@@ -220,3 +223,40 @@ def test_a_backup_of_a_bucket_restores_into_another_bucket_prefix(s3_server, tmp
     again = _manage(_machine(tmp_path / "third", new_place), "restore", str(archive))
     assert again.returncode == 1
     assert f"the storage {new_place.url} holds files (" in again.stderr
+
+
+# --- Moving an installation's files to a bucket ----------------------------------------
+
+
+def test_copy_media_moves_a_local_folder_into_the_bucket_under_the_same_names(s3_storage, tmp_path):
+    old = tmp_path / "old-media"
+    (old / "ads" / "ab").mkdir(parents=True)
+    (old / "ads" / "ab" / "abc.jpg").write_bytes(b"photo")
+    (old / "models" / "v3").mkdir(parents=True)
+    (old / "models" / "v3" / "model.tflite").write_bytes(b"model" * 1000)
+
+    call_command("copy_media", str(old), stdout=(out := StringIO()))
+    assert f"Copied 2 files (0.0 MB) from {old} to {s3_storage.url}; 0 were" in out.getvalue()
+    assert s3_storage.stored_keys() == ["ads/ab/abc.jpg", "models/v3/model.tflite"]
+    with default_storage.open("models/v3/model.tflite", "rb") as handle:
+        assert handle.read() == b"model" * 1000
+
+    (old / "ads" / "ab" / "new.jpg").write_bytes(b"written meanwhile")
+    call_command("copy_media", str(old), stdout=(again := StringIO()))
+    assert "Copied 1 files" in again.getvalue() and "2 were there already" in again.getvalue()
+
+    (old / "ads" / "ab" / "abc.jpg").write_bytes(b"another photo")
+    with pytest.raises(CommandError, match="ads/ab/abc.jpg is in s3://.* with other content"):
+        call_command("copy_media", str(old))
+    with default_storage.open("ads/ab/abc.jpg", "rb") as handle:
+        assert handle.read() == b"photo"
+
+
+def test_copy_media_refuses_a_missing_folder_or_the_storage_itself(media, tmp_path):
+    with pytest.raises(CommandError, match="no such folder"):
+        call_command("copy_media", str(tmp_path / "nowhere"))
+    if hasattr(default_storage, "bucket_name"):
+        pytest.skip("the storage is a bucket here (AVITO_TEST_STORAGE=s3)")
+    media.mkdir(parents=True)
+    with pytest.raises(CommandError, match="is the storage already: set AVITO_STORAGE_URL"):
+        call_command("copy_media", str(media))
