@@ -150,7 +150,11 @@ def main() -> None:
     env = bench_env(CLASSIFIER_INFERENCE_QUEUE=queue, **UNLIMITED_UPLOADS, **own_data, **bucket)
     python = sys.executable
     try:
-        subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        # On a new bucket, the active model's files are copied in after migrating (below);
+        # the system check, which loads them, would stop migrate before.
+        skip = ["--skip-checks"] if args.storage == "s3" else []
+        migrate = [python, "manage.py", "migrate", "-v0", *skip]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True)
         bench(args, env, queue, scratch)
     finally:
         if s3_server is not None:
@@ -266,19 +270,36 @@ def bucket_env(scratch: Path):
 
 
 def copy_model_to_bucket(version) -> None:
-    """The active version's files, copied from the local media folder into the bucket when
-    they are not there (a database migrated while its files were on the local disk)."""
-    from django.conf import settings
-    from django.core.files.storage import FileSystemStorage, default_storage
+    """The active version's files into the bucket when they are not there (a database
+    migrated while they were on the local disk, or in an earlier bench's S3 server): from
+    the local media folder, or the shipped models, whichever has the recorded bytes."""
+    import hashlib
 
-    local = FileSystemStorage(location=settings.MEDIA_ROOT)
-    files = [version.serving_artifact]
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from classifier.bootstrap import MODELS_DIR
+
+    owners = [(version, "serving_artifact")]
     if version.served_backbone_id is not None:
-        files.append(version.served_backbone.artifact)
-    for file in files:
-        if not default_storage.exists(file.name):
-            with local.open(file.name, "rb") as handle:
-                assert default_storage.save(file.name, handle) == file.name
+        owners.append((version.served_backbone, "artifact"))
+    for owner, field in owners:
+        file, recorded = getattr(owner, field), getattr(owner, f"{field}_sha256")
+        if default_storage.exists(file.name):
+            continue
+        places = [
+            Path(settings.MEDIA_ROOT) / file.name,
+            *MODELS_DIR.glob(f"*/{Path(file.name).name}"),
+        ]
+        for place in places:
+            if place.is_file() and hashlib.sha256(place.read_bytes()).hexdigest() == recorded:
+                assert default_storage.save(file.name, ContentFile(place.read_bytes())) == file.name
+                break
+        else:
+            raise SystemExit(
+                f"{file.name}: not in the bucket, the media folder or the shipped models"
+            )
 
 
 def describe_storage() -> str:

@@ -163,6 +163,17 @@ def test_a_model_file_replaced_in_the_bucket_is_refused_then_served_again_when_p
     assert classify_images([photo], tiny_version)[0].category == "phone"
 
 
+def test_a_name_taken_in_the_bucket_is_never_overwritten(s3_storage):
+    first = default_storage.save("models/v9/model.tflite", ContentFile(b"first"))
+    second = default_storage.save("models/v9/model.tflite", ContentFile(b"second"))
+    assert first == "models/v9/model.tflite"
+    assert second.startswith("models/v9/model_") and second.endswith(".tflite")
+    for name, content in ((first, b"first"), (second, b"second")):
+        with default_storage.open(name, "rb") as handle:
+            assert handle.read() == content
+    assert s3_storage.stored_keys() == sorted([first, second])
+
+
 def _etag_of(place: S3Place, name: str) -> str:
     head = place.server.client().head_object(Bucket=place.bucket, Key=f"{place.prefix}/{name}")
     return head["ETag"]
