@@ -38,8 +38,9 @@ class PrivateS3Storage(S3Storage):
         settings.setdefault(
             "client_config",
             Config(
-                connect_timeout=5,
-                read_timeout=30,
+                # A request waits at most ~3 x 3 s for a bucket that does not answer.
+                connect_timeout=3,
+                read_timeout=20,
                 retries={"max_attempts": 3, "mode": "standard"},
                 signature_version="s3v4",
                 s3={"addressing_style": "auto"},

@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The database down (restarting): a 503 with Retry-After, not a 500.
     "avito_mod.middleware.DatabaseUnavailableMiddleware",
+    # The bucket of AVITO_STORAGE_URL unreachable: a 503 with Retry-After as well.
+    "avito_mod.middleware.StorageUnavailableMiddleware",
     # Sign-ins: one password check at a time per client address, then django-axes turns a
     # locked-out sign-in into its 429 page (last, as axes asks).
     "accounts.middleware.OneSignInAtATimeMiddleware",

@@ -12,6 +12,7 @@ permission-checked views stream each file.
 from __future__ import annotations
 
 import re
+import sys
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -75,3 +76,16 @@ def describe(storage) -> str:
     if hasattr(storage, "describe"):
         return storage.describe()
     return str(getattr(storage, "location", storage))
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` is a bucket that could not be reached or failed on its side (a
+    moment's outage, worth a retry), not a missing object or a refused request."""
+    if "botocore" not in sys.modules:  # never imported: no bucket in use
+        return False
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BucketConnectionError
+
+    if isinstance(error, ClientError):
+        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    return isinstance(error, BucketConnectionError | HTTPClientError)

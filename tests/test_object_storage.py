@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from io import StringIO
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from ads.models import AdImage
+from ads.models import Ad, AdImage
 from avito_mod.storage import LOCAL_BACKEND, S3_BACKEND, default_storage_config
 from classifier.services import classify_images
 from classifier.services.artifacts import ArtifactMismatch, stamp
@@ -135,6 +136,24 @@ def test_a_missing_photo_object_is_a_404(s3_storage):
     client.delete_object(Bucket="avito-tests", Key=f"{s3_storage.prefix}/{name}")
     response = _client_for(seller).get(f"{ADS}{ad['id']}/photos/{ad['photos'][0]['id']}/")
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_upload_while_the_bucket_is_unreachable_is_a_503_and_leaves_no_ad(settings, media):
+    from bench.pipeline import free_port
+    from tests.s3 import MotoServer
+
+    nowhere = S3Place(MotoServer(media.parent / "unused.log"), "avito-tests", "down")
+    nowhere.server.endpoint_url = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    settings.STORAGES = settings.STORAGES | {"default": nowhere.storage_config()}
+    started = time.monotonic()
+    response = _client_for(make_user("seller")).post(ADS, ad_form(), format="multipart")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json() == {
+        "detail": "The file storage is unavailable for a moment; try again shortly."
+    }
+    assert time.monotonic() - started < 20  # boto3's retries, bounded
+    assert not Ad.objects.exists()
 
 
 @pytest.mark.django_db
