@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import threading
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -47,13 +48,43 @@ class PrivateS3Storage(S3Storage):
             ),
         )
         super().__init__(**settings)
+        self._shared_client = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self):
+        """One boto3 client for every thread of the process (clients are thread-safe;
+        django-storages makes a session and a resource per thread, ~30 ms each)."""
+        if self._shared_client is None:
+            with self._client_lock:
+                if self._shared_client is None:
+                    self._shared_client = self._create_session().client(
+                        "s3",
+                        region_name=self.region_name,
+                        use_ssl=self.use_ssl,
+                        endpoint_url=self.endpoint_url,
+                        config=self.client_config,
+                        verify=self.verify,
+                    )
+        return self._shared_client
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_shared_client", None)
+        state.pop("_client_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._shared_client = None
+        self._client_lock = threading.Lock()
 
     def _open(self, name: str, mode: str = "rb") -> File:
         if mode != "rb":
             return super()._open(name, mode)
         key = self._normalize_name(clean_name(name))
         try:
-            answer = self.connection.meta.client.get_object(Bucket=self.bucket_name, Key=key)
+            answer = self.client.get_object(Bucket=self.bucket_name, Key=key)
         except ClientError as error:
             self._raise_if_missing(error, name)
             raise
@@ -81,7 +112,7 @@ class PrivateS3Storage(S3Storage):
             key = self._normalize_name(cleaned)
             parameters = self._get_write_parameters(key, content)
             try:
-                self.connection.meta.client.put_object(
+                self.client.put_object(
                     Bucket=self.bucket_name, Key=key, Body=body, IfNoneMatch="*", **parameters
                 )
                 return cleaned
@@ -99,7 +130,7 @@ class PrivateS3Storage(S3Storage):
         change time (``get_created_time`` is not implemented)."""
         key = self._normalize_name(clean_name(name))
         try:
-            head = self.connection.meta.client.head_object(Bucket=self.bucket_name, Key=key)
+            head = self.client.head_object(Bucket=self.bucket_name, Key=key)
         except ClientError as error:
             self._raise_if_missing(error, name)
             raise
