@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import threading
 
@@ -49,15 +50,18 @@ class PrivateS3Storage(S3Storage):
         )
         super().__init__(**settings)
         self._shared_client = None
+        self._client_pid = 0
         self._client_lock = threading.Lock()
 
     @property
     def client(self):
         """One boto3 client for every thread of the process (clients are thread-safe;
-        django-storages makes a session and a resource per thread, ~30 ms each)."""
-        if self._shared_client is None:
+        django-storages makes a session and a resource per thread, ~30 ms each). A forked
+        child (a prefork worker, a gunicorn process) makes its own: connections are not
+        shared across a fork."""
+        if self._shared_client is None or self._client_pid != os.getpid():
             with self._client_lock:
-                if self._shared_client is None:
+                if self._shared_client is None or self._client_pid != os.getpid():
                     self._shared_client = self._create_session().client(
                         "s3",
                         region_name=self.region_name,
@@ -66,6 +70,7 @@ class PrivateS3Storage(S3Storage):
                         config=self.client_config,
                         verify=self.verify,
                     )
+                    self._client_pid = os.getpid()
         return self._shared_client
 
     def __getstate__(self):
@@ -77,6 +82,7 @@ class PrivateS3Storage(S3Storage):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._shared_client = None
+        self._client_pid = 0
         self._client_lock = threading.Lock()
 
     def _open(self, name: str, mode: str = "rb") -> File:

@@ -127,8 +127,9 @@ class S3Place:
         pages = self.server.client().get_paginator("list_objects_v2")
         found = []
         for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix + "/"):
-            found += [entry["Key"].removeprefix(self.prefix + "/") for entry in page["Contents"]]
-        return sorted(found) if found else []
+            entries = page.get("Contents", [])  # absent when nothing is stored
+            found += [entry["Key"].removeprefix(self.prefix + "/") for entry in entries]
+        return sorted(found)
 
 
 @pytest.fixture(scope="session")
