@@ -7,6 +7,8 @@ import logging
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from .storage import unreachable
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -41,9 +43,35 @@ class DatabaseUnavailableMiddleware:
             exception,
             exc_info=True,
         )
-        if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": self.message}, status=503)
-        else:
-            response = HttpResponse(self.message, content_type="text/plain", status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _unavailable(request, self.message)
+
+
+def _unavailable(request: HttpRequest, message: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": message}, status=503)
+    else:
+        response = HttpResponse(message, content_type="text/plain", status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class StorageUnavailableMiddleware:
+    """The bucket that holds the photos and models (AVITO_STORAGE_URL) unreachable or
+    failing on its side is a ``503`` with ``Retry-After`` too, once boto3's own retries
+    are spent: an upload then stored nothing that a row names, and can be sent again."""
+
+    message = "The file storage is unavailable for a moment; try again shortly."
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if not unreachable(exception):
+            return None
+        logger.error(
+            "%s %s: storage unavailable: %s", request.method, request.path, exception, exc_info=True
+        )
+        return _unavailable(request, self.message)

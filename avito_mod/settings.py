@@ -22,6 +22,7 @@ from .env import (
     env_str,
     filesystem_broker_options,
 )
+from .storage import default_storage_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AVITO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -104,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # The database down (restarting): a 503 with Retry-After, not a 500.
     "avito_mod.middleware.DatabaseUnavailableMiddleware",
+    # The bucket of AVITO_STORAGE_URL unreachable: a 503 with Retry-After as well.
+    "avito_mod.middleware.StorageUnavailableMiddleware",
     # Sign-ins: one password check at a time per client address, then django-axes turns a
     # locked-out sign-in into its 429 page (last, as axes asks).
     "accounts.middleware.OneSignInAtATimeMiddleware",
@@ -210,10 +213,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("AVITO_MEDIA_ROOT", str(DATA_DIR / "media")))
-# Media and model artifacts go through Django's storage API; point "default" at object
-# storage (django-storages) when workers run on several machines.
+
+# --- Object storage (avito_mod/storage.py) ----------------------------------------------
+# Photos, training images, model artifacts and backbones go through Django's storage API:
+# the local folder MEDIA_ROOT, or, with AVITO_STORAGE_URL=s3://bucket[/prefix], a private
+# S3-compatible bucket shared by web processes and workers on any machine. Credentials
+# come from boto3's usual places (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
+# an instance role); AVITO_S3_ENDPOINT_URL for another provider than AWS (MinIO, Ceph...).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_config(
+        env_str("AVITO_STORAGE_URL", ""),
+        endpoint_url=env_str("AVITO_S3_ENDPOINT_URL", ""),
+        region=env_str("AVITO_S3_REGION", ""),
+    ),
     # Hashed names (cache forever, no stale script after a deploy) and pre-compressed copies,
     # written by ``collectstatic``, which ``bin/run`` runs.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1] \\
-    [--concurrency 1] [--clients 4 | --rate 10]
+    [--concurrency 1] [--clients 4 | --rate 10] [--storage local|s3]
 
 Starts its own web server and worker processes against the services the environment names
 (the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
@@ -14,6 +14,10 @@ counted. Latency is measured per ad from the moment its upload committed
 (``classification_requested_at``, stamped in the commit hook) to its final status
 (``decided_at``); the completion rate over the span from the first commit (closed loop) or
 the first scheduled send (open loop) to the last decision. Ends with one JSON line.
+
+``--storage s3`` keeps the photos and the model in a bucket: the one ``AVITO_STORAGE_URL``
+(and ``AVITO_S3_ENDPOINT_URL``, AWS_* credentials) names, else a local S3 API server (moto)
+that the bench starts on 127.0.0.1 and stops.
 """
 
 from __future__ import annotations
@@ -129,6 +133,12 @@ def main() -> None:
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")
     load.add_argument("--rate", type=float, help="open loop: ads offered per second")
+    parser.add_argument(
+        "--storage",
+        choices=("local", "s3"),
+        default="local",
+        help="s3: a bucket (AVITO_STORAGE_URL, else a local moto S3 server the bench starts)",
+    )
     args = parser.parse_args()
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
@@ -136,9 +146,23 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="avito-bench-"))
     queue = f"bench-{os.getpid()}"
     own_data = {} if "DATABASE_URL" in os.environ else {"AVITO_DATA_DIR": str(scratch)}
-    env = bench_env(CLASSIFIER_INFERENCE_QUEUE=queue, **UNLIMITED_UPLOADS, **own_data)
+    bucket, s3_server = bucket_env(scratch) if args.storage == "s3" else ({}, None)
+    env = bench_env(CLASSIFIER_INFERENCE_QUEUE=queue, **UNLIMITED_UPLOADS, **own_data, **bucket)
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    try:
+        # On a new bucket, the active model's files are copied in after migrating (below);
+        # the system check, which loads them, would stop migrate before.
+        skip = ["--skip-checks"] if args.storage == "s3" else []
+        migrate = [python, "manage.py", "migrate", "-v0", *skip]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+        bench(args, env, queue, scratch)
+    finally:
+        if s3_server is not None:
+            s3_server.stop()
+
+
+def bench(args, env: dict, queue: str, scratch: Path) -> None:
+    python = sys.executable
 
     import django
 
@@ -151,6 +175,8 @@ def main() -> None:
     from classifier.models import ModelVersion
 
     version = ModelVersion.objects.active()
+    if args.storage == "s3" and version is not None:
+        copy_model_to_bucket(version)
     seller = get_user_model().objects.create_user(f"bench-{os.getpid()}")
     token = Token.objects.create(user=seller).key
     port = free_port()
@@ -208,10 +234,12 @@ def main() -> None:
         "undecided": len(undecided),
         "http_errors": results["errors"],
         "late_sends": results["late"],
+        "storage": args.storage,
     }
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(
         f"database: {django.db.connection.vendor}; broker: {env.get('REDIS_URL') or 'filesystem'}"
+        f"; storage: {describe_storage()}"
     )
     load = f"offered {args.rate:g} ads/s" if args.rate else f"clients: {args.clients}"
     print(f"model: v{version.number if version else '-'}; {load}")
@@ -225,6 +253,61 @@ def main() -> None:
         services.delete_ad(ad)
     seller.delete()
     print(json.dumps(summary))
+
+
+def bucket_env(scratch: Path):
+    """(environment, server): the bucket the environment names, or a moto S3 API server of
+    the bench's own on 127.0.0.1 with an empty bucket (the server, to stop; else None)."""
+    if os.environ.get("AVITO_STORAGE_URL"):
+        return {}, None
+    from tests.s3 import CREDENTIALS, MotoServer
+
+    server = MotoServer(scratch / "moto.log").start()
+    server.create_bucket("avito-bench")
+    url = f"s3://avito-bench/pipeline-{os.getpid()}"
+    env = {"AVITO_STORAGE_URL": url, "AVITO_S3_ENDPOINT_URL": server.endpoint_url}
+    return CREDENTIALS | env, server
+
+
+def copy_model_to_bucket(version) -> None:
+    """The active version's files into the bucket when they are not there (a database
+    migrated while they were on the local disk, or in an earlier bench's S3 server): from
+    the local media folder, or the shipped models, whichever has the recorded bytes."""
+    import hashlib
+
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from classifier.bootstrap import MODELS_DIR
+
+    owners = [(version, "serving_artifact")]
+    if version.served_backbone_id is not None:
+        owners.append((version.served_backbone, "artifact"))
+    for owner, field in owners:
+        file, recorded = getattr(owner, field), getattr(owner, f"{field}_sha256")
+        if default_storage.exists(file.name):
+            continue
+        places = [
+            Path(settings.MEDIA_ROOT) / file.name,
+            *MODELS_DIR.glob(f"*/{Path(file.name).name}"),
+        ]
+        for place in places:
+            if place.is_file() and hashlib.sha256(place.read_bytes()).hexdigest() == recorded:
+                assert default_storage.save(file.name, ContentFile(place.read_bytes())) == file.name
+                break
+        else:
+            raise SystemExit(
+                f"{file.name}: not in the bucket, the media folder or the shipped models"
+            )
+
+
+def describe_storage() -> str:
+    from django.core.files.storage import default_storage
+
+    from avito_mod.storage import describe
+
+    return describe(default_storage)
 
 
 def run(url: str, token: str, ads, clients: int, rate: float | None = None) -> dict:

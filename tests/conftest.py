@@ -7,7 +7,7 @@ from tests.images import CLASSES, write_dataset
 from tests.live import deployment_env
 
 # The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.s3"]
 
 # The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
 TINY_SIZE = 32
@@ -102,18 +102,23 @@ def tiny_version(db, media, tiny_package):
 
 
 @pytest.fixture
-def child_env(media):
+def child_env(request, media):
     """Environment for a process a test starts: same settings, test database and storage."""
     import os
 
     from django.db import connection
 
-    return os.environ | {
+    from tests.s3 import storage_wanted
+
+    env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "avito_mod.test_settings",
         "AVITO_TEST_DATABASE_NAME": connection.settings_dict["NAME"],
         "AVITO_TEST_MEDIA_ROOT": str(media),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    if storage_wanted() == "s3":
+        env |= request.getfixturevalue("s3_place").env()
+    return env
 
 
 @pytest.fixture
@@ -132,9 +137,14 @@ def staff(db):
 
 
 @pytest.fixture
-def media(settings, tmp_path):
-    """An empty storage folder of this test's own, so leftovers can be counted."""
+def media(request, settings, tmp_path):
+    """An empty storage of this test's own, so leftovers can be counted (``stored_files``):
+    a folder, or with ``AVITO_TEST_STORAGE=s3`` a prefix in the S3 server's bucket."""
+    from tests.s3 import storage_wanted
+
     settings.MEDIA_ROOT = tmp_path / "media"
+    if storage_wanted() == "s3":
+        request.getfixturevalue("s3_storage")
     return settings.MEDIA_ROOT
 
 
@@ -142,3 +152,12 @@ def media(settings, tmp_path):
 def environment(tmp_path):
     """Makes a deployment's environment for a fresh process (``tests.live.deployment_env``)."""
     return lambda **variables: deployment_env(tmp_path / "data", **variables)
+
+
+def stored_files() -> list[str]:
+    """The names of every file in the default storage, whichever it is."""
+    from django.core.files.storage import default_storage
+
+    from avito_mod.backup.media import walk
+
+    return list(walk(default_storage))

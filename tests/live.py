@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def celery_worker(log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """A real prefork worker against the test database (``env``: the ``child_env`` fixture);
-    its output goes to ``log``, whose end is printed when it stops (pytest shows it when a
-    test fails)."""
+def celery_worker(
+    log: Path, env: dict[str, str], queue: str | None = None
+) -> Iterator[subprocess.Popen]:
+    """A real prefork worker against the test database (``env``: the ``child_env`` fixture)
+    on ``queue`` (this run's inference queue unless given); its output goes to ``log``,
+    whose end is printed when it stops (pytest shows it when a test fails)."""
     command = [
         sys.executable, "-m", "celery", "-A", "avito_mod", "worker",
-        "-Q", settings.CLASSIFIER_INFERENCE_QUEUE, "--pool", "prefork", "--concurrency", "1",
+        "-Q", queue or settings.CLASSIFIER_INFERENCE_QUEUE, "--pool", "prefork",
+        "--concurrency", "1", "-n", f"{log.stem}@%h",
         "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     ]  # fmt: skip
     with log.open("w") as output:

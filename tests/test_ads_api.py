@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from ads import services
 from ads.models import Ad, AdImage, Category
 from classifier.models import ModelVersion, Prediction
+from tests.conftest import stored_files
 from tests.factories import PASSWORD, ad_form, make_ad, upload
 from tests.images import drawn_photo, encode, jpeg_bytes
 
@@ -33,10 +34,6 @@ def client_for(user) -> APIClient:
 
 def post_ad(user, **overrides):
     return client_for(user).post(ADS, ad_form(**overrides), format="multipart")
-
-
-def stored_files(media) -> list:
-    return [path for path in media.rglob("*") if path.is_file()]
 
 
 @pytest.fixture
@@ -58,7 +55,7 @@ def test_creates_a_pending_ad_with_its_photos(seller, media):
     assert (ad.seller, ad.category.slug, ad.price) == (seller, "phone", Decimal("250.00"))
     images = list(ad.images.order_by("position"))
     assert [image.original_name for image in images] == ["front.jpg", "back.jpg"]
-    assert len(stored_files(media)) == 2
+    assert len(stored_files()) == 2
     for image in images:
         assert "front" not in image.file.name and "back" not in image.file.name
         assert len(image.phash) == 16
@@ -105,7 +102,7 @@ def test_a_failure_just_after_the_commit_keeps_the_photos_of_the_ad(seller, medi
     services.update_ad(ad, photos=[upload("new.jpg", seed=9)])
 
     # The ad exists, so its photo does; the requeue sweep sends it to classification later.
-    stored = {path.relative_to(media).as_posix() for path in stored_files(media)}
+    stored = set(stored_files())
     assert stored == set(AdImage.objects.filter(ad=ad).values_list("file", flat=True))
     assert len(stored) == 1
 
@@ -119,7 +116,7 @@ def test_a_database_error_before_the_commit_leaves_no_file(seller, media, monkey
     with pytest.raises(OperationalError):
         make_ad(seller, photos=2)
 
-    assert not stored_files(media) and not Ad.objects.exists()
+    assert not stored_files() and not Ad.objects.exists()
 
 
 BAD_PHOTOS = {
@@ -139,7 +136,7 @@ def test_rejects_a_bad_photo_naming_it(seller, media, case):
     assert response.status_code == 400
     [message] = response.data["photos"]
     assert message.startswith(f"photo 2 ('{name}'): ") and problem in message
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 def test_rejects_a_photo_over_the_byte_cap(seller, media, settings):
@@ -149,7 +146,7 @@ def test_rejects_a_photo_over_the_byte_cap(seller, media, settings):
 
     assert response.status_code == 400
     assert "photo 1 ('big.jpg'): the file is too large" in response.data["photos"][0]
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 def test_rejects_a_decompression_bomb(seller, media, settings):
@@ -170,7 +167,7 @@ def test_rejects_an_ad_with_too_few_or_too_many_photos(seller, media, count):
 
     assert response.status_code == 400
     assert response.data["photos"] == [f"an ad needs 1 to 10 photos; {count} were sent"]
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 @pytest.fixture
@@ -187,7 +184,7 @@ def test_rejects_bad_fields_naming_them(seller, media, inactive_category, field,
 
     assert response.status_code == 400
     assert list(response.data) == [field]
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 def test_service_refuses_an_inactive_category(seller, media, inactive_category):
@@ -326,7 +323,7 @@ def test_new_photos_replace_the_old_ones_and_their_files(
     seller, media, classification_requests, django_capture_on_commit_callbacks
 ):
     ad = make_ad(seller, photos=2)
-    old_files = set(stored_files(media))
+    old_files = set(stored_files())
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(seller).patch(
@@ -335,7 +332,7 @@ def test_new_photos_replace_the_old_ones_and_their_files(
 
     assert response.status_code == 200, response.data
     assert [photo["id"] for photo in response.data["photos"]] == [ad.images.get().pk]
-    assert not old_files & set(stored_files(media)) and len(stored_files(media)) == 1
+    assert not old_files & set(stored_files()) and len(stored_files()) == 1
     assert classification_requests == [ad.pk]
 
 
@@ -366,14 +363,14 @@ def test_title_of_a_published_ad_can_change_without_reclassification(
 
 def test_bad_replacement_photo_keeps_the_old_ones(seller, media):
     ad = make_ad(seller)
-    before = set(stored_files(media))
+    before = set(stored_files())
 
     response = client_for(seller).patch(
         f"{ADS}{ad.pk}/", {"photos": [upload("x.jpg", b"nope")]}, format="multipart"
     )
 
     assert response.status_code == 400
-    assert set(stored_files(media)) == before and ad.images.count() == 1
+    assert set(stored_files()) == before and ad.images.count() == 1
 
 
 def test_seller_deletes_an_ad_and_its_files(seller, media, django_capture_on_commit_callbacks):
@@ -383,7 +380,7 @@ def test_seller_deletes_an_ad_and_its_files(seller, media, django_capture_on_com
         response = client_for(seller).delete(f"{ADS}{ad.pk}/")
 
     assert response.status_code == 204
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 # --- Authentication and categories ------------------------------------------------
@@ -436,7 +433,7 @@ def test_rejects_a_real_decompression_bomb(seller, media):
     assert response.data["photos"][0].startswith(
         "photo 1 ('bomb.png'): image dimensions are too large"
     )
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 def test_rejects_missing_fields_naming_each(seller, media):
@@ -444,7 +441,7 @@ def test_rejects_missing_fields_naming_each(seller, media):
 
     assert response.status_code == 400
     assert {"title", "price", "category"} <= set(response.data)
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 @pytest.mark.parametrize(

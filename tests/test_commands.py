@@ -12,6 +12,7 @@ from ads.models import Category
 from classifier import fairness
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
+from tests.conftest import stored_files as all_stored_files
 from tests.images import jpeg_bytes, write_dataset
 
 pytestmark = pytest.mark.django_db
@@ -26,17 +27,9 @@ def run(name, *args, **options):
     return out.getvalue(), err.getvalue()
 
 
-def stored_files(prefix="training"):
-    found = []
-    folders = [prefix]
-    while folders:
-        folder = folders.pop()
-        if not default_storage.exists(folder):
-            continue
-        subfolders, files = default_storage.listdir(folder)
-        folders += [f"{folder}/{name}" for name in subfolders]
-        found += [f"{folder}/{name}" for name in files]
-    return found
+def stored_files(prefix="training/"):
+    # Through the storage API: a bucket has no folders to look for.
+    return [name for name in all_stored_files() if name.startswith(prefix)]
 
 
 # --- import_images --------------------------------------------------------------

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from ads import idempotency, services, tasks
 from ads.models import Ad, IdempotencyKey
 from avito_mod.celery import app as celery_app
+from tests.conftest import stored_files
 from tests.factories import ad_form, upload
 
 ADS = "/api/v1/ads/"
@@ -32,10 +33,6 @@ def client_for(user) -> APIClient:
 def post_ad(user, key: str | None = KEY, **overrides):
     headers = {} if key is None else {idempotency.HEADER: key}
     return client_for(user).post(ADS, ad_form(**overrides), format="multipart", headers=headers)
-
-
-def stored_files(media) -> list:
-    return [path for path in media.rglob("*") if path.is_file()]
 
 
 @pytest.fixture
@@ -70,7 +67,7 @@ def test_a_repeat_with_the_same_key_and_content_gets_the_first_answer_and_create
     ad = Ad.objects.get()
     assert first.json()["id"] == ad.pk and first.json()["status"] == "pending"
     assert classification_requests == [ad.pk]  # the replay sent nothing to classify
-    assert len(stored_files(media)) == 2
+    assert len(stored_files()) == 2
     kept = IdempotencyKey.objects.get()
     assert (kept.seller, kept.key, kept.ad, kept.status_code) == (seller, KEY, ad, 201)
 
@@ -99,7 +96,7 @@ def test_the_same_key_with_other_content_is_a_422(seller, media, change):
         "other content; send a new key to post a new ad."
     )
     assert list(Ad.objects.values_list("pk", flat=True)) == [first.json()["id"]]
-    assert len(stored_files(media)) == 2
+    assert len(stored_files()) == 2
 
 
 @pytest.mark.django_db
@@ -186,7 +183,7 @@ def test_a_malformed_key_is_a_400_naming_the_header(seller, media, key):
             "(a UUID, for example)."
         ]
     }
-    assert not Ad.objects.exists() and not stored_files(media)
+    assert not Ad.objects.exists() and not stored_files()
 
 
 @pytest.mark.django_db
@@ -245,7 +242,7 @@ def test_a_retry_after_the_answer_to_a_commit_was_lost_gets_the_one_ad(
     # The commit hook never ran: the replay sent the ad to classification, not the sweep.
     assert classification_requests == [ad.pk]
     # Whether the commit happened was unknown: the photos' files were kept, in case.
-    stored = {path.relative_to(media).as_posix() for path in stored_files(media)}
+    stored = set(stored_files())
     assert stored == set(ad.images.values_list("file", flat=True))
 
 
@@ -315,7 +312,7 @@ def test_two_requests_in_flight_with_one_key_make_one_ad(
         assert answers["second"].status_code == 422
     assert classification_requests == [ad.pk]
     # The second's photos were stored, then deleted with its rolled-back transaction.
-    assert len(stored_files(media)) == 2
+    assert len(stored_files()) == 2
 
 
 # --- Keeping keys ----------------------------------------------------------------------

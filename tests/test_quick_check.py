@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from ads.models import Ad, AdImage, Category
 from classifier.models import ModelVersion, Prediction, TrainingImage
 from classifier.services import classify_images
+from tests.conftest import stored_files
 from tests.images import drawn_photo, encode, jpeg_bytes
 
 URL = "/api/v1/classify/"
@@ -109,10 +110,10 @@ def test_an_oversized_upload_is_refused_before_decoding(seller, tiny_version, se
 
 
 def test_nothing_is_stored(seller, tiny_version, media):
-    files_before = sorted(p for p in media.rglob("*") if p.is_file())
+    files_before = stored_files()
     for seed in range(3):
         assert check(client_for(seller), jpeg_bytes("phone", seed), "phone").status_code == 200
-    assert sorted(p for p in media.rglob("*") if p.is_file()) == files_before
+    assert stored_files() == files_before
     for model in (Ad, AdImage, Prediction, TrainingImage):
         assert not model.objects.exists(), model
 

@@ -1,18 +1,21 @@
 """The stored files (photos, training images, model artifacts, backbones), read and written
 through Django's storage API rather than the file system, as the rest of the project does
-(tested on FileSystemStorage only; object storage would need its own test)."""
+(tested on the local folder and on an S3 bucket: tests/test_object_storage.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 from django.apps import apps
 from django.core.files import File
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from django.db import models
 
+from ..storage import describe
 from . import BackupError
 
 
@@ -73,3 +76,31 @@ def write(store: Storage, name: str, handle, size: int, *, replace: bool) -> Non
     saved = store.save(name, content)
     if saved != name:
         raise BackupError(f"{name} was stored as {saved}: the storage is not empty")
+
+
+def copy_folder(folder: Path, store: Storage) -> tuple[int, int, int]:
+    """Every file of the local media ``folder`` into ``store`` under the same name (moving an
+    installation's files to a bucket: the database's names stay right). A file already there
+    with the same bytes is skipped; one with other bytes stops the copy, naming it, as
+    nothing is ever overwritten. Returns (copied, bytes copied, already there)."""
+    source = FileSystemStorage(location=folder)
+    copied = size = present = 0
+    for name in walk(source):
+        if store.exists(name):
+            if _sha256(store, name) != _sha256(source, name):
+                raise BackupError(
+                    f"{name} is in {describe(store)} already, with other content: nothing "
+                    f"was overwritten (copied before it: {copied} files)"
+                )
+            present += 1
+            continue
+        with source.open(name, "rb") as handle:
+            if store.save(name, handle) != name:
+                raise BackupError(f"{name} was stored under another name: nothing overwritten")
+        copied, size = copied + 1, size + source.size(name)
+    return copied, size, present
+
+
+def _sha256(store: Storage, name: str) -> str:
+    with store.open(name, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

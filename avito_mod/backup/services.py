@@ -32,6 +32,7 @@ from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
+from ..storage import describe
 from . import BackupError, archive, databases, media
 from .archive import MEDIA, ArchiveWriter
 
@@ -204,12 +205,11 @@ def _check_target_empty(force: bool) -> list[str]:
     if tables:
         found.append(f"the database {connection.settings_dict['NAME']} has {len(tables)} tables")
     if stored:
-        where = getattr(default_storage, "location", "the storage")
-        found.append(f"the storage {where} holds files ({stored}, …)")
+        found.append(f"the storage {describe(default_storage)} holds files ({stored}, …)")
     raise BackupError(
         f"refusing to restore over existing data: {' and '.join(found)}. Restore into an empty "
-        "database (createdb, not migrated) and an empty storage folder, or pass --force to "
-        "replace them."
+        "database (createdb, not migrated) and an empty storage (folder or bucket prefix), or "
+        "pass --force to replace them."
     )
 
 
