@@ -30,8 +30,9 @@ ONE_MACHINE_PROBLEMS = [
 SHARED = {
     "DATABASE_URL": "postgres://avito@db.internal:5432/avito_mod",
     "REDIS_URL": "redis://redis.internal:6379/0",
-    "AVITO_SHARED_FILESYSTEM": "true",
 }
+A_BUCKET = {"AVITO_STORAGE_URL": "s3://avito-media/prod"}
+A_SHARED_MOUNT = {"AVITO_SHARED_FILESYSTEM": "true"}
 
 
 def celery(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -64,8 +65,9 @@ def test_beat_with_a_role_stops_at_start_up(environment, tmp_path):
     assert "no REDIS_URL" in done.stderr
 
 
-def test_a_deployed_web_process_starts(environment):
-    env = environment(AVITO_ROLE="web", **production(**SHARED))
+@pytest.mark.parametrize("storage", [A_BUCKET, A_SHARED_MOUNT], ids=["bucket", "shared mount"])
+def test_a_deployed_web_process_starts(environment, storage):
+    env = environment(AVITO_ROLE="web", **production(**SHARED, **storage))
     done = run(env, "-c", "import avito_mod.wsgi; print('started')")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("started")
@@ -98,10 +100,6 @@ def test_the_rules_in_process(settings):
     settings.AVITO_SHARED_FILESYSTEM = True  # a network mount
     assert deployment_errors() == expected - {"deployment.E004"}
     settings.AVITO_SHARED_FILESYSTEM = False
-    settings.STORAGES = settings.STORAGES | {
-        "default": {"BACKEND": "storages.backends.s3.S3Storage"}
-    }
-    assert deployment_errors() == expected - {"deployment.E004"}
     settings.AVITO_ROLE = "web"  # only the web process needs its host names
     assert "deployment.E005" in deployment_errors()
     settings.AVITO_ROLE = ""
