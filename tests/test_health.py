@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from avito_mod.health.checks import public_reason
 from avito_mod.health.probes import REUSE_SECONDS, Readiness
 from bench.pipeline import free_port
 from tests.live import ROOT, wait_for
+from tests.s3 import CREDENTIALS
 from tests.tcp_proxy import FaultyLink
 
 LOAD_BALANCER_HOST = "10.0.0.7"  # the address a load balancer probes: no allowed host
@@ -178,9 +180,8 @@ def links(django_db_setup):
             link.close()
 
 
-@pytest.fixture(scope="module")
-def server(links, tmp_path_factory):
-    """The web server on this run's database and broker, through the proxies."""
+def through(links) -> dict:
+    """A server's environment for this run's database and broker, through the proxies."""
     env = {}
     if links["database"] is not None:
         db = connection.settings_dict
@@ -191,8 +192,47 @@ def server(links, tmp_path_factory):
     if links["redis"] is not None:
         number = settings.REDIS_URL.rstrip("/").rsplit("/", 1)[-1]
         env["REDIS_URL"] = f"redis://127.0.0.1:{links['redis'].port}/{number}"
-    server = start_server(tmp_path_factory.mktemp("probed"), env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(links, tmp_path_factory):
+    """The web server on this run's database and broker, through the proxies."""
+    server = start_server(tmp_path_factory.mktemp("probed"), through(links))
     yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server):
+    """The S3 API server behind a proxy, holding the registry's model files as the
+    migrations stored them, under a prefix of this module's own."""
+    prefix = f"health-{uuid.uuid4().hex[:8]}"
+    client = s3_server.client()
+    media = Path(settings.MEDIA_ROOT)
+    for path in media.rglob("*"):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(media)}"
+            client.put_object(Bucket="avito-tests", Key=key, Body=path.read_bytes())
+    link = FaultyLink(s3_server.port)
+    yield (
+        link,
+        CREDENTIALS
+        | {
+            "AVITO_STORAGE_URL": f"s3://avito-tests/{prefix}",
+            "AVITO_S3_ENDPOINT_URL": f"http://127.0.0.1:{link.port}",
+        },
+    )
+    link.close()
+
+
+@pytest.fixture(scope="module")
+def bucket_server(links, bucket, tmp_path_factory):
+    """The web server with its files in the bucket, reached through the proxy."""
+    link, env = bucket
+    server = start_server(tmp_path_factory.mktemp("bucket"), through(links) | env)
+    yield server, link
+    link.restore()
     stop_server(server)
 
 
@@ -317,6 +357,23 @@ def test_storage_failing_is_named_and_ready_again_after(server):
         server.media.unlink()
         moved.rename(server.media)
     server.ready()
+
+
+@live
+@pytest.mark.parametrize("fault", ["cut", "hang"])
+def test_bucket_unreachable_is_named_within_2_s_and_ready_again_after(bucket_server, fault):
+    server, link = bucket_server
+    body, _ = server.ready()
+    assert body["checks"]["storage"]["status"] == "up"
+    getattr(link, fault)()
+    try:
+        body, _ = server.down("storage")
+        # The model's files are in the bucket too: its check may see it gone as well.
+        assert set(body["down"]) <= {"storage", "model"}, body
+    finally:
+        link.restore()
+    _, back = server.ready()
+    assert back < BACK_WITHIN
 
 
 @pytest.fixture
