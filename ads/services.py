@@ -118,6 +118,12 @@ def create_ad(
     return ad
 
 
+# The commit hook of the post that made an ad sends it right after the commit: a replay
+# within this long of the ad's creation may be racing that hook, and leaves the ad to it (or
+# to the sweep). A retry after a lost answer comes later: the 503 asks for Retry-After: 5.
+RESUME_AFTER = timedelta(seconds=3)
+
+
 def resume_classification(earlier: IdempotencyKey) -> None:
     """A replayed post's ad that is still pending and was never sent to classification
     (the commit hook did not run: the connection failed right after the commit) is sent
@@ -125,7 +131,10 @@ def resume_classification(earlier: IdempotencyKey) -> None:
     if (
         earlier.ad_id
         and Ad.objects.filter(
-            pk=earlier.ad_id, status=Ad.Status.PENDING, classification_requested_at__isnull=True
+            pk=earlier.ad_id,
+            status=Ad.Status.PENDING,
+            classification_requested_at__isnull=True,
+            created_at__lte=timezone.now() - RESUME_AFTER,
         ).exists()
     ):
         request_classification(earlier.ad_id)

@@ -110,6 +110,8 @@ EXPECTED: dict[str, list[Case]] = {
     "ads:category-list": [get(everyone(200)), post(everyone(405))],
     "ads:category-detail": [get(everyone(200))],
     "api-schema": [get(everyone(200))],
+    # Prometheus's, not a person's: closed to every session until a token or networks open it.
+    "metrics": [get(everyone(403)), post(everyone(405))],
     "api-docs": [get(everyone(200))],
     # The sellers' pages show a seller's own ads only, to staff too (404 for the others).
     "sellers:home": [get(roles(LOGIN, 302, 302, 302, 302))],

@@ -234,6 +234,11 @@ def test_a_retry_after_the_answer_to_a_commit_was_lost_gets_the_one_ad(
     assert lost.status_code == 503  # what the seller sees, though the ad exists
     assert Ad.objects.count() == 1
 
+    # A retry at once could be racing the first post's commit hook: it leaves the ad be.
+    assert post_ad(seller)["Idempotent-Replayed"] == "true"
+    assert classification_requests == []
+    # The seller retries after the Retry-After the 503 asked for.
+    Ad.objects.update(created_at=timezone.now() - services.RESUME_AFTER)
     retry = post_ad(seller)
 
     assert retry.status_code == 201 and retry["Idempotent-Replayed"] == "true"
