@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -71,7 +72,9 @@ def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]
     }
     missing = [image for image in images if image.pk not in stored]
     if missing:
-        contents = [_read(image) for image in missing]
+        # Side by side: from a bucket each read is a request, whose waits then overlap.
+        with ThreadPoolExecutor(len(missing), thread_name_prefix="photo-reader") as readers:
+            contents = list(readers.map(_read, missing))
         started = time.perf_counter()
         results = classify_images(contents, version)
         per_photo_ms = (time.perf_counter() - started) * 1000 / len(missing)
