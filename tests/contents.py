@@ -39,3 +39,8 @@ def contents() -> dict:
 
 def main() -> None:
     print(json.dumps(contents()))
+
+
+# ``manage.py`` arguments that print contents() as JSON, read where the process's settings
+# point (another installation's database and storage).
+READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.contents import main; main()")

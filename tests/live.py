@@ -44,6 +44,17 @@ def celery_worker(
         print(log.read_text()[-3000:])
 
 
+def answers(url: str, path: str = "/accounts/login/") -> bool:
+    """Whether a server started by a test answers ``path`` yet (False while it boots, or
+    on a loaded machine)."""
+    import requests
+
+    try:
+        return requests.get(f"{url}{path}", timeout=2).ok
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+
+
 def wait_for(condition: Callable[[], bool], seconds: float, describe=lambda: "") -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -82,3 +93,8 @@ def run(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def manage(env: dict, *arguments: str) -> subprocess.CompletedProcess:
+    """``manage.py *arguments`` in a fresh process under ``env``."""
+    return run(env, "manage.py", *arguments, timeout=600)

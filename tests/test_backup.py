@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
 import uuid
@@ -37,28 +35,15 @@ from classifier.models import ModelVersion, TrainingImage
 from classifier.services.datasets import training_features
 from moderation import services as moderation
 from tests.conftest import TINY_SIZE
-from tests.contents import contents
+from tests.contents import READ_CONTENTS, contents
 from tests.factories import make_ad
 from tests.images import write_dataset
+from tests.live import manage
 
 # Committed rows: pg_dump and the restoring process see only what is committed.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
-# Prints tests.contents.contents() as JSON, read where the process's settings point.
-READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.contents import main; main()")
-
-
-def manage(environment: dict, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def new_machine(data_dir: Path, database_url: str | None) -> dict:

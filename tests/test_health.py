@@ -29,7 +29,7 @@ from django.db import connection
 from avito_mod.health.checks import public_reason
 from avito_mod.health.probes import REUSE_SECONDS, Readiness
 from bench.pipeline import free_port
-from tests.live import ROOT, wait_for
+from tests.live import ROOT, answers, wait_for
 from tests.s3 import CREDENTIALS
 from tests.tcp_proxy import FaultyLink
 
@@ -141,15 +141,8 @@ def start_server(tmp: Path, env: dict) -> Server:
             cwd=ROOT, env=env, stdout=output, stderr=output,
         )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", log, media, env, process)
-    wait_for(lambda: _answers(server.url), 60, log.read_text)
+    wait_for(lambda: answers(server.url, "/healthz"), 60, log.read_text)
     return server
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).ok
-    except (requests.ConnectionError, requests.Timeout):
-        return False
 
 
 def stop_server(server: Server) -> None:

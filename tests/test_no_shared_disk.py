@@ -28,7 +28,7 @@ from bench.pipeline import free_port, web_server_command
 from classifier import services
 from classifier.models import ModelVersion, Prediction, TrainingImage
 from tests.images import jpeg_bytes, write_dataset
-from tests.live import ROOT, celery_worker, wait_for
+from tests.live import ROOT, answers, celery_worker, wait_for
 from tests.s3 import IN_CI
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -85,19 +85,12 @@ def web_server(folder: Path, env: dict[str, str]):
         process = subprocess.Popen(command, cwd=ROOT, env=env | own, stdout=output, stderr=output)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url), 60, log.read_text)
+        wait_for(lambda: answers(url), 60, log.read_text)
         yield url
     finally:
         process.terminate()
         process.wait(30)
         print(log.read_text()[-3000:])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/accounts/login/", timeout=2).ok
-    except (requests.ConnectionError, requests.Timeout):
-        return False
 
 
 def signed_in(url: str, username: str) -> requests.Session:

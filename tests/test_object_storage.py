@@ -27,8 +27,10 @@ from ads.models import Ad, AdImage
 from avito_mod.storage import LOCAL_BACKEND, S3_BACKEND, default_storage_config
 from classifier.services import classify_images
 from classifier.services.artifacts import ArtifactMismatch, stamp
+from tests.contents import READ_CONTENTS
 from tests.factories import ad_form, make_user
 from tests.images import jpeg_bytes
+from tests.live import manage
 from tests.s3 import S3Place
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,42 +217,28 @@ def _machine(data_dir: Path, place: S3Place) -> dict:
     )
 
 
-def _manage(environment: dict, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.contents import main; main()")
-
-
 def test_a_backup_of_a_bucket_restores_into_another_bucket_prefix(s3_server, tmp_path):
     old_place, new_place = (
         S3Place(s3_server, "avito-tests", f"backup-{name}-{tmp_path.name}") for name in "ab"
     )
     old = _machine(tmp_path / "old", old_place)
-    assert _manage(old, "migrate", "-v0").returncode == 0
+    assert manage(old, "migrate", "-v0").returncode == 0
     posts = "from tests.factories import make_ad, make_user; make_ad(make_user('sam'), photos=2)"
-    made = _manage(old, "shell", "-c", posts)
+    made = manage(old, "shell", "-c", posts)
     assert made.returncode == 0, made.stderr
     archive = tmp_path / "s3.tar"
-    backed_up = _manage(old, "backup", str(archive))
+    backed_up = manage(old, "backup", str(archive))
     assert backed_up.returncode == 0, backed_up.stderr
 
     new = _machine(tmp_path / "new", new_place)
-    restored = _manage(new, "restore", str(archive))
+    restored = manage(new, "restore", str(archive))
     assert restored.returncode == 0, restored.stderr
-    before, after = (json.loads(_manage(env, *READ_CONTENTS).stdout) for env in (old, new))
+    before, after = (json.loads(manage(env, *READ_CONTENTS).stdout) for env in (old, new))
     assert after == before and len(after["rows"]["ads.AdImage"]) == 2
     assert sorted(after["files"]) == new_place.stored_keys() == old_place.stored_keys()
     assert not (tmp_path / "new" / "media").exists()  # nothing on the new machine's disk
 
-    again = _manage(_machine(tmp_path / "third", new_place), "restore", str(archive))
+    again = manage(_machine(tmp_path / "third", new_place), "restore", str(archive))
     assert again.returncode == 1
     assert f"the storage {new_place.url} holds files (" in again.stderr
 

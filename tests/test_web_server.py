@@ -14,7 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pipeline import free_port
-from tests.live import ROOT, wait_for
+from tests.live import ROOT, answers, wait_for
 
 
 def procfile_command(name: str) -> str:
@@ -69,19 +69,12 @@ def web_server(web_server_folder):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: log.read_text().count("Booting worker") == 2, 60, log.read_text)
-        wait_for(lambda: _answers(url), 30, log.read_text)
+        wait_for(lambda: answers(url), 30, log.read_text)
         yield url
     finally:
         process.terminate()
         process.wait(30)
         print(log.read_text()[-3000:])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/accounts/login/", timeout=2).ok
-    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
-        return False
 
 
 def test_the_web_command_serves_the_seller_pages_in_two_processes(web_server):
