@@ -2,8 +2,6 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from moderation.models import ModerationDecision
-
 from . import services
 from .models import Ad, AdImage, Category
 
@@ -70,38 +68,6 @@ class AdImageInline(PhotoColumns, admin.TabularInline):
         return False  # photos arrive through the seller's upload, validated by content
 
 
-class DecisionInline(admin.TabularInline):
-    """The ad's moderation history; read-only, since decisions are made in the review queue."""
-
-    model = ModerationDecision
-    fk_name = "ad"
-    fields = [
-        "created_at",
-        "moderator",
-        "action",
-        "from_category",
-        "to_category",
-        "review_reason",
-        "rejection_reason",
-        "note",
-        "undone_at",
-    ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "moderation history"
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        return queryset.select_related("moderator", "from_category", "to_category")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Ad)
 class AdAdmin(admin.ModelAdmin):
     list_display = ["title", "seller", "category", "status", "review_reason", "created_at"]
@@ -109,7 +75,7 @@ class AdAdmin(admin.ModelAdmin):
     search_fields = ["title", "seller__username"]
     list_select_related = ["seller", "category"]
     date_hierarchy = "created_at"
-    inlines = [AdImageInline, DecisionInline]
+    inlines = [AdImageInline]  # moderation adds the ad's decisions (moderation.admin)
     # Status changes go through the review queue, where each decision is recorded.
     readonly_fields = [
         "seller",

@@ -37,6 +37,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils import timezone
 
 from .models import Ad, AdImage, Category, IdempotencyKey
+from .signals import classification_requested
 from .uploads import CleanPhoto, clean_photos
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ class Once:
 
 def request_classification(ad_id: int) -> None:
     """Send ad ``ad_id`` through classification; called once the ad's rows are committed."""
-    from classifier.pipeline import enqueue
-
-    enqueue([ad_id])
+    classification_requested.send(sender=Ad, ad_ids=[ad_id])
 
 
 def create_ad(

@@ -24,8 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from classifier.ml.dataset import perceptual_hash
-from classifier.ml.preprocess import MIN_SIDE, ImageError, decode_image
+from .photos import MIN_SIDE, ImageError, decode_image, perceptual_hash
 
 JPEG_QUALITY = 90
 # Enough to keep a file's extension when a long name is cut to fit.

@@ -359,7 +359,7 @@ CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
 CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
 TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")
 # Everything else: classification and the sweeps (the ads' purge of old keys among them).
-INFERENCE_TASKS = ("classifier.tasks.*", "ads.tasks.*")
+INFERENCE_TASKS = ("moderation.tasks.*", "classifier.tasks.*", "ads.tasks.*")
 
 
 def task_routes(inference_queue: str, training_queue: str) -> dict:
@@ -382,7 +382,7 @@ MODERATION_CLAIM_SECONDS = env_int("MODERATION_CLAIM_SECONDS", 300)
 MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
-        "task": "classifier.tasks.requeue_stale_ads",
+        "task": "moderation.tasks.requeue_stale_ads",
         "schedule": env_int("ADS_REQUEUE_SWEEP_EVERY", 10),
     },
     "fail-stalled-training": {
@@ -408,6 +408,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters long")
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+# The platform's own series (ads, queues, predictions, training, decisions).
+METRICS_DATABASE_COLLECTOR = "moderation.metrics.DatabaseCollector"
 # Prometheus scrapes a web process directly on the private network, over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 # --- Health probes (avito_mod/health/) -----------------------------------------------

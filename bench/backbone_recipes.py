@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from classifier.ml.dataset import perceptual_hash, scan_class_folders  # noqa: E402
+from ads.photos import perceptual_hash  # noqa: E402
+from classifier.ml.dataset import scan_class_folders  # noqa: E402
 from classifier.ml.label_errors import confident_learning  # noqa: E402
 from classifier.ml.model import HeadConfig, build_head  # noqa: E402
 from classifier.ml.preprocess import decode_image, letterbox  # noqa: E402

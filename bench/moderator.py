@@ -56,7 +56,7 @@ def fill_queue(n_ads: int) -> None:
     from ads import services
     from ads.models import Ad, Category
     from bench.pipeline import photos_for
-    from classifier import pipeline
+    from moderation import pipeline
 
     seller = get_user_model().objects.create_user("bench-seller")
     for n, (category, photos) in enumerate(photos_for(n_ads)):

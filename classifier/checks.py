@@ -39,6 +39,16 @@ def active_model_problem() -> CheckMessage | None:
     return None
 
 
+def model_ready() -> None:
+    """/readyz's "model": the admin banner's check, through this process's loaded copy
+    (looked at again every CLASSIFIER_ARTIFACT_CHECK_SECONDS), not a model loaded per probe."""
+    from avito_mod.health.checks import Down
+
+    problem = active_model_problem()
+    if problem is not None:
+        raise Down(problem.msg)
+
+
 @register()
 def active_model_check(app_configs, **kwargs):
     problem = active_model_problem()

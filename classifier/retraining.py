@@ -20,12 +20,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from ads.models import Ad, Category
+from ads.models import Category
 
 from .fairness import seen_in_training, unfairness
 from .ml.split import near_duplicate_groups
 from .models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
-from .pipeline import enqueue
 from .services import (
     ClassifierError,
     TrainingCancelled,
@@ -38,6 +37,7 @@ from .services import (
     training_data,
     usable_images,
 )
+from .signals import serving_version_changed
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +45,6 @@ TRAIN = "classifier.train_modelversion"
 PROMOTE = "classifier.promote_modelversion"
 Action = ModelVersionEvent.Action
 Status = ModelVersion.Status
-# Reasons another model may answer differently. Not duplicate_photo: that is a fact about
-# other sellers' photos, whatever the model says.
-RESCORED_REASONS = [
-    Ad.ReviewReason.CATEGORY_MISMATCH,
-    Ad.ReviewReason.LOW_CONFIDENCE,
-    Ad.ReviewReason.MODEL_UNAVAILABLE,
-    Ad.ReviewReason.MODEL_UNVERIFIED,
-    Ad.ReviewReason.UNKNOWN_CATEGORY,
-    Ad.ReviewReason.CLASSIFICATION_FAILED,
-]
 
 
 def _require(user, permission: str) -> None:
@@ -315,8 +305,8 @@ def roll_back(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
 
 
 def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVersionEvent:
-    """Activate ``version``, record who did it, and send the ads in review whose routing
-    depends on the model back to be classified by it (after commit)."""
+    """Activate ``version`` and record who did it; moderation, told by a signal, sends the
+    ads in review whose routing depends on the model back to be classified by it."""
     _require(user, PROMOTE)
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -328,7 +318,8 @@ def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVe
             )
         previous = ModelVersion.objects.active()
         locked.activate()
-        rescored = _send_back_for_rescoring()
+        answers = serving_version_changed.send(sender=ModelVersion, version=locked)
+        rescored = [ad_id for _receiver, ad_ids in answers for ad_id in ad_ids]
         event = ModelVersionEvent.objects.create(
             version=locked,
             previous=previous,
@@ -337,23 +328,8 @@ def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVe
             note=note,
             rescored_ads=len(rescored),
         )
-        transaction.on_commit(lambda: enqueue(rescored))
     version.refresh_from_db()
     return event
-
-
-def _send_back_for_rescoring() -> list[int]:
-    """Ads in review for a model-dependent reason go back to pending (so no moderator can
-    decide them meanwhile); they keep ``decided_at``, their place in the queue."""
-    in_review = Ad.objects.filter(status=Ad.Status.NEEDS_REVIEW, review_reason__in=RESCORED_REASONS)
-    ids = list(in_review.select_for_update().values_list("pk", flat=True))
-    in_review.update(
-        status=Ad.Status.PENDING,
-        review_reason="",
-        suggested_category=None,
-        updated_at=timezone.now(),
-    )
-    return ids
 
 
 # --- Suspected label errors --------------------------------------------------------

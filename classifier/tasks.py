@@ -1,9 +1,8 @@
-"""Celery tasks: thin wrappers that take ids; the work is in ``classifier.pipeline`` and
-``classifier.retraining``.
+"""Celery tasks of the classifier: thin wrappers that take ids; the work is in
+``classifier.retraining``. (Classifying an ad is routing it: ``moderation.tasks``.)
 
-Classification and the sweeps go to the inference queue; training and label checks to the
-training queue (settings.CELERY_TASK_ROUTES). Classification is delivered at least once
-(acks_late, reject on worker loss) and is idempotent. Training is never redelivered after
+Training and label checks go to the training queue, the sweeps to the inference queue
+(settings.CELERY_TASK_ROUTES). Training is never redelivered after
 its worker died (no reject on worker loss): the worker's main process marks the version
 failed when the training's process dies; a second delivery, or the sweep, does when the
 whole worker died; it is never trained again and again.
@@ -12,24 +11,9 @@ whole worker died; it is never trained again and again.
 from billiard.exceptions import WorkerLostError
 from celery import shared_task
 from celery.signals import task_failure
-from django.db import OperationalError, connections
+from django.db import connections
 
-from . import pipeline, retraining
-
-
-@shared_task(
-    autoretry_for=(OperationalError,),  # the database restarting: try again shortly
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
-)
-def classify_ad(ad_id: int) -> str:
-    return pipeline.classify_ad(ad_id)
-
-
-@shared_task
-def requeue_stale_ads() -> int:
-    return pipeline.requeue_stale_ads()
+from . import retraining
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)

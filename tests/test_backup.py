@@ -29,10 +29,10 @@ from psycopg import sql
 from ads import services as ad_services
 from ads.models import Ad, AdImage
 from avito_mod.backup import databases, services
-from classifier import pipeline
 from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
 from classifier.models import ModelVersion, TrainingImage
 from classifier.services.datasets import training_features
+from moderation import pipeline
 from moderation import services as moderation
 from tests.conftest import TINY_SIZE
 from tests.contents import READ_CONTENTS, contents

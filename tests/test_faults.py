@@ -18,6 +18,7 @@ from ads.views import AdViewSet
 from classifier import retraining, tasks
 from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion
+from moderation import tasks as moderation_tasks
 
 # The served form of the shipped default model, the active version after a fresh migrate.
 SHIPPED_MODEL = DEFAULT_MODEL_DIR / "model.tflite"
@@ -62,7 +63,7 @@ def test_a_label_check_whose_process_was_killed_is_failed_at_once(db, lost):
 def test_other_tasks_lost_with_their_worker_touch_no_training(db, lost):
     version = retraining.request_training(None)
 
-    lost(tasks.classify_ad, version.pk)  # redelivered instead: nothing to fail
+    lost(moderation_tasks.classify_ad, version.pk)  # redelivered instead: nothing to fail
 
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.TRAINING

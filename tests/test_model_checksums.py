@@ -10,11 +10,11 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from ads.models import Ad
-from classifier import pipeline
 from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
 from classifier.models import ModelVersion
 from classifier.services import ClassifierError, predictor_for
 from classifier.services.artifacts import ArtifactMismatch
+from moderation import pipeline
 from tests.s3 import storage_wanted
 from tests.test_pipeline import ad_with
 

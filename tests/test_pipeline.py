@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from ads.models import Ad
-from classifier import pipeline
 from classifier.models import ModelVersion, Prediction
+from moderation import pipeline
 from tests.factories import make_ad, make_user, upload
 from tests.images import jpeg_bytes
 
@@ -156,7 +156,7 @@ def test_the_sweep_waits_longer_while_a_backlog_waits_in_the_queue(seller, media
 def test_an_upload_survives_a_broker_that_is_down(seller, media, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from classifier import tasks
+    from moderation import tasks
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Connection refused")

@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ads.photos import ALPHA_BACKGROUND, DECODERS, ImageError, decode_image
 from classifier.ml.preprocess import (
-    ALPHA_BACKGROUND,
-    DECODERS,
     PAD_COLOUR,
-    ImageError,
-    decode_image,
     letterbox,
     preprocess,
     preprocess_batch,

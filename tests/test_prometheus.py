@@ -16,10 +16,10 @@ from rest_framework.authtoken.models import Token
 
 from ads.models import Ad, Category
 from avito_mod.env import env_networks
-from avito_mod.metrics.collector import DatabaseCollector
 from classifier import retraining
 from classifier.models import ModelVersion, Prediction
 from moderation import services as moderation
+from moderation.metrics import DatabaseCollector
 from tests.images import jpeg_bytes
 from tests.live import ROOT, celery_worker, wait_for
 from tests.test_retraining import drawn, import_drawn, make_moderator, train_candidate

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ads.models import Ad, Category
 from ads.uploads import clean_photo
-from classifier import fairness, pipeline, retraining, services
+from classifier import fairness, retraining, services
 from classifier.ml.backbone import FEATURES
 from classifier.ml.features import backbone_id
 from classifier.ml.split import assign_held_out, hamming_distances, held_out_by_content
@@ -33,6 +33,7 @@ from classifier.models import (
     ServedBackbone,
     TrainingImage,
 )
+from moderation import pipeline
 from moderation import services as moderation
 from tests.conftest import TINY_SIZE, register_version, tiny_config
 from tests.factories import make_ad

@@ -21,10 +21,9 @@ from django.utils import timezone
 
 from ads import services as ad_services
 from ads.models import Ad, Category
-from classifier import pipeline
 from classifier.models import ModelVersion, Prediction, TrainingImage
 from classifier.services import labelled_set
-from moderation import services
+from moderation import pipeline, services
 from moderation.models import ModerationDecision, ReviewClaim
 from moderation.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
 from tests.factories import make_ad

@@ -213,7 +213,7 @@ def test_the_ad_page_shows_its_status_photos_and_what_the_script_polls(client, s
 
 
 def test_the_ad_page_shows_the_review_reason_and_predictions(client, seller, ads, tiny_version):
-    from classifier import pipeline
+    from moderation import pipeline
 
     ad = make_ad(seller, title="Laptop as phone", kind="laptop", seed=20)
     pipeline.classify_ad(ad.pk)

@@ -119,23 +119,19 @@ def storage() -> None:
         raise Down(public_reason(error)) from error
 
 
-def model() -> None:
-    """The admin banner's check: an active version whose files load and match their
-    recorded SHA-256, through this process's loaded copy (looked at again every
-    CLASSIFIER_ARTIFACT_CHECK_SECONDS), not a model loaded per probe."""
-    from classifier.checks import active_model_problem
-
-    problem = active_model_problem()
-    if problem is not None:
-        raise Down(problem.msg)
-
-
+# The apps above add theirs (``register``): the classifier, its "model" check.
 CHECKS: dict[str, Callable[[], None]] = {
     "database": database,
     "broker": broker,
     "storage": storage,
-    "model": model,
 }
+
+
+def register(name: str, check: Callable[[], None]) -> None:
+    """Add ``check`` to /readyz under ``name``: it raises ``Down`` when its part is not
+    ready. From an app's ``ready()``, before the first request builds the probes."""
+    CHECKS[name] = check
+
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 _PASSWORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)

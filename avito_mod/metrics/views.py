@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 import prometheus_client
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 
 from .access import refusal
-from .collector import DatabaseCollector
 
 
 class _ThisProcess:
@@ -27,7 +28,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return refused
     registry = prometheus_client.CollectorRegistry()
     # First, so that the process's figures below count this scrape's queries too.
-    registry.register(DatabaseCollector())
+    registry.register(import_string(settings.METRICS_DATABASE_COLLECTOR)())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # gunicorn's processes (avito_mod/gunicorn.conf.py): the sum over all of them, so
         # that the process that happens to answer speaks for the whole server.

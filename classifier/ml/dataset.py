@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
-from PIL import Image
+
+from ads.photos import perceptual_hash
 
 from .preprocess import ImageError, decode_image, letterbox
 
@@ -34,11 +34,6 @@ def scan_class_folders(directory: Path) -> dict[str, list[Path]]:
     if empty:
         raise DatasetError(f"class folder(s) with no files: {', '.join(empty)}")
     return files
-
-
-def perceptual_hash(image: Image.Image) -> int:
-    """64-bit pHash as an unsigned int: close for near-copies, unlike sha256."""
-    return int(str(imagehash.phash(image)), 16)
 
 
 @dataclass

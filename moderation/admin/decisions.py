@@ -6,6 +6,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from ads.admin import AdAdmin
+from ads.models import Ad
+
 from ..models import ModerationDecision
 
 
@@ -49,3 +52,46 @@ class ModerationDecisionAdmin(admin.ModelAdmin):
             return "(deleted by its seller)"
         url = reverse("admin:ads_ad_change", args=[decision.ad_id])
         return format_html('<a href="{}">{}</a>', url, decision.ad)
+
+
+class DecisionInline(admin.TabularInline):
+    """The ad's moderation history; read-only, since decisions are made in the review queue."""
+
+    model = ModerationDecision
+    fk_name = "ad"
+    fields = [
+        "created_at",
+        "moderator",
+        "action",
+        "from_category",
+        "to_category",
+        "review_reason",
+        "rejection_reason",
+        "note",
+        "undone_at",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "moderation history"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.select_related("moderator", "from_category", "to_category")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AdWithHistoryAdmin(AdAdmin):
+    """The ad's admin page with its moderation history below its photos: ads, the layer
+    below, knows nothing of moderation, so moderation extends its page."""
+
+    inlines = [*AdAdmin.inlines, DecisionInline]
+
+
+admin.site.unregister(Ad)
+admin.site.register(Ad, AdWithHistoryAdmin)

@@ -23,13 +23,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST, require_safe
 
-from ads.admin import DecisionInline, photo_url
+from ads.admin import photo_url
 from ads.models import Ad, AdImage, Category
 from classifier.models import Prediction
 
 from .. import pulse, services
 from ..models import ModerationDecision, ReviewItem
 from ..roles import DECIDE_AD
+from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
 from .summaries import summary
 

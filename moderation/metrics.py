@@ -1,4 +1,7 @@
-"""The platform's own series, read from the database when Prometheus scrapes.
+"""The platform's own series, read from the database when Prometheus scrapes ``/metrics``
+(``avito_mod.metrics``, which finds this collector by the METRICS_DATABASE_COLLECTOR
+setting: it sits below the apps it counts). Here, at the top layer, because it counts what
+every app keeps.
 
 Ads, the queues, predictions, training runs and decisions all live in the database, which
 every web process and worker host shares: counting them at scrape time (five aggregate
@@ -25,7 +28,8 @@ from prometheus_client.core import (
 
 from ads.models import Ad
 from classifier.models import ModelVersion, Prediction
-from moderation.models import ModerationDecision
+
+from .models import ModerationDecision
 
 logger = logging.getLogger(__name__)
 

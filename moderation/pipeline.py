@@ -1,4 +1,5 @@
-"""Classifying an ad's photos and routing the ad: what the inference worker runs.
+"""Routing an ad: its photos classified by the serving model, the policy applied, its status
+set. What the inference worker runs.
 
 Idempotent and safe under at-least-once delivery: predictions are unique per (photo,
 model version), and the ad's new status is written by a conditional update that only
@@ -20,12 +21,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ads.models import Ad, AdImage
-from moderation.policy import PhotoVerdict, Routing, decide, review
+from classifier.ml.preprocess import ImageError
+from classifier.models import ModelVersion, Prediction
+from classifier.services import ClassifierError, classify_images
+from classifier.services.artifacts import ArtifactMismatch
 
-from .ml.preprocess import ImageError
-from .models import ModelVersion, Prediction
-from .services import ClassifierError, classify_images
-from .services.artifacts import ArtifactMismatch
+from .policy import PhotoVerdict, Routing, decide, review
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,40 @@ def _apply(ad: Ad, routing: Routing, version: ModelVersion | None = None) -> str
 
 
 # --- Enqueueing ---------------------------------------------------------------------
+
+
+def on_classification_requested(sender, ad_ids: list[int], **kwargs) -> None:
+    """An ad was posted or changed (``ads.signals.classification_requested``)."""
+    enqueue(ad_ids)
+
+
+# Reasons another model may answer differently. Not duplicate_photo: that is a fact about
+# other sellers' photos, whatever the model says.
+RESCORED_REASONS = [
+    Ad.ReviewReason.CATEGORY_MISMATCH,
+    Ad.ReviewReason.LOW_CONFIDENCE,
+    Ad.ReviewReason.MODEL_UNAVAILABLE,
+    Ad.ReviewReason.MODEL_UNVERIFIED,
+    Ad.ReviewReason.UNKNOWN_CATEGORY,
+    Ad.ReviewReason.CLASSIFICATION_FAILED,
+]
+
+
+def send_back_for_rescoring(sender, version: ModelVersion, **kwargs) -> list[int]:
+    """A new active version (``classifier.signals.serving_version_changed``, inside its
+    transaction): the ads in review for a model-dependent reason go back to pending (so no
+    moderator can decide them meanwhile) and to the queue once committed. They keep
+    ``decided_at``, their place in the queue. Returns their ids."""
+    in_review = Ad.objects.filter(status=Ad.Status.NEEDS_REVIEW, review_reason__in=RESCORED_REASONS)
+    ids = list(in_review.select_for_update().values_list("pk", flat=True))
+    in_review.update(
+        status=Ad.Status.PENDING,
+        review_reason="",
+        suggested_category=None,
+        updated_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: enqueue(ids))
+    return ids
 
 
 def enqueue(ad_ids: list[int]) -> int:
