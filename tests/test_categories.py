@@ -369,6 +369,8 @@ def test_a_version_is_trained_over_every_active_category(tmp_path, camera, media
     camera.save()
     photos_kept = TrainingImage.objects.filter(category=camera).count()
     assert photos_kept == 30
+    summary = {row["category"]: row["total"] for row in services.training_set_summary()}
+    assert summary["Cameras (inactive: not trained on)"] == 30
     assert "camera" not in services.labelled_set(TINY_SIZE).classes
     assert "camera" not in [
         label for label in services.trainable_images().values_list("category__slug", flat=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from ads.models import Category
 from ads.uploads import decode
@@ -70,13 +70,11 @@ class CategoryPhotos:
     def too_few(self) -> bool:
         return self.train < self.needed
 
-    def __str__(self) -> str:
-        return f"{self.category.name} {self.train}"
-
 
 def photos_per_category() -> list[CategoryPhotos]:
     """Every active category with its usable training and evaluation photos, by name."""
-    counts = Counter(trainable_images().values_list("category_id", "subset").order_by())
+    rows = trainable_images().values_list("category_id", "subset").annotate(n=Count("id"))
+    counts = Counter({(category, subset): n for category, subset, n in rows.order_by()})
     needed = settings.CLASSIFIER_MIN_PHOTOS_PER_CATEGORY
     return [
         CategoryPhotos(
