@@ -413,10 +413,14 @@ def test_a_pending_ad_of_a_category_deactivated_meanwhile_goes_to_review(
     tiny_version, seller, media
 ):
     ad = make_ad(seller, category="phone", kind="phone", seed=600)
+    laptop = make_ad(seller, category="laptop", kind="laptop", seed=620)
     Category.objects.filter(slug="phone").update(active=False)
     assert pipeline.classify_ad(ad.pk) == f"needs_review {REASON.CATEGORY_INACTIVE}"
     ad.refresh_from_db()
     assert (ad.status, ad.review_reason) == (Ad.Status.NEEDS_REVIEW, REASON.CATEGORY_INACTIVE)
+    # The version that knows phones keeps serving the other categories.
+    assert ModelVersion.objects.active() == tiny_version
+    assert pipeline.classify_ad(laptop.pk) == "published"
 
 
 def test_ads_in_review_stay_and_are_recategorized_or_rejected_not_accepted(seller, media):
