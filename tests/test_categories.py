@@ -176,6 +176,18 @@ def test_a_zip_of_photos_its_bad_entries_named(admin_client, camera, media):
     assert_no_orphans()
 
 
+def test_photos_of_an_inactive_category_are_kept_and_said_not_trained_on(
+    admin_client, camera, media
+):
+    camera.active = False
+    camera.save()
+    page = admin_client.get(reverse(ADD_PHOTOS)).text
+    assert f'<option value="{camera.pk}">Cameras (inactive)</option>' in page
+    message = said(add_photos(admin_client, camera, photo("a.jpg")))
+    assert "Cameras is inactive: its photos are kept, and trained on once it is active." in message
+    assert names(camera) == ["a.jpg"]
+
+
 def test_a_file_named_zip_that_is_not_one_is_named(admin_client, camera, media):
     response = add_photos(
         admin_client, camera, upload("holiday.zip", jpeg_bytes("camera", 1)), photo("ok.jpg")

@@ -39,8 +39,13 @@ class PhotosField(forms.Field):
         return list(data) if isinstance(data, (list, tuple)) else [data]
 
 
+class CategoryField(forms.ModelChoiceField):
+    def label_from_instance(self, category: Category) -> str:
+        return category.name if category.active else f"{category.name} (inactive)"
+
+
 class ExamplePhotosForm(forms.Form):
-    category = forms.ModelChoiceField(Category.objects.all())
+    category = CategoryField(Category.objects.all())
     photos = PhotosField(
         help_text="Photos (JPEG, PNG, WebP, GIF) and zips of photos; several at once."
     )
