@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -8,10 +10,22 @@ from .models import Ad, AdImage, Category
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
+    """Admins add and deactivate categories here (``Category`` says what deactivating
+    does); a category's page links to the classifier's "Add example photos"."""
+
     list_display = ["name", "slug", "active"]
     list_filter = ["active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new category is learnt from example photos: go on to adding them.
+        other_button = {"_addanother", "_continue", IS_POPUP_VAR} & set(request.POST)
+        if request.user.has_perm("classifier.add_trainingimage") and not other_button:
+            self.message_user(request, f"Category “{obj}” added; now add example photos of it.")
+            url = reverse("admin:classifier_trainingimage_add_photos")
+            return HttpResponseRedirect(f"{url}?category={obj.pk}")
+        return super().response_add(request, obj, post_url_continue)
 
 
 def photo_url(image: AdImage) -> str:

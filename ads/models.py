@@ -17,12 +17,35 @@ class CategoryQuerySet(models.QuerySet):
 
 
 class Category(models.Model):
-    """A marketplace category. The classifier's classes are category slugs."""
+    """A marketplace category. The classifier's classes are category slugs.
+
+    What deactivating a category means (the one statement of the rule; README, "Admins:
+    categories and example photos", says it for admins):
+
+    - Sellers: no new ad in it, and no ad moved into it (``ads.services``); the API and
+      the pages list active categories only. Its ads stay as they are: published ones
+      stay published, rejected ones rejected.
+    - Ads of it in review stay in the queue. Moderators may recategorize them (to an
+      active category) or reject them, not accept them in it (``moderation.services``).
+    - Routing (``moderation.policy``): an ad in it is never published by the model: it
+      goes to review as ``category_inactive``, with an active category suggested when its
+      photos point to one; a photo predicted as an inactive category is never a reason to
+      publish, nor a suggestion.
+    - Training images labelled with it are kept but left out of training and of the
+      evaluation set while it is inactive (``classifier.services.trainable_images``);
+      the next version trained does not know it. The active version, which may know it,
+      keeps serving.
+    - Reactivated, all of this is undone: its photos count again.
+    """
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
     active = models.BooleanField(
-        default=True, help_text="Inactive categories are hidden from sellers."
+        default=True,
+        help_text=(
+            "Inactive: sellers cannot post in it; its ads are never published by the model; "
+            "its training photos are kept but not trained on."
+        ),
     )
 
     objects = CategoryQuerySet.as_manager()
@@ -78,6 +101,7 @@ class Ad(models.Model):
         LOW_CONFIDENCE = "low_confidence", "The model is not confident"
         DUPLICATE_PHOTO = "duplicate_photo", "A photo is a copy of another seller's photo"
         UNKNOWN_CATEGORY = "unknown_category", "The model does not know this category"
+        CATEGORY_INACTIVE = "category_inactive", "The category is no longer active"
         MODEL_UNAVAILABLE = "model_unavailable", "No usable model (none active, or unloadable)"
         MODEL_UNVERIFIED = "model_unverified", "The model file is not the one the registry recorded"
         CLASSIFICATION_FAILED = "classification_failed", "Classification failed"

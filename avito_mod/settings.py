@@ -311,6 +311,17 @@ CLASSIFIER_RETRAIN_EVERY_HOURS = env_int("CLASSIFIER_RETRAIN_EVERY_HOURS", 0)
 # A training (or label check) with no sign of life for this many seconds is marked failed:
 # its worker was killed or never took it.
 CLASSIFIER_TRAINING_STALE_AFTER = env_int("CLASSIFIER_TRAINING_STALE_AFTER", 1800)
+# Training refuses while an active category has fewer training photos than this: a head
+# cannot learn a class from a handful of photos, nor its threshold be chosen on them.
+CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = env_int("CLASSIFIER_MIN_PHOTOS_PER_CATEGORY", 20, low=1)
+# An admin's "Add example photos" form: photos (files, or entries of the zips sent) per
+# submission, and bytes per submission (the files sent, and the zips unpacked). Each photo
+# also obeys ADS_MAX_PHOTO_BYTES and CLASSIFIER_MAX_IMAGE_PIXELS. Django's own
+# DATA_UPLOAD_MAX_NUMBER_FILES (100) caps the files of one request: more go in a zip.
+CLASSIFIER_PHOTO_UPLOAD_MAX_FILES = env_int("CLASSIFIER_PHOTO_UPLOAD_MAX_FILES", 500, low=1)
+CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES = env_int(
+    "CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES", 200 * 1024 * 1024, low=1
+)
 
 # --- Celery ---------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport under the data

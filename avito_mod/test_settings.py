@@ -55,3 +55,7 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = STORAGES | {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 }
+# Tests train on a few drawn photos per class, and many run the training queue with no
+# photos at all: the floor on training photos per category is off (0) except where a test
+# sets it (tests/test_categories.py, where the production default is checked too).
+CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = 0

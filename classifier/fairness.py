@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .ml.dataset import scan_class_folders
 from .models import ModelVersion, TrainingImage, photo_keys
-from .services import ImportReport, read_folder, usable_images
+from .services import ImportReport, read_folder, trainable_images
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def seen_in_training(version: ModelVersion) -> Seen:
     """Count the photos of the evaluation set ``version`` is measured on (the held-out
     photos of its classes, as ``services.measure_on_evaluation_set`` reads them) that it
     trained on."""
-    evaluated = usable_images().filter(
+    evaluated = trainable_images().filter(
         subset=TrainingImage.Subset.EVALUATION, category__slug__in=version.classes
     )
     keys = set(photo_keys(evaluated.values_list("sha256", flat=True)))

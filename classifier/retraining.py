@@ -32,10 +32,11 @@ from .services import (
     describe_training,
     labelled_set,
     measure_on_evaluation_set,
+    require_enough_photos,
     start_version,
     train_version,
+    trainable_images,
     training_data,
-    usable_images,
 )
 from .signals import serving_version_changed
 
@@ -60,6 +61,7 @@ def request_training(user) -> ModelVersion:
     training queue; ``ClassifierError`` when the training worker is busy."""
     _require(user, TRAIN)
     _refuse_while_checking_labels()
+    require_enough_photos()
     # The input size is set by training: the web process must not import TensorFlow.
     version = start_version(requested_by=user)
     transaction.on_commit(lambda: _send_training(version))
@@ -229,7 +231,7 @@ def cancel_training(version: ModelVersion, user) -> None:
 def scheduled_training() -> str:
     """The optional periodic retraining: only when labels came in since the last one."""
     last = ModelVersion.objects.filter(data_as_of__isnull=False).order_by("-data_as_of").first()
-    if last is not None and not usable_images().filter(labelled_at__gt=last.data_as_of).exists():
+    if last is not None and not trainable_images().filter(labelled_at__gt=last.data_as_of).exists():
         return f"skipped: no new labels since v{last.number} was trained"
     try:
         version = request_training(None)

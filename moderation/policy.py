@@ -1,8 +1,10 @@
 """The routing policy: which ads the model may publish alone, and why others go to humans.
 
-An ad is published only when every photo is predicted as the seller's category with a
-confidence at or above the active version's threshold (the one that keeps automatic
-errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards humans.
+An ad is published only when its category is active and every photo is predicted as that
+category with a confidence at or above the active version's threshold (the one that keeps
+automatic errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards
+humans. Only active categories are ever suggested (see ``ads.models.Category`` for what
+deactivating a category does).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def decide(
 ) -> Routing:
     """Route an ad posted under ``category`` from its photos' verdicts."""
     reasons = Ad.ReviewReason
+    if not category.active:
+        return review(reasons.CATEGORY_INACTIVE, _suggestion(category, verdicts))
     if has_duplicate:
         return review(reasons.DUPLICATE_PHOTO, _suggestion(category, verdicts))
     if category.slug not in model_classes:
@@ -57,9 +61,10 @@ def decide(
 
 
 def _suggestion(category: Category, verdicts: list[PhotoVerdict]) -> Category | None:
-    """The category most photos point to, when it is another active one."""
+    """The active category, other than the ad's, that most photos point to."""
     others = Counter(v.category for v in verdicts if v.category != category.slug)
     if not others:
         return None
-    slug, _ = others.most_common(1)[0]
-    return Category.objects.active().filter(slug=slug).first()
+    active = {c.slug: c for c in Category.objects.active().filter(slug__in=others)}
+    pointed = [(count, slug) for slug, count in others.most_common() if slug in active]
+    return active[pointed[0][1]] if pointed else None

@@ -102,7 +102,7 @@ def _record(
 ) -> ModerationDecision:
     to_category, rejection_reason = None, ""
     if action == Action.ACCEPT:
-        to_category = ad.category
+        to_category = _seller_category(ad)
     elif action == Action.RECATEGORIZE:
         to_category = _new_category(ad, category)
     else:
@@ -122,16 +122,25 @@ def _record(
     )
 
 
+def _seller_category(ad: Ad) -> Category:
+    # No ad is published in an inactive category (see ads.models.Category).
+    if not ad.category.active:
+        raise DecisionError(
+            f"{ad.category} is no longer an active category: recategorize “{ad}” or reject it."
+        )
+    return ad.category
+
+
 def _new_category(ad: Ad, category: Category | None) -> Category:
     category = category or ad.suggested_category
     if category is None:
         raise DecisionError(
             f"“{ad}” has no suggested category: choose the category to publish it in."
         )
-    if category.pk == ad.category_id:
-        raise DecisionError(f"“{ad}” is already in {category}: accept it instead.")
     if not category.active:
         raise DecisionError(f"{category} is not an active category; choose another.")
+    if category.pk == ad.category_id:
+        raise DecisionError(f"“{ad}” is already in {category}: accept it instead.")
     return category
 
 

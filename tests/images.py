@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 # Two drawable "categories" a tiny CNN can tell apart in a few epochs: upright dark
 # bars ("phone") versus wide bright slabs ("laptop"), on noisy backgrounds.
 CLASSES = ("laptop", "phone")
+# A third, for a category an admin adds: round red discs ("camera").
+KINDS = (*CLASSES, "camera")
 
 
 def drawn_photo(kind: str, seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
@@ -23,6 +25,10 @@ def drawn_photo(kind: str, seed: int, size: tuple[int, int] = (48, 40)) -> Image
         x, y = rng.randrange(width), rng.randrange(height)
         draw.point((x, y), fill=tuple(rng.randint(0, 255) for _ in range(3)))
     cx, cy = width // 2 + rng.randint(-4, 4), height // 2 + rng.randint(-3, 3)
+    if kind == "camera":
+        r, colour = rng.randint(8, 11), (rng.randint(190, 255), rng.randint(20, 60), 30)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+        return image
     if kind == "phone":
         w, h, colour = rng.randint(6, 9), rng.randint(14, 18), (rng.randint(0, 40),) * 3
     else:
@@ -41,9 +47,9 @@ def jpeg_bytes(kind: str = "phone", seed: int = 0) -> bytes:
     return encode(drawn_photo(kind, seed), "JPEG", quality=90)
 
 
-def write_dataset(root: Path, per_class: int = 40, start: int = 0) -> Path:
-    """``root/<class>/<n>.jpg`` for both classes; returns ``root``."""
-    for kind in CLASSES:
+def write_dataset(root: Path, per_class: int = 40, start: int = 0, kinds=CLASSES) -> Path:
+    """``root/<class>/<n>.jpg`` for each of ``kinds`` (both classes); returns ``root``."""
+    for kind in kinds:
         folder = root / kind
         folder.mkdir(parents=True, exist_ok=True)
         for seed in range(start, start + per_class):

@@ -162,6 +162,14 @@ EXPECTED: dict[str, list[Case]] = {
         get(staff_only(405, 405)),
         post(staff_only(403, 302)),
     ],
+    # Example photos for a category: admins only (the form, then the photos sent).
+    "admin:classifier_trainingimage_add_photos": [
+        get(staff_only(403, 200)),
+        post(
+            staff_only(403, DONE),
+            lambda f, role: {"category": f.laptop.pk, "photos": upload("new.jpg", seed=91)},
+        ),
+    ],
     "admin:classifier_modelversion_train": [get(staff_only(405, 405)), post(staff_only(403, DONE))],
     "admin:classifier_modelversion_promote": [
         get(staff_only(405, 405)),

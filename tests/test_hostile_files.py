@@ -1,7 +1,8 @@
 """The hostile-file corpus (``tests/hostile.py``) through every way a photo comes in: an
-ad's photos (``POST /api/v1/ads/``), the quick check (``POST /api/v1/classify/``) and
-``manage.py import_images``. Refused files are named with the reason; accepted ones are
-stored as clean JPEGs (the quick check stores nothing); nothing is left half-done.
+ad's photos (``POST /api/v1/ads/``), the quick check (``POST /api/v1/classify/``),
+``manage.py import_images`` and the admin's "Add example photos" (files, or a zip).
+Refused files are named with the reason; accepted ones are stored as clean JPEGs (the quick
+check stores nothing); nothing is left half-done.
 
 Uploads are sent as hand-built multipart bodies: Django's test client would strip the
 hostile file names (``../``, NUL) before they reach the server, as a real client need not.
@@ -14,6 +15,7 @@ import secrets
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -337,3 +339,75 @@ def test_import_images_keeps_a_photo_already_in_stored_form(tmp_path, seller, me
     image = TrainingImage.objects.get()
     assert image.sha256 == ad_photo.sha256
     assert read_stored(image.file.name) == read_stored(ad_photo.file.name)
+
+
+# --- The admin's "Add example photos" (several files, or a zip) -----------------------------
+
+
+def admin_client():
+    from django.test import Client
+
+    call_command("create_account", "ada", role="admin", password="a-long-pass-phrase")
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="ada"))
+    return client
+
+
+def add_example_photos(client, files: list[tuple[str, Case]]):
+    from django.contrib.messages import get_messages
+    from django.urls import reverse
+
+    from ads.models import Category
+
+    category = Category.objects.get(slug="phone")
+    body, content_type = multipart({"category": str(category.pk)}, files)
+    url = reverse("admin:classifier_trainingimage_add_photos")
+    response = client.post(url, body, content_type=content_type)
+    assert response.status_code == 302, response.content[:500]
+    return " | ".join(str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_admin_example_photos_take_the_whole_corpus_as_files(media, limits):
+    said = add_example_photos(admin_client(), [("photos", case) for case in CORPUS])
+
+    assert f"{len(ACCEPTED)} example photos added to Phones." in said, said
+    assert f"Refused {len(REFUSED)}: " in said
+    for case in REFUSED[:20]:  # the message names the first 20
+        assert f"{safe_name(case.name) or '(no name)'}: " in said and case.refused in said
+    assert "\x1b" not in said and "\u202e" not in said
+    assert TrainingImage.objects.count() == len(ACCEPTED)
+    for image in TrainingImage.objects.all():
+        case = next(c for c in ACCEPTED if safe_name(c.name) == image.original_name)
+        assert_clean_jpeg(read_stored(image.file.name), case)
+    assert_no_orphans(media)
+
+
+def test_admin_example_photos_take_the_whole_corpus_in_a_zip(media, limits):
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for case in CORPUS:
+            archive.writestr(file_name(case), case.data)
+    zipped = Case("corpus", "corpus.zip", buffer.getvalue(), content_type="application/zip")
+
+    said = add_example_photos(admin_client(), [("photos", zipped)])
+
+    assert f"{len(ACCEPTED)} example photos added to Phones." in said, said
+    assert f"Refused {len(REFUSED)}: corpus.zip/" in said
+    assert sorted(TrainingImage.objects.values_list("original_name", flat=True)) == sorted(
+        safe_name(file_name(case)) for case in ACCEPTED
+    )
+    assert_no_orphans(media)
+    # Again: every photo is a duplicate of one stored, and said so.
+    said = add_example_photos(admin_client_again(), [("photos", zipped)])
+    assert "0 example photos added" in said and f"Skipped {len(ACCEPTED)} duplicates" in said
+    assert TrainingImage.objects.count() == len(ACCEPTED)
+
+
+def admin_client_again():
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="ada"))
+    return client

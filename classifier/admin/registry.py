@@ -229,6 +229,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         training = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).first()
         context = {
             "can_train": self.has_train_permission(request) and training is None,
+            "too_few": [row for row in services.photos_per_category() if row.too_few],
             "training_version": training,
             "refresh_seconds": REFRESH_SECONDS if training else None,
         }

@@ -3,6 +3,8 @@ suspected label errors and the label check that finds them."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -10,9 +12,11 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_http_methods
 
 from .. import retraining, services
 from ..models import LabelCheck, ModelVersion, TrainingImage
+from . import example_photos
 from .common import REFRESH_SECONDS, back_to_list, is_running, post_view
 
 
@@ -76,7 +80,9 @@ class TrainingImageAdmin(admin.ModelAdmin):
     list_per_page = 50
 
     def has_add_permission(self, request):
-        return False  # images come in through import_images and moderators' decisions
+        # Images come in through import_images, "Add example photos" (several files or
+        # zips at once, validated like ads' photos) and moderators' decisions.
+        return False
 
     def get_ordering(self, request):
         if request.GET.get(SuspectedFilter.parameter_name) == "yes":
@@ -145,6 +151,8 @@ class TrainingImageAdmin(admin.ModelAdmin):
             "active_version": ModelVersion.objects.active(),
             "label_check": check,
             "can_check_labels": request.user.has_perm(retraining.TRAIN),
+            "can_add_photos": request.user.has_perm(example_photos.ADD_PHOTOS),
+            "too_few": [row for row in services.photos_per_category() if row.too_few],
             "refresh_seconds": REFRESH_SECONDS if is_running(check) else None,
         }
         response = super().changelist_view(request, context | (extra_context or {}))
@@ -170,6 +178,15 @@ class TrainingImageAdmin(admin.ModelAdmin):
                 "check-labels/",
                 post_view(self, self.check_labels_view),
                 name="classifier_trainingimage_check_labels",
+            ),
+            path(
+                "add-photos/",
+                self.admin_site.admin_view(
+                    require_http_methods(["GET", "HEAD", "POST"])(
+                        partial(example_photos.add_photos_view, self)
+                    )
+                ),
+                name="classifier_trainingimage_add_photos",
             ),
         ]
         return own + super().get_urls()

@@ -7,11 +7,16 @@ from the admin (the training queue, promotion, rollback, label checks) is in
 """
 
 from .datasets import (
+    CategoryPhotos,
     LabelledSet,
     evaluation_set,
     fingerprint,
     folder_set,
     labelled_set,
+    photos_per_category,
+    require_enough_photos,
+    too_few_message,
+    trainable_images,
     training_features,
     usable_images,
 )
@@ -28,6 +33,7 @@ from .labels import (
     training_set_summary,
     unlabel,
 )
+from .photo_uploads import import_uploads
 from .serving import (
     Classification,
     classify_images,
@@ -48,6 +54,7 @@ from .training import (
 )
 
 __all__ = [
+    "CategoryPhotos",
     "Classification",
     "ClassifierError",
     "ExportReport",
@@ -65,20 +72,25 @@ __all__ = [
     "folder_set",
     "forget_loaded_models",
     "import_images",
+    "import_uploads",
     "include_images",
     "label_photos",
     "labels_of",
     "labelled_set",
     "load_predictor",
     "measure_on_evaluation_set",
+    "photos_per_category",
     "predictor_for",
     "read_folder",
     "relabel_as_suspected",
+    "require_enough_photos",
     "resolve_version",
     "start_version",
     "subsets_for",
     "train_and_package",
     "train_version",
+    "too_few_message",
+    "trainable_images",
     "training_data",
     "training_features",
     "training_set_summary",

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Count, QuerySet
 
+from ads.models import Category
 from ads.uploads import decode
 
 from ..ml.dataset import DatasetError, scan_class_folders
@@ -19,6 +22,7 @@ from ..models import (
     ImageFeatures,
     TrainingImage,
 )
+from .errors import ClassifierError
 from .importing import ImportReport, assign_subsets, read_folder
 
 
@@ -46,10 +50,65 @@ def usable_images() -> QuerySet:
     return TrainingImage.objects.filter(not_product=False, excluded=False)
 
 
+def trainable_images() -> QuerySet:
+    """The usable photos of active categories: what training and the evaluation set read.
+    An inactive category's photos are kept, and count again once it is active again
+    (see ``ads.models.Category``)."""
+    return usable_images().filter(category__active=True)
+
+
+@dataclass(frozen=True)
+class CategoryPhotos:
+    """An active category's usable photos, and whether training may use it."""
+
+    category: Category
+    train: int
+    evaluation: int
+    needed: int  # CLASSIFIER_MIN_PHOTOS_PER_CATEGORY
+
+    @property
+    def too_few(self) -> bool:
+        return self.train < self.needed
+
+
+def photos_per_category() -> list[CategoryPhotos]:
+    """Every active category with its usable training and evaluation photos, by name."""
+    rows = trainable_images().values_list("category_id", "subset").annotate(n=Count("id"))
+    counts = Counter({(category, subset): n for category, subset, n in rows.order_by()})
+    needed = settings.CLASSIFIER_MIN_PHOTOS_PER_CATEGORY
+    return [
+        CategoryPhotos(
+            category,
+            counts[category.pk, TrainingImage.Subset.TRAIN],
+            counts[category.pk, TrainingImage.Subset.EVALUATION],
+            needed,
+        )
+        for category in Category.objects.active()
+    ]
+
+
+def require_enough_photos() -> None:
+    """``ClassifierError`` naming the active categories with too few training photos: a
+    version is trained over every active category, and needs examples of each."""
+    short = [row for row in photos_per_category() if row.too_few]
+    if short:
+        raise ClassifierError(too_few_message(short))
+
+
+def too_few_message(short: list[CategoryPhotos]) -> str:
+    said = ", ".join(f"{row.category.name} ({row.train})" for row in short)
+    return (
+        f"too few training photos in {said}: every active category needs at least "
+        f"{short[0].needed} (photos held out for evaluation do not count); add example "
+        "photos, or deactivate the category"
+    )
+
+
 def labelled_set(size: int) -> LabelledSet:
-    """The training subset, as backbone features for ``size`` pixels, labelled by category
-    slug (the classes). Features are computed once per photo and backbone, then kept."""
-    images = usable_images().filter(subset=TrainingImage.Subset.TRAIN)
+    """The training subset of the active categories, as backbone features for ``size``
+    pixels, labelled by category slug (the classes). Features are computed once per photo
+    and backbone, then kept."""
+    images = trainable_images().filter(subset=TrainingImage.Subset.TRAIN)
     classes = sorted(set(images.values_list("category__slug", flat=True)))
     images = list(images.select_related("category").order_by("id"))
     features, unreadable = training_features(images, size)
@@ -118,9 +177,10 @@ def _read_pixels(images, size: int, unreadable: list) -> tuple[list, np.ndarray]
 
 
 def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """The held-out evaluation photos of ``classes`` (a version's), in that class order, as
-    the served model takes them: (pixels, labels, ids, unreadable)."""
-    images = usable_images().filter(
+    """The held-out evaluation photos of ``classes`` (a version's) that are active
+    categories, in that class order, as the served model takes them: (pixels, labels, ids,
+    unreadable)."""
+    images = trainable_images().filter(
         subset=TrainingImage.Subset.EVALUATION, category__slug__in=classes
     )
     unreadable = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class ImportReport:
     imported: Counter = field(default_factory=Counter)
     duplicates: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    # (name, what it duplicates): a stored training image and its label, or another file.
+    duplicate_names: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class _Candidate:
     category: str
     photo: CleanPhoto
     original_sha256: str  # of the file as it was in the folder
+    shown: str = ""  # how reports name it
 
 
 def import_images(
@@ -66,15 +70,62 @@ def read_folder(folders: dict[str, list[Path]], known: set[str], report) -> list
     for slug, paths in folders.items():
         for path in paths:
             candidate = _read_candidate(slug, path, report)
-            if candidate is None:
-                continue
-            hashes = {candidate.photo.sha256, candidate.original_sha256}
-            if hashes & known:
-                report.duplicates += 1
-                continue
-            known |= hashes
-            candidates.append(candidate)
+            if candidate is not None and _is_new(candidate, known, report):
+                candidates.append(candidate)
     return candidates
+
+
+def import_photos(
+    category: Category, files: Iterable[tuple[str, bytes]], report: ImportReport | None = None
+) -> ImportReport:
+    """Import photos given as (name, bytes), an admin's upload, as training images labelled
+    ``category``, read and stored as ``import_images`` does. Refused files and duplicates
+    are reported by name (as given: sanitize it first) and skipped; the others are stored
+    together (all or none of them, if storage fails). ``files`` may be a generator: each
+    file's bytes are let go once read."""
+    report = report or ImportReport()
+    stored = set(TrainingImage.objects.values_list("sha256", flat=True))
+    known, candidates = set(stored), []
+    for shown, data in files:
+        candidate = _candidate(category.slug, safe_name(shown), data, report, shown)
+        if candidate is not None and _is_new(candidate, known, report):
+            candidates.append(candidate)
+    _name_duplicates(report, stored)
+    _save_training_images(candidates, {category.slug: category}, TrainingImage.Source.IMPORT)
+    report.imported.update(candidate.category for candidate in candidates)
+    return report
+
+
+def _is_new(candidate: _Candidate, known: set[str], report: ImportReport) -> bool:
+    """False, and counted as a duplicate, when the photo (as sent, or in its stored form)
+    is ``known``; else it becomes known."""
+    hashes = {candidate.photo.sha256, candidate.original_sha256}
+    if hashes & known:
+        report.duplicates += 1
+        report.duplicate_names.append((candidate.shown, candidate.photo.sha256))
+        return False
+    known |= hashes
+    return True
+
+
+def _name_duplicates(report: ImportReport, stored: set[str]) -> None:
+    """Say what each duplicate duplicates: a stored training image (with its label), or
+    another file of the same upload."""
+    labels = {
+        image.sha256: str(image.category or "not the product")
+        for image in TrainingImage.objects.filter(
+            sha256__in=[sha256 for _, sha256 in report.duplicate_names if sha256 in stored]
+        ).select_related("category")
+    }
+    report.duplicate_names = [
+        (
+            name,
+            f"already a training image ({labels[sha256]})"
+            if sha256 in labels
+            else "the same photo as another file sent",
+        )
+        for name, sha256 in report.duplicate_names
+    ]
 
 
 def categories_for(slugs: list[str], create: bool) -> dict[str, Category]:
@@ -99,11 +150,23 @@ def _read_candidate(slug: str, path: Path, report: ImportReport) -> _Candidate |
     try:
         with path.open("rb") as handle:
             data = read_capped(handle)
-        photo = stored_form(decode(data), name, data)
     except ImageError as error:
         report.unreadable.append((str(path.parent / name), str(error)))
         return None
-    return _Candidate(slug, photo, hashlib.sha256(data).hexdigest())
+    return _candidate(slug, name, data, report, shown=str(path.parent / name))
+
+
+def _candidate(
+    slug: str, name: str, data: bytes, report: ImportReport, shown: str = ""
+) -> _Candidate | None:
+    """The photo ``data`` in its stored form, or None when refused (reported as ``shown``,
+    default ``name``) by the rules ad photos follow (``ads.uploads``)."""
+    try:
+        photo = stored_form(decode(data), name, data)
+    except ImageError as error:
+        report.unreadable.append((shown or name, str(error)))
+        return None
+    return _Candidate(slug, photo, hashlib.sha256(data).hexdigest(), shown or name)
 
 
 def _save_training_images(candidates: list[_Candidate], categories, source: str) -> None:

@@ -146,7 +146,7 @@ def training_set_summary() -> list[dict]:
         new &= Q(labelled_at__gt=since)
     counted = Q(excluded=False)
     rows = (
-        TrainingImage.objects.values("category__name", "not_product")
+        TrainingImage.objects.values("category__name", "category__active", "not_product")
         .annotate(
             total=Count("id"),
             imported=Count("id", filter=Q(source=TrainingImage.Source.IMPORT)),
@@ -159,10 +159,15 @@ def training_set_summary() -> list[dict]:
         )
         .order_by("not_product", "category__name")
     )
-    return [
-        row | {"category": "not the product" if row["not_product"] else row["category__name"]}
-        for row in rows
-    ]
+    return [row | {"category": _summary_label(row)} for row in rows]
+
+
+def _summary_label(row: dict) -> str:
+    if row["not_product"]:
+        return "not the product"
+    if not row["category__active"]:
+        return f"{row['category__name']} (inactive: not trained on)"
+    return row["category__name"]
 
 
 @dataclass

@@ -17,6 +17,7 @@ from .datasets import (
     LabelledSet,
     folder_set,
     labelled_set,
+    require_enough_photos,
 )
 from .errors import ClassifierError, TrainingCancelled
 from .importing import categories_for
@@ -53,9 +54,11 @@ def train_and_package(
 
 
 def training_data(size: int, data_dir: Path | None = None) -> tuple[LabelledSet, datetime]:
-    """The training subset (or a folder's photos), and when it was read."""
+    """The training subset of the active categories (``ClassifierError`` when one has too
+    few photos), or a folder's photos; and when it was read."""
     as_of = timezone.now()
     if data_dir is None:
+        require_enough_photos()
         return labelled_set(size), as_of
     categories_for(sorted(scan_class_folders(data_dir)), create=False)
     return folder_set(data_dir, size), as_of
