@@ -14,9 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ads.models import Category
+from ads.photos import MIN_SIDE
 
 from .. import services
-from ..ml.preprocess import MIN_SIDE
 
 ADD_PHOTOS = "classifier.add_trainingimage"
 # A message lists this many names at most: a bad zip may refuse hundreds of entries.
