@@ -17,8 +17,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from ads.models import Ad, Category
-from classifier import pipeline, retraining, services
+from classifier import retraining, services
 from classifier.models import ModelVersion, TrainingImage
+from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide
 from tests.conftest import TINY_SIZE, stored_files, tiny_config
