@@ -202,22 +202,56 @@ def coverage_risk_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
 
 
 def confusion_table(matrix: list[list[int]], classes: list[str]) -> SafeString:
-    """Rows true, columns predicted; each cell shaded by its share of its row."""
+    """Rows true, columns predicted, then each row's photos and recall. Readable at six
+    classes and more: right answers (the diagonal) in blue, mistakes in red, each cell
+    shaded by its share of its row, with the share on hover; empty cells stay blank."""
     head = format_html_join("", "<th>{}</th>", ((name,) for name in classes))
     rows = []
-    for name, row in zip(classes, matrix, strict=True):
-        total = sum(row) or 1
+    for true_index, (name, row) in enumerate(zip(classes, matrix, strict=True)):
+        total = sum(row)
         cells = format_html_join(
             "",
-            '<td style="text-align:right;background:rgba(43,108,176,{})">{}</td>',
-            ((f"{0.08 + 0.6 * value / total:.2f}", value) for value in row),
+            "{}",
+            (
+                (_confusion_cell(name, predicted, value, total, predicted_index == true_index),)
+                for predicted_index, (predicted, value) in enumerate(zip(classes, row, strict=True))
+            ),
         )
-        rows.append(format_html("<tr><th>{}</th>{}</tr>", name, cells))
+        recall = f"{row[true_index] / total:.0%}" if total else "—"
+        rows.append(
+            format_html(
+                '<tr><th>{}</th>{}<td class="total">{}</td><td class="total">{}</td></tr>',
+                name,
+                cells,
+                total,
+                recall,
+            )
+        )
     return format_html(
-        '<table class="confusion"><thead><tr><th>true \\ predicted</th>{}</tr></thead>'
-        "<tbody>{}</tbody></table>",
+        '<table class="confusion"><thead><tr><th>true \\ predicted</th>{}<th>photos</th>'
+        "<th>recall</th></tr></thead><tbody>{}</tbody></table>",
         head,
         mark_safe("".join(rows)),
+    )
+
+
+def _confusion_cell(true: str, predicted: str, value: int, total: int, right: bool) -> str:
+    if not value:
+        return format_html('<td title="{} never predicted as {}"></td>', true, predicted)
+    share = value / total
+    colour = "43,108,176" if right else "197,48,48"
+    return format_html(
+        '<td class="{}" style="text-align:right;background:rgba({},{})" '
+        'title="{} predicted as {}: {} of {} ({})">{}</td>',
+        "right" if right else "wrong",
+        colour,
+        f"{0.1 + 0.6 * share:.2f}",
+        true,
+        predicted,
+        value,
+        total,
+        f"{share:.0%}",
+        value,
     )
 
 

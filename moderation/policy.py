@@ -2,7 +2,8 @@
 
 An ad is published only when every photo is predicted as the seller's category with a
 confidence at or above the active version's threshold (the one that keeps automatic
-errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards humans.
+errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards humans,
+with the category the photos vote for when it is not the seller's (any number of them).
 """
 
 from __future__ import annotations
@@ -57,9 +58,15 @@ def decide(
 
 
 def _suggestion(category: Category, verdicts: list[PhotoVerdict]) -> Category | None:
-    """The category most photos point to, when it is another active one."""
-    others = Counter(v.category for v in verdicts if v.category != category.slug)
-    if not others:
+    """The photos' vote among the active categories other than the seller's: the one most
+    photos show, a tie going to the one they show with more confidence in all. None when
+    no photo shows another active category (the moderator then chooses)."""
+    votes, confidence = Counter(), Counter()
+    for verdict in verdicts:
+        if verdict.category != category.slug:
+            votes[verdict.category] += 1
+            confidence[verdict.category] += verdict.confidence
+    candidates = {c.slug: c for c in Category.objects.active().filter(slug__in=list(votes))}
+    if not candidates:
         return None
-    slug, _ = others.most_common(1)[0]
-    return Category.objects.active().filter(slug=slug).first()
+    return candidates[max(candidates, key=lambda slug: (votes[slug], confidence[slug], slug))]

@@ -158,7 +158,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rows = [
             ("Validation images", m.get("n")),
             ("Training images", m.get("train_size")),
-            ("Class counts", m.get("class_counts")),
+            ("Class counts", _counts(m.get("class_counts"))),
             ("Epochs run", m.get("epochs_run")),
             ("Training time (s)", m.get("training_seconds")),
             ("Parameters", m.get("parameters")),
@@ -377,6 +377,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 f"v{version.number} on {report['n']} evaluation photos: {said}.",
                 messages.SUCCESS,
             )
+
+
+def _counts(counts: dict[str, int] | None) -> str | None:
+    """Photos per class, e.g. "camera 40 · laptop 52"."""
+    return " · ".join(f"{name} {n}" for name, n in counts.items()) if counts else None
 
 
 def _progress(version: ModelVersion):
