@@ -201,6 +201,63 @@ def coverage_risk_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
     )
 
 
+def per_class_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
+    """Recall and precision per category, a bar per (label, evaluation, colour): a version
+    that does not know a category has no bar there. Grows with the categories."""
+    classes = sorted({c for _, e, _ in evaluations for c in e.get("per_class", {})})
+    if not classes:
+        return format_html("<p>{}</p>", "Per category: nothing to plot.")
+    bar, gap, label_width, width = 9, 8, 96, WIDTH
+    band = bar * len(evaluations) + gap
+    height = TOP + band * len(classes) + 30
+    scale = (width - label_width - RIGHT - 40) / 1.0
+    out = [
+        '<text x="4" y="14" font-weight="bold">Recall per category (evaluation set); '
+        "| marks precision</text>"
+    ]
+    for row, name in enumerate(classes):
+        y = TOP + row * band
+        out.append(
+            f'<text x="{label_width - 6}" y="{y + band / 2:.0f}" text-anchor="end">'
+            f"{escape(name)}</text>"
+        )
+        for n, (label, evaluation, colour) in enumerate(evaluations):
+            scores = evaluation.get("per_class", {}).get(name)
+            if not scores:
+                continue
+            top = y + n * bar
+            recall, precision = scores["recall"], scores["precision"]
+            out.append(
+                f'<rect x="{label_width}" y="{top}" width="{recall * scale:.1f}" '
+                f'height="{bar - 1}" fill="{colour}"><title>{escape(label)}, {escape(name)}: '
+                f"recall {recall:.1%}, precision {precision:.1%} (n={scores['support']})"
+                "</title></rect>"
+            )
+            x = label_width + precision * scale
+            out.append(
+                f'<line x1="{x:.1f}" y1="{top - 1}" x2="{x:.1f}" y2="{top + bar}" '
+                'stroke="#222" stroke-width="1.5"/>'
+            )
+            out.append(
+                f'<text x="{label_width + scale + 6:.1f}" y="{top + bar - 1}" '
+                f'font-size="9">{recall:.0%}</text>'
+            )
+    legend_y = height - 10
+    for n, (label, _, colour) in enumerate(evaluations):
+        x = label_width + n * 150
+        out.append(
+            f'<rect x="{x}" y="{legend_y - 8}" width="10" height="9" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="{legend_y}">{escape(label)}</text>'
+        )
+    return mark_safe(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Recall per category" '
+        'style="font:11px sans-serif;background:#fff;margin:0 12px 12px 0">'
+        + "".join(out)
+        + "</svg>"
+    )
+
+
 def confusion_table(matrix: list[list[int]], classes: list[str]) -> SafeString:
     """Rows true, columns predicted, then each row's photos and recall. Readable at six
     classes and more: right answers (the diagonal) in blue, mistakes in red, each cell
@@ -239,13 +296,16 @@ def _confusion_cell(true: str, predicted: str, value: int, total: int, right: bo
     if not value:
         return format_html('<td title="{} never predicted as {}"></td>', true, predicted)
     share = value / total
-    colour = "43,108,176" if right else "197,48,48"
+    # A mistake, however rare, stays visible: its shade starts darker.
+    colour, alpha = (
+        ("43,108,176", 0.1 + 0.6 * share) if right else ("197,48,48", 0.25 + 0.6 * share)
+    )
     return format_html(
         '<td class="{}" style="text-align:right;background:rgba({},{})" '
         'title="{} predicted as {}: {} of {} ({})">{}</td>',
         "right" if right else "wrong",
         colour,
-        f"{0.1 + 0.6 * share:.2f}",
+        f"{alpha:.2f}",
         true,
         predicted,
         value,
