@@ -207,10 +207,10 @@ def per_class_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
     classes = sorted({c for _, e, _ in evaluations for c in e.get("per_class", {})})
     if not classes:
         return format_html("<p>{}</p>", "Per category: nothing to plot.")
-    bar, gap, label_width, width = 9, 8, 96, WIDTH
+    bar, gap, label_width = 9, 8, 96
     band = bar * len(evaluations) + gap
     height = TOP + band * len(classes) + 30
-    scale = (width - label_width - RIGHT - 40) / 1.0
+    scale = WIDTH - label_width - RIGHT - 40  # pixels for 100 %, the figures to its right
     out = [
         '<text x="4" y="14" font-weight="bold">Recall per category (evaluation set); '
         "| marks precision</text>"
@@ -250,8 +250,8 @@ def per_class_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
             f'<text x="{x + 14}" y="{legend_y}">{escape(label)}</text>'
         )
     return mark_safe(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="Recall per category" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="Recall per category" '
         'style="font:11px sans-serif;background:#fff;margin:0 12px 12px 0">'
         + "".join(out)
         + "</svg>"

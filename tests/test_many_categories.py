@@ -247,7 +247,7 @@ def test_the_ad_page_says_which_of_the_categories_the_photos_look_like(
 
 
 def test_the_label_check_suggests_the_right_one_of_four_labels(
-    tmp_path, media, four_categories, admin_user
+    tmp_path, media, four_categories, admin_user, admin_client
 ):
     folder = write_dataset(tmp_path / "data", per_class=30, classes=FOUR_CLASSES)
     # Watches filed as cameras and cameras as phones: wrong labels of new categories.
@@ -271,3 +271,8 @@ def test_the_label_check_suggests_the_right_one_of_four_labels(
         assert image.suspected_category.slug == image.original_name.split("-")[0]
     suspects = TrainingImage.objects.filter(suspected_category__isnull=False)
     assert len(found) >= 0.6 * suspects.count(), "precision"
+    page = admin_client.get(
+        reverse("admin:classifier_trainingimage_changelist"), {"suspected": "yes"}
+    ).text
+    for image in found:  # its one-click fix names the suggested one of the four
+        assert f"Relabel as {image.suspected_category.name}" in page
