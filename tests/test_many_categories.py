@@ -222,6 +222,14 @@ def test_the_quick_check_offers_the_predicted_category_among_four(four_class_ver
         assert body["suggested_category"] == (None if chosen == kind else names)
 
 
+def test_the_quick_check_never_offers_an_inactive_category(four_class_version, quick):
+    seed = confident_seed("watch", four_class_version)
+    Category.objects.filter(slug="watch").update(active=False)
+    body = quick("watch", seed, "phone")
+    assert (body["class"], body["categories_matched"]) == ("watch", False)
+    assert body["suggested_category"] is None  # the page then says it is not a phone
+
+
 def test_the_new_ad_page_offers_every_active_category(client, seller, four_categories):
     Category.objects.filter(slug="camera").update(active=False)
     client.force_login(seller)
