@@ -201,23 +201,117 @@ def coverage_risk_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
     )
 
 
+def per_class_chart(evaluations: list[tuple[str, dict, str]]) -> SafeString:
+    """Recall and precision per category, a bar per (label, evaluation, colour): a version
+    that does not know a category has no bar there. Grows with the categories."""
+    classes = sorted({c for _, e, _ in evaluations for c in e.get("per_class", {})})
+    if not classes:
+        return format_html("<p>{}</p>", "Per category: nothing to plot.")
+    bar, gap, label_width = 9, 8, 96
+    band = bar * len(evaluations) + gap
+    height = TOP + band * len(classes) + 30
+    scale = WIDTH - label_width - RIGHT - 40  # pixels for 100 %, the figures to its right
+    out = [
+        '<text x="4" y="14" font-weight="bold">Recall per category (evaluation set); '
+        "| marks precision</text>"
+    ]
+    for row, name in enumerate(classes):
+        y = TOP + row * band
+        out.append(
+            f'<text x="{label_width - 6}" y="{y + band / 2:.0f}" text-anchor="end">'
+            f"{escape(name)}</text>"
+        )
+        for n, (label, evaluation, colour) in enumerate(evaluations):
+            scores = evaluation.get("per_class", {}).get(name)
+            if not scores:
+                continue
+            top = y + n * bar
+            recall, precision = scores["recall"], scores["precision"]
+            out.append(
+                f'<rect x="{label_width}" y="{top}" width="{recall * scale:.1f}" '
+                f'height="{bar - 1}" fill="{colour}"><title>{escape(label)}, {escape(name)}: '
+                f"recall {recall:.1%}, precision {precision:.1%} (n={scores['support']})"
+                "</title></rect>"
+            )
+            x = label_width + precision * scale
+            out.append(
+                f'<line x1="{x:.1f}" y1="{top - 1}" x2="{x:.1f}" y2="{top + bar}" '
+                'stroke="#222" stroke-width="1.5"/>'
+            )
+            out.append(
+                f'<text x="{label_width + scale + 6:.1f}" y="{top + bar - 1}" '
+                f'font-size="9">{recall:.0%}</text>'
+            )
+    legend_y = height - 10
+    for n, (label, _, colour) in enumerate(evaluations):
+        x = label_width + n * 150
+        out.append(
+            f'<rect x="{x}" y="{legend_y - 8}" width="10" height="9" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="{legend_y}">{escape(label)}</text>'
+        )
+    return mark_safe(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="Recall per category" '
+        'style="font:11px sans-serif;background:#fff;margin:0 12px 12px 0">'
+        + "".join(out)
+        + "</svg>"
+    )
+
+
 def confusion_table(matrix: list[list[int]], classes: list[str]) -> SafeString:
-    """Rows true, columns predicted; each cell shaded by its share of its row."""
+    """Rows true, columns predicted, then each row's photos and recall. Readable at six
+    classes and more: right answers (the diagonal) in blue, mistakes in red, each cell
+    shaded by its share of its row, with the share on hover; empty cells stay blank."""
     head = format_html_join("", "<th>{}</th>", ((name,) for name in classes))
     rows = []
-    for name, row in zip(classes, matrix, strict=True):
-        total = sum(row) or 1
+    for true_index, (name, row) in enumerate(zip(classes, matrix, strict=True)):
+        total = sum(row)
         cells = format_html_join(
             "",
-            '<td style="text-align:right;background:rgba(43,108,176,{})">{}</td>',
-            ((f"{0.08 + 0.6 * value / total:.2f}", value) for value in row),
+            "{}",
+            (
+                (_confusion_cell(name, predicted, value, total, predicted_index == true_index),)
+                for predicted_index, (predicted, value) in enumerate(zip(classes, row, strict=True))
+            ),
         )
-        rows.append(format_html("<tr><th>{}</th>{}</tr>", name, cells))
+        recall = f"{row[true_index] / total:.0%}" if total else "—"
+        rows.append(
+            format_html(
+                '<tr><th>{}</th>{}<td class="total">{}</td><td class="total">{}</td></tr>',
+                name,
+                cells,
+                total,
+                recall,
+            )
+        )
     return format_html(
-        '<table class="confusion"><thead><tr><th>true \\ predicted</th>{}</tr></thead>'
-        "<tbody>{}</tbody></table>",
+        '<table class="confusion"><thead><tr><th>true \\ predicted</th>{}<th>photos</th>'
+        "<th>recall</th></tr></thead><tbody>{}</tbody></table>",
         head,
         mark_safe("".join(rows)),
+    )
+
+
+def _confusion_cell(true: str, predicted: str, value: int, total: int, right: bool) -> str:
+    if not value:
+        return format_html('<td title="{} never predicted as {}"></td>', true, predicted)
+    share = value / total
+    # A mistake, however rare, stays visible: its shade starts darker.
+    colour, alpha = (
+        ("43,108,176", 0.1 + 0.6 * share) if right else ("197,48,48", 0.25 + 0.6 * share)
+    )
+    return format_html(
+        '<td class="{}" style="text-align:right;background:rgba({},{})" '
+        'title="{} predicted as {}: {} of {} ({})">{}</td>',
+        "right" if right else "wrong",
+        colour,
+        f"{alpha:.2f}",
+        true,
+        predicted,
+        value,
+        total,
+        f"{share:.0%}",
+        value,
     )
 
 

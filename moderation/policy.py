@@ -3,7 +3,8 @@
 An ad is published only when its category is active and every photo is predicted as that
 category with a confidence at or above the active version's threshold (the one that keeps
 automatic errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards
-humans. Only active categories are ever suggested (see ``ads.models.Category`` for what
+humans, with the category the photos vote for when it is not the seller's (any number of
+them; only active categories are ever suggested: see ``ads.models.Category`` for what
 deactivating a category does).
 """
 
@@ -61,10 +62,15 @@ def decide(
 
 
 def _suggestion(category: Category, verdicts: list[PhotoVerdict]) -> Category | None:
-    """The active category, other than the ad's, that most photos point to."""
-    others = Counter(v.category for v in verdicts if v.category != category.slug)
-    if not others:
+    """The photos' vote among the active categories other than the seller's: the one most
+    photos show, a tie going to the one they show with more confidence in all. None when
+    no photo shows another active category (the moderator then chooses)."""
+    votes, confidence = Counter(), Counter()
+    for verdict in verdicts:
+        if verdict.category != category.slug:
+            votes[verdict.category] += 1
+            confidence[verdict.category] += verdict.confidence
+    candidates = {c.slug: c for c in Category.objects.active().filter(slug__in=list(votes))}
+    if not candidates:
         return None
-    active = {c.slug: c for c in Category.objects.active().filter(slug__in=others)}
-    pointed = [(count, slug) for slug, count in others.most_common() if slug in active]
-    return active[pointed[0][1]] if pointed else None
+    return candidates[max(candidates, key=lambda slug: (votes[slug], confidence[slug], slug))]

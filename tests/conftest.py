@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_user
-from tests.images import CLASSES, write_dataset
+from tests.images import CLASSES, FOUR_CLASSES, write_dataset
 from tests.live import deployment_env
 
 # The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
@@ -35,7 +35,7 @@ def dataset_dir(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("dataset"), per_class=48)
 
 
-def train_tiny(pixels, labels, hashes, config=None):
+def train_tiny(pixels, labels, hashes, config=None, classes=CLASSES):
     """A real head on the pretrained backbone, trained on generated photos and packaged."""
     from classifier.ml.features import compute
     from classifier.ml.split import near_duplicate_groups
@@ -43,7 +43,7 @@ def train_tiny(pixels, labels, hashes, config=None):
 
     config = config or tiny_config()
     groups = near_duplicate_groups(hashes)
-    result = train(compute(pixels), labels, list(CLASSES), groups, config)
+    result = train(compute(pixels), labels, list(classes), groups, config)
     return package(result, lambda indices: pixels[indices])
 
 
@@ -55,6 +55,39 @@ def tiny_package(dataset_dir):
     data = load_folder(dataset_dir, TINY_SIZE)
     assert data.classes == list(CLASSES)
     return train_tiny(data.pixels, data.labels, data.hashes)
+
+
+@pytest.fixture(scope="session")
+def four_class_package(tmp_path_factory):
+    """A real model of four categories (``FOUR_CLASSES``), trained once on generated photos:
+    for what must work with any number of categories."""
+    from classifier.ml.dataset import load_folder
+
+    folder = write_dataset(tmp_path_factory.mktemp("four"), per_class=40, classes=FOUR_CLASSES)
+    data = load_folder(folder, TINY_SIZE)
+    assert data.classes == list(FOUR_CLASSES)
+    return train_tiny(data.pixels, data.labels, data.hashes, classes=FOUR_CLASSES)
+
+
+@pytest.fixture
+def four_categories(db):
+    """The shipped Laptops and Phones with Cameras and Watches added, by slug."""
+    from ads.models import Category
+
+    for slug, name in (("camera", "Cameras"), ("watch", "Watches")):
+        Category.objects.get_or_create(slug=slug, defaults={"name": name})
+    return {c.slug: c for c in Category.objects.filter(slug__in=FOUR_CLASSES)}
+
+
+@pytest.fixture
+def four_class_version(four_categories, media, four_class_package):
+    """The four-category model registered and active, the default retired."""
+    from classifier.services import forget_loaded_models
+
+    forget_loaded_models()
+    version = register_version(four_class_package, classes=FOUR_CLASSES)
+    version.activate()
+    return version
 
 
 def register_version(package, classes=CLASSES, status: str = "candidate", training_photos=()):

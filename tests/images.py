@@ -8,10 +8,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-# Two drawable "categories" a tiny CNN can tell apart in a few epochs: upright dark
-# bars ("phone") versus wide bright slabs ("laptop"), on noisy backgrounds.
+# Drawable "categories" a tiny model can tell apart in a few epochs, on noisy backgrounds:
+# upright dark bars ("phone"), wide blue slabs ("laptop"), red discs on a grey strap
+# ("watch"), green boxes with a yellow lens ("camera"). Most tests use the first two, as
+# the shipped categories; FOUR_CLASSES (in the sorted order a folder-per-class dataset
+# gives) is for what must work with any number of categories.
 CLASSES = ("laptop", "phone")
-# A third, for a category an admin adds: round red discs ("camera").
+FOUR_CLASSES = ("camera", "laptop", "phone", "watch")
+# The shipped two and one category an admin adds.
 KINDS = (*CLASSES, "camera")
 
 
@@ -25,16 +29,34 @@ def drawn_photo(kind: str, seed: int, size: tuple[int, int] = (48, 40)) -> Image
         x, y = rng.randrange(width), rng.randrange(height)
         draw.point((x, y), fill=tuple(rng.randint(0, 255) for _ in range(3)))
     cx, cy = width // 2 + rng.randint(-4, 4), height // 2 + rng.randint(-3, 3)
-    if kind == "camera":
-        r, colour = rng.randint(8, 11), (rng.randint(190, 255), rng.randint(20, 60), 30)
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
-        return image
-    if kind == "phone":
-        w, h, colour = rng.randint(6, 9), rng.randint(14, 18), (rng.randint(0, 40),) * 3
+    if kind == "watch":
+        _draw_watch(draw, rng, cx, cy, height)
+    elif kind == "camera":
+        _draw_camera(draw, rng, cx, cy)
     else:
-        w, h, colour = rng.randint(16, 20), rng.randint(6, 9), (30, 60, rng.randint(180, 255))
-    draw.rectangle((cx - w, cy - h, cx + w, cy + h), fill=colour)
+        if kind == "phone":
+            w, h, colour = rng.randint(6, 9), rng.randint(14, 18), (rng.randint(0, 40),) * 3
+        else:
+            w, h, colour = rng.randint(16, 20), rng.randint(6, 9), (30, 60, rng.randint(180, 255))
+        draw.rectangle((cx - w, cy - h, cx + w, cy + h), fill=colour)
     return image
+
+
+def _draw_watch(draw: ImageDraw.ImageDraw, rng: random.Random, cx: int, cy: int, height: int):
+    strap = (rng.randint(90, 120),) * 3
+    draw.rectangle((cx - 3, 0, cx + 3, height), fill=strap)
+    r = rng.randint(8, 11)
+    face = (rng.randint(190, 240), rng.randint(30, 70), rng.randint(20, 50))
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=face)
+
+
+def _draw_camera(draw: ImageDraw.ImageDraw, rng: random.Random, cx: int, cy: int):
+    w, h = rng.randint(11, 14), rng.randint(8, 10)
+    body = (rng.randint(20, 50), rng.randint(110, 150), rng.randint(40, 70))
+    draw.rectangle((cx - w, cy - h, cx + w, cy + h), fill=body)
+    r = rng.randint(4, 6)
+    lens = (rng.randint(220, 255), rng.randint(200, 240), rng.randint(0, 40))
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=lens)
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
@@ -47,9 +69,11 @@ def jpeg_bytes(kind: str = "phone", seed: int = 0) -> bytes:
     return encode(drawn_photo(kind, seed), "JPEG", quality=90)
 
 
-def write_dataset(root: Path, per_class: int = 40, start: int = 0, kinds=CLASSES) -> Path:
-    """``root/<class>/<n>.jpg`` for each of ``kinds`` (both classes); returns ``root``."""
-    for kind in kinds:
+def write_dataset(
+    root: Path, per_class: int = 40, start: int = 0, classes: tuple[str, ...] = CLASSES
+) -> Path:
+    """``root/<class>/<n>.jpg`` for each of ``classes``; returns ``root``."""
+    for kind in classes:
         folder = root / kind
         folder.mkdir(parents=True, exist_ok=True)
         for seed in range(start, start + per_class):

@@ -307,7 +307,7 @@ def test_only_admins_add_a_category(client, role):
 
 def import_drawn(tmp_path, counts: dict[str, int], start: int = 0) -> None:
     for kind, count in counts.items():
-        write_dataset(tmp_path / f"{kind}-{start}", per_class=count, start=start, kinds=[kind])
+        write_dataset(tmp_path / f"{kind}-{start}", per_class=count, start=start, classes=(kind,))
         call_command("import_images", str(tmp_path / f"{kind}-{start}"), stdout=StringIO())
 
 

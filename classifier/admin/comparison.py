@@ -37,11 +37,12 @@ def comparison_of(shown: list[tuple[str, ModelVersion, str]]):
         ),
     )
     return format_html(
-        "{}{}<div>{}</div>{}",
+        "{}{}<div>{}</div>{}{}",
         format_html_join("", "<p>{}</p>", ((n,) for n in notes if n)),
         _figures_table(measured),
         matrices,
         plots.coverage_risk_chart(measured),
+        plots.per_class_chart(measured),
     )
 
 

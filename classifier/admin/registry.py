@@ -158,7 +158,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rows = [
             ("Validation images", m.get("n")),
             ("Training images", m.get("train_size")),
-            ("Class counts", m.get("class_counts")),
+            ("Class counts", _counts(m.get("class_counts"), obj.classes)),
             ("Epochs run", m.get("epochs_run")),
             ("Training time (s)", m.get("training_seconds")),
             ("Parameters", m.get("parameters")),
@@ -173,7 +173,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         per_class = obj.metrics.get("per_class", {})
         rows = [
             (name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"])
-            for name, s in per_class.items()
+            for name in obj.classes  # in the version's order, not the JSON field's
+            if (s := per_class.get(name))
         ]
         return html_table(["class", "precision", "recall", "F1", "n"], rows) if rows else "—"
 
@@ -378,6 +379,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 f"v{version.number} on {report['n']} evaluation photos: {said}.",
                 messages.SUCCESS,
             )
+
+
+def _counts(counts: dict[str, int] | None, classes: list[str]) -> str | None:
+    """Photos per class in the version's order, e.g. "camera 40 · laptop 52" (a JSON
+    field keeps its keys in an order of its own)."""
+    if not counts:
+        return None
+    return " · ".join(f"{name} {counts[name]}" for name in classes if name in counts)
 
 
 def _progress(version: ModelVersion):

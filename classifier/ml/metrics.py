@@ -94,6 +94,8 @@ def evaluate_probabilities(
     correct = y_pred == y_true
     matrix = confusion_matrix(y_true, y_pred, len(classes))
     report = {
+        # The order of the confusion matrix's rows (true) and columns (predicted).
+        "classes": list(classes),
         "n": int(len(y_true)),
         "accuracy": float(correct.mean()) if len(y_true) else 0.0,
         "per_class": per_class_scores(matrix, classes),

@@ -3,7 +3,7 @@
 (``label_checks``) and the predictions on ads' photos (``predictions``)."""
 
 from .label_checks import LabelCheck
-from .predictions import Prediction
+from .predictions import Prediction, top_categories, top_categories_text
 from .training_images import (
     PHOTO_KEY_DIGITS,
     SUSPICION_FIELDS,
@@ -33,5 +33,7 @@ __all__ = [
     "TrainingImage",
     "artifact_path",
     "photo_keys",
+    "top_categories",
+    "top_categories_text",
     "training_image_path",
 ]

@@ -7,6 +7,22 @@ from django.utils import timezone
 
 from .versions import ModelVersion
 
+# What a photo looks like, as people read it: the likeliest categories, at most three,
+# those under 5 % left out (with six categories the tail is noise).
+TOP_SHOWN = 3
+TOP_AT_LEAST = 0.05
+
+
+def top_categories(probabilities: dict[str, float]) -> list[tuple[str, float]]:
+    """The likeliest categories first, as (slug, probability); the first is always there."""
+    ranked = sorted(probabilities.items(), key=lambda item: (-item[1], item[0]))[:TOP_SHOWN]
+    return ranked[:1] + [item for item in ranked[1:] if item[1] >= TOP_AT_LEAST]
+
+
+def top_categories_text(probabilities: dict[str, float]) -> str:
+    """For example "laptop 71% · tablet 22%"."""
+    return " · ".join(f"{slug} {p:.0%}" for slug, p in top_categories(probabilities))
+
 
 class Prediction(models.Model):
     """One model version's answer for one ad photo; unique so a retried task adds nothing."""
@@ -31,3 +47,7 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category} ({self.confidence:.2f})"
+
+    def top_text(self) -> str:
+        """Its likeliest categories with their probabilities (``top_categories_text``)."""
+        return top_categories_text(self.probabilities or {self.category: self.confidence})

@@ -178,7 +178,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     # --- Columns
 
-    @admin.display(description="Photos and the model's prediction")
+    @admin.display(description="Photos and what the model sees in them")
     def photos(self, ad: Ad):
         return _photos(ad, QUEUE_PHOTO_PX)
 
@@ -187,7 +187,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         """Price, seller, the seller's and the suggested category, why it is here, how long."""
         return render_to_string(FACTS_TEMPLATE, {"ad": ad, "waiting": self.waiting(ad)})
 
-    @admin.display(description="Photos and the model's prediction")
+    @admin.display(description="Photos and what the model sees in them")
     def large_photos(self, ad: Ad):
         return _photos(ad, 240)
 
@@ -370,10 +370,11 @@ def _photos(ad: Ad, size: int):
 
 
 def _predicted(image: AdImage) -> str:
+    """What the photo looks like: its likeliest categories, e.g. "laptop 71% · tablet 22%"."""
     prediction = image.latest_prediction()
     if prediction is None:
         return "no prediction"
-    return f"{prediction.category} {prediction.confidence:.0%}"
+    return prediction.top_text()
 
 
 def _wants_json(request) -> bool:

@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 from ads.models import Category
 from classifier.management import ModelVersionCommand
 from classifier.ml.preprocess import ImageError
+from classifier.models import top_categories
 from classifier.services import ClassifierError, classify_images, resolve_version
 
 
@@ -52,11 +53,16 @@ class Command(ModelVersionCommand):
                     "categories_matched": matched,
                     "decided_automatically": result.confidence >= (version.threshold or 1.0),
                     "model_version": version.number,
+                    # Every class of the version, in its order: the runners-up among N.
+                    "probabilities": {c: round(p, 4) for c, p in result.probabilities.items()},
                 }
             )
         text = f"{path}: {result.category} ({result.confidence:.1%})"
         if matched is not None:
             text += " matches" if matched else f" does not match {category}"
+        runners_up = top_categories(result.probabilities)[1:]
+        if runners_up:
+            text += "; then " + ", ".join(f"{c} ({p:.1%})" for c, p in runners_up)
         return text
 
 
