@@ -98,7 +98,8 @@ def arguments():
     args.redis_ads = 10 if short else 50
     args.model_ads = 3 if short else 8
     args.photo_sets = 200 if short else 500  # ads of 3 distinct real photos, shared out
-    args.training_images = 24 if short else 40
+    # Per category: training refuses fewer than 20 outside the evaluation subset (~15 %).
+    args.training_images = 32 if short else 40
     args.pg_down = 2 if short else 5  # seconds PostgreSQL stays down
     args.commit_ads = 4 if short else 10  # uploads whose commit's answer is lost
     args.deadline = 90 if short else 180  # recovery deadline per scenario, seconds
