@@ -280,6 +280,11 @@ SELLERS_SIGNUP_ADDRESS_RATE = env_rate("SELLERS_SIGNUP_ADDRESS_RATE", "20/hour")
 # Automatic decisions may be wrong at most this often; each model version stores the
 # confidence threshold that meets it on its validation split.
 CLASSIFIER_TARGET_RISK = env_float("CLASSIFIER_TARGET_RISK", 0.02, low=0.0, high=0.5)
+# The share of real product photos each new version's none-of-these detector may flag as
+# showing none of the categories (sending their ads to a moderator), to catch the rest.
+CLASSIFIER_NONE_OF_THESE_RATE = env_float(
+    "CLASSIFIER_NONE_OF_THESE_RATE", 0.01, low=0.001, high=0.5
+)
 # TensorBoard logs of every training run, one folder per version.
 CLASSIFIER_TENSORBOARD_DIR = Path(
     env_str("CLASSIFIER_TENSORBOARD_DIR", str(DATA_DIR / "tensorboard"))

@@ -1,10 +1,15 @@
 """The shipped defaults: categories Laptops and Phones, and trained models to serve them.
 
-Three models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
-EfficientNet-Lite0 backbone; v3, the default, on the same backbone with its last block's
-features too. Migrations install them, so that a fresh ``migrate`` gives a working
-classifier (v3 active, v1 and v2 kept for rollback), and an existing install gets the new
-ones as new versions.
+Four models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
+EfficientNet-Lite0 backbone; v3, on the same backbone with its last block's features too;
+v4, the default, v3's recipe served as the int8 backbone then the heads, so that it also
+tells photos of none of the categories (``classifier.ml.none_of_these``). Migrations install
+them, so that a fresh ``migrate`` gives a working classifier (v4 active, the others kept for
+rollback), and an existing install gets the new ones as new versions.
+
+v4's backbone becomes the served backbone of its id (``ServedBackbone``), which retrains
+then reuse instead of converting their own; where a retrain converted one already, v4's
+heads are served after that one.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from django.utils import timezone
 MODELS_DIR = Path(__file__).resolve().parent / "default_model"
 FIRST_MODEL_DIR = MODELS_DIR / "v1"
 # The models on the pretrained backbone, oldest first; the last is the default.
-PRETRAINED_MODEL_DIRS = (MODELS_DIR / "v2", MODELS_DIR / "v3")
+PRETRAINED_MODEL_DIRS = (MODELS_DIR / "v2", MODELS_DIR / "v3", MODELS_DIR / "v4")
 DEFAULT_MODEL_DIR = PRETRAINED_MODEL_DIRS[-1]
 DEFAULT_CATEGORIES = {"laptop": "Laptops", "phone": "Phones"}
 
@@ -43,7 +48,12 @@ def install_defaults(category_model, model_version_model) -> None:
     version.save()
 
 
-def install_shipped_models(category_model, model_version_model) -> str:
+def served_as_heads(model_dir: Path) -> bool:
+    """The model ships as heads for the shared int8 backbone (v4 on), not one whole file."""
+    return (model_dir / "heads.npz").exists()
+
+
+def install_shipped_models(category_model, model_version_model, backbone_model=None) -> str:
     """Bring a registry up to date with the shipped models; returns what was done.
 
     v1 gets its list of training photos. Each model on the pretrained backbone is registered
@@ -51,16 +61,20 @@ def install_shipped_models(category_model, model_version_model) -> str:
     when the active one is a shipped model (or none is), and is left as a candidate when an
     admin has promoted a version of their own. A release may change a shipped model's
     threshold (the same heads, another error target): its registered copy follows.
+
+    Models served as heads need ``backbone_model`` (the ``ServedBackbone`` class): the
+    migrations that predate it pass none, and leave those models to a later migration.
     """
     install_defaults(category_model, model_version_model)
     first = _shipped(model_version_model, FIRST_MODEL_DIR)
     if first is not None and not first.training_photos:
         first.training_photos = manifest_of(FIRST_MODEL_DIR).get("training_photos", [])
         first.save(update_fields=["training_photos"])
-    return " ".join(_install(model_version_model, model_dir) for model_dir in PRETRAINED_MODEL_DIRS)
+    dirs = [d for d in PRETRAINED_MODEL_DIRS if backbone_model or not served_as_heads(d)]
+    return " ".join(_install(model_version_model, d, backbone_model) for d in dirs)
 
 
-def _install(model_version_model, model_dir: Path) -> str:
+def _install(model_version_model, model_dir: Path, backbone_model=None) -> str:
     registered = _shipped(model_version_model, model_dir)
     if registered is not None:
         return _follow_threshold(registered, manifest_of(model_dir))
@@ -74,6 +88,8 @@ def _install(model_version_model, model_dir: Path) -> str:
     version = _version(
         model_version_model, model_dir, number=(last.number if last else 0) + 1, status=status
     )
+    if served_as_heads(model_dir):
+        version.served_backbone = _backbone(backbone_model, model_dir)
     version.save()
     if take_over:
         model_version_model.objects.filter(status="active").update(status="retired")
@@ -102,6 +118,9 @@ def _shipped(model_version_model, model_dir: Path):
         found = found.filter(
             backbone=manifest["backbone"], training_photos=manifest["training_photos"]
         )
+        # v3 and v4 share their photos and backbone: the served form tells them apart.
+        if any(f.name == "served_backbone" for f in model_version_model._meta.get_fields()):
+            found = found.filter(served_backbone__isnull=not served_as_heads(model_dir))
     else:
         found = found.filter(threshold=manifest["threshold"])
     return found.order_by("number").first()
@@ -136,9 +155,32 @@ def _version(model_version_model, model_dir: Path, number: int, status: str):
     for field in ("training_photos", "backbone"):
         if hasattr(version, field):  # not on the model migration 0002 passes
             setattr(version, field, manifest.get(field, getattr(version, field)))
-    for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
+    files = (("artifact", "model.keras"), ("serving_artifact", "model.tflite"))
+    if served_as_heads(model_dir):  # its Keras form is not shipped: the heads say it all
+        files = (("serving_artifact", "heads.npz"),)
+    for field, filename in files:
         content = (model_dir / filename).read_bytes()
         getattr(version, field).save(filename, ContentFile(content), save=False)
         if hasattr(version, f"{field}_sha256"):  # not on older migrations' models
             setattr(version, f"{field}_sha256", hashlib.sha256(content).hexdigest())
     return version
+
+
+def _backbone(backbone_model, model_dir: Path):
+    """The served backbone of the model's backbone id: the one a retrain converted here,
+    else the shipped one, installed now."""
+    manifest = manifest_of(model_dir)
+    existing = backbone_model.objects.filter(backbone=manifest["backbone"]).first()
+    if existing is not None:
+        return existing
+    content = (model_dir / "backbone.tflite").read_bytes()
+    backbone = backbone_model(
+        backbone=manifest["backbone"],
+        calibrated_on=manifest["calibrated_on"],
+        artifact_sha256=hashlib.sha256(content).hexdigest(),
+    )
+    backbone.artifact.save(
+        f"{manifest['input_size']}px-int8.tflite", ContentFile(content), save=False
+    )
+    backbone.save()
+    return backbone

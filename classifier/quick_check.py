@@ -20,7 +20,7 @@ from .services import ClassifierError, predictor_for
 @dataclass(frozen=True)
 class QuickCheck:
     category: Category  # the one the seller chose
-    predicted: str  # the predicted category's slug
+    predicted: str | None  # the predicted category's slug; None for none of these
     confidence: float
     # None when the model does not know the chosen category and cannot check it.
     matched: bool | None
@@ -28,6 +28,8 @@ class QuickCheck:
     confident: bool
     suggested: Category | None  # the predicted category, when it is not the chosen one
     version: ModelVersion
+    # The photo shows none of the categories (False when the version cannot tell).
+    none_of_these: bool = False
 
 
 def quick_check(image, category: Category) -> QuickCheck:
@@ -36,10 +38,25 @@ def quick_check(image, category: Category) -> QuickCheck:
     if version is None:
         raise ClassifierError("no model is active; the photo cannot be checked now")
     pixels = letterbox(image, version.input_size)[None]
-    probabilities = predictor_for(version).probabilities(pixels)[0]
+    answers = predictor_for(version).answers(pixels)
+    probabilities = answers.probabilities[0]
     best = int(probabilities.argmax())
-    predicted, confidence = version.classes[best], float(probabilities[best])
-    matched = predicted == category.slug if category.slug in version.classes else None
+    confidence = float(probabilities[best])
+    known = category.slug in version.classes
+    if answers.none_of_these is not None and answers.none_of_these[0]:
+        # As the pipeline sees it: this photo alone sends the ad to a moderator.
+        return QuickCheck(
+            category=category,
+            predicted=None,
+            confidence=confidence,
+            matched=False if known else None,
+            confident=False,
+            suggested=None,
+            version=version,
+            none_of_these=True,
+        )
+    predicted = version.classes[best]
+    matched = predicted == category.slug if known else None
     suggested = None
     if not matched:
         suggested = Category.objects.active().filter(slug=predicted).first()

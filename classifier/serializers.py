@@ -24,7 +24,10 @@ class QuickCheckSerializer(serializers.Serializer):
     """The original prototype's answer (``class``, ``categories_matched``), extended."""
 
     predicted_class = serializers.CharField(
-        source="predicted", help_text="The predicted category's slug."
+        source="predicted",
+        allow_null=True,
+        help_text="The predicted category's slug; null when the photo shows none of the "
+        "categories.",
     )
     confidence = serializers.FloatField(help_text="The model's probability for that category.")
     categories_matched = serializers.BooleanField(
@@ -36,6 +39,10 @@ class QuickCheckSerializer(serializers.Serializer):
     confident = serializers.BooleanField(
         help_text="The confidence reaches the model's threshold: after posting, the ad "
         "would be decided without a moderator."
+    )
+    none_of_these = serializers.BooleanField(
+        help_text="The photo shows none of the categories: after posting, a moderator "
+        "looks at the ad. (Always false with a model version that cannot tell.)"
     )
     category = CategorySerializer(help_text="The category the seller chose.")
     suggested_category = CategorySerializer(

@@ -86,6 +86,7 @@ def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]
                 category=result.category,
                 confidence=result.confidence,
                 probabilities=result.probabilities,
+                none_of_these=result.none_of_these,
                 latency_ms=round(per_photo_ms, 3),
             )
             for image, result in zip(missing, results, strict=True)
@@ -95,7 +96,12 @@ def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]
             p.image_id: p
             for p in Prediction.objects.filter(image__in=missing, model_version=version)
         }
-    return [PhotoVerdict(stored[i.pk].category, stored[i.pk].confidence) for i in images]
+    return [
+        PhotoVerdict(
+            stored[i.pk].category, stored[i.pk].confidence, bool(stored[i.pk].none_of_these)
+        )
+        for i in images
+    ]
 
 
 def _read(image: AdImage) -> bytes:
@@ -157,6 +163,8 @@ RESCORED_REASONS = [
     Ad.ReviewReason.MODEL_UNVERIFIED,
     Ad.ReviewReason.UNKNOWN_CATEGORY,
     Ad.ReviewReason.CLASSIFICATION_FAILED,
+    # A version that knows more categories may know what the photo shows.
+    Ad.ReviewReason.NONE_OF_THESE,
 ]
 
 

@@ -2,7 +2,8 @@
 
 An ad is published only when its category is active and every photo is predicted as that
 category with a confidence at or above the active version's threshold (the one that keeps
-automatic errors under CLASSIFIER_TARGET_RISK on validation). Everything else fails towards
+automatic errors under CLASSIFIER_TARGET_RISK on validation), and no photo shows none of
+the categories. Everything else fails towards
 humans, with the category the photos vote for when it is not the seller's (any number of
 them; only active categories are ever suggested: see ``ads.models.Category`` for what
 deactivating a category does).
@@ -20,6 +21,8 @@ from ads.models import Ad, Category
 class PhotoVerdict:
     category: str
     confidence: float
+    # The photo shows none of the model's categories (``classifier.ml.none_of_these``).
+    none_of_these: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ def decide(
         return review(reasons.UNKNOWN_CATEGORY)
     if not verdicts or threshold is None:
         return review(reasons.LOW_CONFIDENCE)
+    if any(v.none_of_these for v in verdicts):
+        # Its category answer means nothing; the other photos may still suggest one.
+        shown = [v for v in verdicts if not v.none_of_these and v.confidence >= threshold]
+        return review(reasons.NONE_OF_THESE, _suggestion(category, shown))
     confident = [v for v in verdicts if v.confidence >= threshold]
     if any(v.category != category.slug for v in confident):
         return review(reasons.CATEGORY_MISMATCH, _suggestion(category, confident))

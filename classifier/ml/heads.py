@@ -13,13 +13,16 @@ import zipfile
 
 import numpy as np
 
+from .none_of_these import NoneOfThese
+
 # The head's layers that carry weights, in order (``model.build_head`` names them).
 LAYERS = ("hidden", "probabilities")
 
 
-def heads_bytes(model) -> bytes:
-    """``train.average_heads``' Keras model as an ``.npz`` of each head's dense layers."""
-    arrays = {}
+def heads_bytes(model, none_of_these=None) -> bytes:
+    """``train.average_heads``' Keras model as an ``.npz`` of each head's dense layers, with
+    the none-of-these detector's arrays when given."""
+    arrays = dict(none_of_these.arrays()) if none_of_these is not None else {}
     heads = [layer for layer in model.layers if hasattr(layer, "get_layer")]
     for number, head in enumerate(heads):
         for name in LAYERS:
@@ -33,7 +36,9 @@ def heads_bytes(model) -> bytes:
 
 
 class Heads:
-    """Features ``(n, F)`` to the heads' averaged probabilities ``(n, classes)``."""
+    """Features ``(n, F)`` to the heads' averaged probabilities ``(n, classes)``, and to
+    whether each photo shows none of the classes (``none_of_these``: None for versions
+    stored without a detector)."""
 
     def __init__(self, data: bytes):
         try:
@@ -55,9 +60,16 @@ class Heads:
             for name in LAYERS
             if f"head0_{name}_kernel" in arrays
         ]
+        self.none_of_these = NoneOfThese.from_arrays(arrays)
         self.count = count
         self.n_features = self.layers[0][0].shape[1]
         self.n_classes = self.layers[-1][0].shape[2]
+        detector = self.none_of_these
+        if detector is not None and detector.means.shape != (self.n_classes, self.n_features):
+            raise ValueError(
+                f"its none-of-these means have shape {detector.means.shape}, not "
+                f"({self.n_classes}, {self.n_features})"
+            )
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, dtype=np.float32)[None]  # (1, n, F), shared by the heads

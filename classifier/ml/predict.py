@@ -9,8 +9,21 @@ followed by the version's heads in NumPy (``heads.Heads``: versions retrained he
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass
+class Answers:
+    """What a model says about a batch of photos."""
+
+    probabilities: np.ndarray  # (n, classes)
+    # The backbone's features (n, F), for the versions served as backbone then heads.
+    features: np.ndarray | None = None
+    # Per photo, True when it shows none of the classes; None when the version cannot tell
+    # (the whole models shipped before the detector, versions trained without it).
+    none_of_these: np.ndarray | None = None
 
 
 class Predictor:
@@ -36,8 +49,12 @@ class Predictor:
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """``(n, size, size, 3)`` uint8 pixels to ``(n, n_classes)`` probabilities."""
+        return self.answers(pixels).probabilities
+
+    def answers(self, pixels: np.ndarray) -> Answers:
+        """``(n, size, size, 3)`` uint8 pixels to the model's ``Answers``."""
         if len(pixels) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return Answers(np.zeros((0, len(self.classes)), dtype=np.float32))
         with self._lock:
             if len(pixels) != self._batch_size:
                 self._interpreter.resize_tensor_input(self._input, pixels.shape, strict=False)
@@ -49,7 +66,14 @@ class Predictor:
             self._interpreter.tensor(self._input)()[...] = pixels
             self._interpreter.invoke()
             output = self._interpreter.get_tensor(self._output).copy()
-        return output if self.heads is None else self.heads.probabilities(output)
+        if self.heads is None:
+            return Answers(output)
+        detector = self.heads.none_of_these
+        return Answers(
+            self.heads.probabilities(output),
+            features=output,
+            none_of_these=None if detector is None else detector.flags(output),
+        )
 
 
 def keras_probabilities(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:

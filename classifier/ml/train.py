@@ -37,6 +37,9 @@ class TrainingConfig:
     # the served model against the Keras one.
     calibration_photos: int = 100
     check_photos: int = 400
+    # The share of real product photos the none-of-these detector may flag (and send to a
+    # moderator) to catch photos of other things (``none_of_these``; the model card).
+    none_of_these_rate: float = 0.01
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TrainingResult:
     out_of_fold: np.ndarray
     # The averaged heads' probabilities on the same features.
     probabilities: np.ndarray
+    none_of_these: object = None  # none_of_these.NoneOfThese
 
 
 @dataclass
@@ -70,11 +74,15 @@ def train(
     config: TrainingConfig = TrainingConfig(),
     log_dir: Path | None = None,
     callbacks: list | None = None,
+    others: np.ndarray | None = None,
 ) -> TrainingResult:
     """Fit ``config.folds`` heads on ``features`` ``(n, 2, F)`` (each photo and its mirror
-    image), each leaving out one fold of near-copy groups, and average them."""
+    image), each leaving out one fold of near-copy groups, and average them; and the
+    none-of-these detector, from the same folds and the rejected photos' features
+    ``others`` ``(m, 2, F)``."""
     import keras
 
+    from . import none_of_these
     from .label_errors import group_folds
 
     _check_data(features, labels, classes, config.folds)
@@ -87,6 +95,15 @@ def train(
     for fold, head in enumerate(heads):
         out_of_fold[fold_of == fold] = head_probabilities(head, features[fold_of == fold])
     model = average_heads(heads)
+    detector, detector_report = none_of_these.fit(
+        features[:, 0].astype(np.float32),
+        labels,
+        len(classes),
+        fold_of,
+        others[:, 0] if others is not None and len(others) else np.zeros((0, features.shape[2])),
+        config.none_of_these_rate,
+        seed=config.seed,
+    )
     report = {
         "target_risk": config.target_risk,
         "training_seconds": round(seconds, 1),
@@ -99,6 +116,7 @@ def train(
         "parameters": int(model.count_params()),
         "config": asdict(config),
         "versions": _framework_versions(),
+        "none_of_these": detector_report,
     }
     return TrainingResult(
         model=model,
@@ -108,6 +126,7 @@ def train(
         labels=labels,
         out_of_fold=out_of_fold,
         probabilities=head_probabilities(model, features),
+        none_of_these=detector,
     )
 
 
@@ -205,9 +224,10 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
     """The served model, measured.
 
     ``backbone``, the shared int8 backbone (``export.backbone_litert_bytes``): the served
-    model is that backbone, then the averaged heads in NumPy (``heads``): a retrain stores
-    only its heads. Without it, backbone and heads are exported as one int8 LiteRT model,
-    calibrated on a sample of the training photos (the shipped versions' form).
+    model is that backbone, then the averaged heads and the none-of-these detector in NumPy
+    (``heads``): a retrain stores only those. Without it, backbone and heads are exported as
+    one int8 LiteRT model, calibrated on a sample of the training photos (the form of the
+    versions shipped before v4; it gives no features, so no none-of-these).
 
     ``pixels_of(indices)`` gives training photos' pixels: a sample calibrates the int8
     quantisation, another checks the served model against the Keras one. The threshold is
@@ -229,10 +249,11 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
         served_bytes = litert_bytes(serving_model(result.model, size), calibration)
         predictor = Predictor(served_bytes, result.classes, size)
     else:
-        served_bytes = heads_bytes(result.model)
+        served_bytes = heads_bytes(result.model, result.none_of_these)
         predictor = Predictor(backbone, result.classes, size, heads=Heads(served_bytes))
     checked = sample_index(n, config["check_photos"], config["seed"] + 1)
-    served = predictor.probabilities(pixels_of(checked))
+    answers = predictor.answers(pixels_of(checked))
+    served = answers.probabilities
     reference = result.probabilities[checked]
     report = validation_report(
         result.out_of_fold, result.labels, result.classes, result.metrics["target_risk"]
@@ -240,6 +261,9 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
     report["serving_agreement"] = float(np.mean(served.argmax(1) == reference.argmax(1)))
     report["serving_max_difference"] = float(np.abs(served - reference).max())
     report["serving_checked"] = int(len(checked))
+    if answers.none_of_these is not None:
+        # On training photos (in sample): the int8 features against the float ones.
+        report["serving_none_of_these_rate"] = float(np.mean(answers.none_of_these))
     return Package(
         keras_bytes=keras_bytes(result.model),
         serving_bytes=served_bytes,

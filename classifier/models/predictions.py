@@ -34,6 +34,9 @@ class Prediction(models.Model):
     category = models.CharField(max_length=50, help_text="Predicted category slug")
     confidence = models.FloatField()
     probabilities = models.JSONField(default=dict, help_text="Category slug to probability")
+    none_of_these = models.BooleanField(
+        null=True, help_text="Shows none of the categories (unknown: the version cannot tell)"
+    )
     latency_ms = models.FloatField(default=0.0, help_text="Inference time of the batch, per photo")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -49,5 +52,7 @@ class Prediction(models.Model):
         return f"{self.category} ({self.confidence:.2f})"
 
     def top_text(self) -> str:
-        """Its likeliest categories with their probabilities (``top_categories_text``)."""
-        return top_categories_text(self.probabilities or {self.category: self.confidence})
+        """Its likeliest categories with their probabilities (``top_categories_text``), or
+        "none of these" first when the photo shows none of them."""
+        text = top_categories_text(self.probabilities or {self.category: self.confidence})
+        return f"none of these ({text})" if self.none_of_these else text

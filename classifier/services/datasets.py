@@ -39,6 +39,9 @@ class LabelledSet:
     ids: list[int] = field(default_factory=list)  # TrainingImage ids, when from the database
     sha256: list[str] = field(default_factory=list)  # of each photo's stored form
     read: list = field(default_factory=list)  # per photo, a function returning its bytes
+    # Features of photos moderators rejected as "not the product" (the none-of-these
+    # detector learns from them), (m, 2, F).
+    others: np.ndarray | None = None
 
     def pixels(self, indices, size: int) -> np.ndarray:
         return preprocess_batch([self.read[i]() for i in indices], size)
@@ -124,7 +127,19 @@ def labelled_set(size: int) -> LabelledSet:
         [image.pk for image in kept],
         [image.sha256 for image in kept],
         [partial(_read_file, image.file) for image in kept],
+        others=rejected_features(size),
     )
+
+
+def rejected_features(size: int) -> np.ndarray:
+    """The features of the photos kept as "not the product" (not excluded), ``(m, 2, F)``."""
+    from ..ml.backbone import FEATURES
+
+    images = list(TrainingImage.objects.filter(not_product=True, excluded=False).order_by("id"))
+    features, _ = training_features(images, size)
+    if not features:
+        return np.zeros((0, 2, FEATURES), dtype=np.float16)
+    return np.stack([features[image.pk] for image in images if image.pk in features])
 
 
 def training_features(images: list[TrainingImage], size: int):

@@ -129,20 +129,26 @@ class Classification:
     category: str
     confidence: float
     probabilities: dict[str, float]
+    # The photo shows none of the version's categories; None when the version cannot tell.
+    none_of_these: bool | None = None
 
 
 def classify_images(images: list[bytes], version: ModelVersion) -> list[Classification]:
     """Classify several photos in one batch; raises ``ImageError`` for an unreadable one."""
     predictor = predictor_for(version)
     pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
+    answers = predictor.answers(pixels)
     results = []
-    for row in predictor.probabilities(pixels):
+    for index, row in enumerate(answers.probabilities):
         best = int(row.argmax())
         results.append(
             Classification(
                 category=version.classes[best],
                 confidence=float(row[best]),
                 probabilities={c: float(p) for c, p in zip(version.classes, row, strict=True)},
+                none_of_these=None
+                if answers.none_of_these is None
+                else bool(answers.none_of_these[index]),
             )
         )
     return results

@@ -26,7 +26,10 @@ from .importing import categories_for
 def default_training_config():
     from ..ml.train import TrainingConfig
 
-    return TrainingConfig(target_risk=settings.CLASSIFIER_TARGET_RISK)
+    return TrainingConfig(
+        target_risk=settings.CLASSIFIER_TARGET_RISK,
+        none_of_these_rate=settings.CLASSIFIER_NONE_OF_THESE_RATE,
+    )
 
 
 def train_and_package(
@@ -47,6 +50,7 @@ def train_and_package(
         config,
         log_dir=log_dir,
         callbacks=callbacks,
+        others=data.others,
     )
     return result, package(
         result, lambda indices: data.pixels(indices, config.input_size), backbone=backbone

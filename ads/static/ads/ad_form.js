@@ -251,6 +251,12 @@
   }
 
   function verdict(data, chosen) {
+    if (data.none_of_these) {
+      return {
+        state: "mismatch",
+        text: "This photo does not look like any of our categories. If it shows what you sell, you can still post: a moderator will look at it.",
+      };
+    }
     // The category the photo shows, if it is one a seller can choose.
     const predicted = data.categories_matched ? data.category : data.suggested_category;
     if (!chosen) {

@@ -14,9 +14,10 @@ from classifier.services import default_training_config, folder_set, train_and_p
 class Command(BaseCommand):
     help = (
         "Build the model avito-mod ships from a folder-per-class dataset and write it to "
-        "classifier/default_model/ (model.keras: the head; model.tflite: the served model; "
-        "manifest.json). The photos an import of the same folder puts in the evaluation "
-        "subset are left out, so the registry compares the shipped model fairly."
+        "classifier/default_model/ (backbone.tflite: the int8 backbone; heads.npz: the heads "
+        "and the none-of-these detector; manifest.json). The photos an import of the same "
+        "folder puts in the evaluation subset are left out, so the registry compares the "
+        "shipped model fairly."
     )
     requires_system_checks = []
 
@@ -26,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="Override the default recipe's epochs.")
 
     def handle(self, *args, directory: Path, out: Path, epochs: int | None, **options):
+        from classifier.ml.export import backbone_litert_bytes
         from classifier.ml.progress import EpochProgressBar
+        from classifier.ml.train import sample_index
 
         config = default_training_config()
         if epochs is not None:
@@ -38,12 +41,18 @@ class Command(BaseCommand):
         for path, reason in data.unreadable:
             self.stderr.write(f"skipped {path}: {reason}")
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / "default_model"
+        # The backbone's int8 form, calibrated on training photos as a retrain's would be;
+        # installed as the served backbone of its id, which retrains here then reuse.
+        calibration = sample_index(len(data.labels), config.calibration_photos, config.seed)
+        backbone = backbone_litert_bytes(
+            config.input_size, data.pixels(calibration, config.input_size)
+        )
         result, packaged = train_and_package(
-            data, config, log_dir, callbacks=[EpochProgressBar(self.stderr)]
+            data, config, log_dir, callbacks=[EpochProgressBar(self.stderr)], backbone=backbone
         )
         out.mkdir(parents=True, exist_ok=True)
-        (out / "model.keras").write_bytes(packaged.keras_bytes)
-        (out / "model.tflite").write_bytes(packaged.serving_bytes)
+        (out / "backbone.tflite").write_bytes(backbone)
+        (out / "heads.npz").write_bytes(packaged.serving_bytes)
         manifest = {
             "classes": result.classes,
             "input_size": config.input_size,
@@ -54,6 +63,7 @@ class Command(BaseCommand):
             "metrics": packaged.metrics,
             "history": result.history,
             "training_photos": photo_keys(data.sha256),
+            "calibrated_on": int(len(calibration)),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         m = packaged.metrics

@@ -43,19 +43,30 @@ class Command(ModelVersionCommand):
 
     def _classify(self, path: Path, category, version, as_json: bool) -> str:
         result = classify_images([path.read_bytes()], version)[0]
-        matched = None if category is None else result.category == category
+        none_of_these = bool(result.none_of_these)
+        shown = None if none_of_these else result.category
+        matched = None if category is None else shown == category
+        # Would decide without a moderator: sure enough, and of one of the categories.
+        confident = result.confidence >= (version.threshold or 1.0) and not none_of_these
         if as_json:
             return json.dumps(
                 {
                     "file": str(path),
-                    "class": result.category,
+                    "class": shown,
                     "confidence": round(result.confidence, 4),
                     "categories_matched": matched,
-                    "decided_automatically": result.confidence >= (version.threshold or 1.0),
+                    "confident": confident,
+                    "decided_automatically": confident,  # the earlier name, kept for scripts
+                    "none_of_these": none_of_these,
                     "model_version": version.number,
                     # Every class of the version, in its order: the runners-up among N.
                     "probabilities": {c: round(p, 4) for c, p in result.probabilities.items()},
                 }
+            )
+        if none_of_these:
+            return (
+                f"{path}: none of the categories (the likeliest, {result.category}, "
+                f"{result.confidence:.1%})"
             )
         text = f"{path}: {result.category} ({result.confidence:.1%})"
         if matched is not None:

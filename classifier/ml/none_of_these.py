@@ -1,0 +1,124 @@
+""" "None of these": telling a photo that shows none of the model's categories.
+
+A softmax head always answers one of its classes, often confidently, even for a car posted
+under *Phones*. The backbone's features know better: ImageNet taught them cars, sofas and
+shoes. A photo is "none of these" when its features are far from every category's mean
+(cosine distance), or nearer to a photo moderators rejected as *not the product* than to
+any category's mean. The distance limit is set on the training photos, judged out of fold,
+so that a chosen share of real product photos (``target_rate``) is flagged: the price, in
+moderators' time, of catching the rest. ``bench/none_of_these.py`` compares this with the
+alternatives (the ImageNet head's own classes, the softmax confidence) on photos of other
+things.
+
+No Django, no TensorFlow: the serving processes run it in NumPy after the backbone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# At most this many rejected photos are kept (a fixed-seed sample): each is a vector the
+# served model compares every photo with.
+MAX_OTHERS = 256
+
+
+def unit(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (float32), so that a dot product is a cosine."""
+    x = np.asarray(features, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def class_means(features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's mean direction ``(n_classes, F)``, of unit length."""
+    x = unit(features)
+    return unit(np.stack([x[labels == c].mean(axis=0) for c in range(n_classes)]))
+
+
+@dataclass
+class NoneOfThese:
+    means: np.ndarray  # (classes, F) unit vectors, in the model's class order
+    others: np.ndarray  # (k, F) unit vectors of rejected photos; may be empty
+    threshold: float  # a cosine distance to the nearest mean above it flags the photo
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Each photo's cosine distance to the nearest category mean."""
+        return 1.0 - (unit(features) @ self.means.T).max(axis=1)
+
+    def flags(self, features: np.ndarray) -> np.ndarray:
+        """True for the photos that show none of the categories."""
+        x = unit(features)
+        nearest = 1.0 - (x @ self.means.T).max(axis=1)
+        flagged = nearest > self.threshold
+        if len(self.others):
+            flagged |= (1.0 - (x @ self.others.T).max(axis=1)) < nearest
+        return flagged
+
+    def arrays(self, prefix: str = "none_of_these_") -> dict[str, np.ndarray]:
+        """Its arrays, as stored beside a version's heads."""
+        return {
+            f"{prefix}means": self.means.astype(np.float32),
+            f"{prefix}others": self.others.astype(np.float16),
+            f"{prefix}threshold": np.array([self.threshold], dtype=np.float32),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, prefix: str = "none_of_these_") -> NoneOfThese | None:
+        """The detector stored in ``arrays``, or None when they hold none (older versions)."""
+        if f"{prefix}means" not in arrays:
+            return None
+        others = np.asarray(arrays[f"{prefix}others"], dtype=np.float32)
+        means = np.asarray(arrays[f"{prefix}means"], dtype=np.float32)
+        if others.size == 0:
+            others = np.zeros((0, means.shape[1]), dtype=np.float32)
+        return cls(means, others, float(np.asarray(arrays[f"{prefix}threshold"])[0]))
+
+
+def fit(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    fold_of: np.ndarray,
+    others: np.ndarray,
+    target_rate: float,
+    seed: int = 0,
+) -> tuple[NoneOfThese, dict]:
+    """The detector for photos ``features`` ``(n, F)`` of ``n_classes`` categories, with the
+    rejected photos ``others`` ``(m, F)``; and its figures.
+
+    Each photo's distance is measured to the means of the other folds (as a new photo's
+    would be), and the threshold is the distance that ``target_rate`` of them exceed.
+    """
+    if not 0 < target_rate < 1:
+        raise ValueError("the none-of-these rate must be between 0 and 1")
+    kept_others = unit(others) if len(others) else np.zeros((0, features.shape[1]), np.float32)
+    if len(kept_others) > MAX_OTHERS:
+        pick = np.random.default_rng(seed).permutation(len(kept_others))[:MAX_OTHERS]
+        kept_others = kept_others[np.sort(pick)]
+    out_of_fold = np.zeros(len(labels), dtype=np.float32)
+    for fold in np.unique(fold_of):
+        inside = fold_of != fold
+        present = np.unique(labels[inside])
+        if len(present) < n_classes:  # a tiny set: a fold holds a class's only photos
+            inside = np.ones_like(inside)
+        means = class_means(features[inside], labels[inside], n_classes)
+        held_out = fold_of == fold
+        out_of_fold[held_out] = 1.0 - (unit(features[held_out]) @ means.T).max(axis=1)
+    threshold = float(np.quantile(out_of_fold, 1.0 - target_rate))
+    detector = NoneOfThese(class_means(features, labels, n_classes), kept_others, threshold)
+    flagged_by_others = 0.0
+    if len(kept_others):
+        x = unit(features)
+        nearest_other = 1.0 - (x @ kept_others.T).max(axis=1)
+        flagged_by_others = float(np.mean(nearest_other < out_of_fold))
+    report = {
+        "method": "cosine distance to the category means, and to rejected photos",
+        "target_rate": target_rate,
+        "threshold": threshold,
+        "rejected_photos": int(len(kept_others)),
+        # Out of fold: the share of the training photos a served version would flag.
+        "flagged_by_distance": float(np.mean(out_of_fold > threshold)),
+        "flagged_by_rejected": flagged_by_others,
+    }
+    return detector, report
