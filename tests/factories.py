@@ -54,3 +54,29 @@ def make_ad(
         category=Category.objects.get(slug=category),
         photos=[upload(f"p{n}.jpg", jpeg_bytes(kind, seed + n)) for n in range(photos)],
     )
+
+
+def store_shipped_files() -> None:
+    """This test's storage holding what ``migrate`` stored in the test run's: the shipped
+    models' files and the shipped int8 backbone, which the database names."""
+    from pathlib import Path
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
+    from classifier.models import ModelVersion, ServedBackbone
+
+    shipped = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
+    files = [
+        (field.name, shipped[version.number] / Path(field.name).name)
+        for version in ModelVersion.objects.filter(number__in=shipped)
+        for field in (version.artifact, version.serving_artifact)
+        if field  # v4 ships no Keras file
+    ]
+    files += [
+        (backbone.artifact.name, DEFAULT_MODEL_DIR / "backbone.tflite")
+        for backbone in ServedBackbone.objects.all()
+    ]
+    for name, path in files:
+        assert default_storage.save(name, ContentFile(path.read_bytes())) == name

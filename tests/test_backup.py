@@ -19,7 +19,6 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -30,13 +29,13 @@ from ads import services as ad_services
 from ads.models import Ad, AdImage
 from avito_mod.backup import databases, services
 from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
-from classifier.models import ModelVersion, TrainingImage
+from classifier.models import TrainingImage
 from classifier.services.datasets import training_features
 from moderation import pipeline
 from moderation import services as moderation
 from tests.conftest import TINY_SIZE
 from tests.contents import READ_CONTENTS, contents
-from tests.factories import make_ad
+from tests.factories import make_ad, store_shipped_files
 from tests.images import write_dataset
 from tests.live import manage
 
@@ -105,10 +104,7 @@ def fresh_database():
 def installed(media):
     """This test's storage (``media``) holding what ``migrate`` stored in the test run's:
     the shipped models' files, which the database names."""
-    for version in ModelVersion.objects.filter(number__in=SHIPPED):
-        for field in (version.artifact, version.serving_artifact):
-            data = (SHIPPED[version.number] / Path(field.name).name).read_bytes()
-            assert default_storage.save(field.name, ContentFile(data)) == field.name
+    store_shipped_files()
     return media
 
 
@@ -196,7 +192,8 @@ def test_a_backup_restores_into_a_fresh_database_and_storage_intact(
     versions = [
         (version["number"], version["status"]) for version in rows["classifier.ModelVersion"]
     ]
-    assert versions == [(1, "retired"), (2, "retired"), (3, "retired"), (4, "active")]
+    shipped = [(1, "retired"), (2, "retired"), (3, "retired"), (4, "retired")]
+    assert versions == [*shipped, (5, "active")]  # the tiny version
     # The restored installation serves: the system check loads the active model's file.
     checked = manage(environment, "check")
     assert checked.returncode == 0, checked.stderr

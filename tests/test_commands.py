@@ -337,15 +337,24 @@ def test_build_default_model_writes_a_loadable_model_and_manifest(
     seen = fairness.seen_in_training(shipped)
     assert (seen.count, seen.total, seen.fair) == (0, len(held_out), True)
 
+    from classifier.ml.heads import Heads
     from classifier.ml.predict import Predictor
     from classifier.ml.preprocess import preprocess
 
+    # Served as the shipped v4 is: the int8 backbone, then the heads and the detector.
+    heads = Heads((out_dir / "heads.npz").read_bytes())
     predictor = Predictor(
-        (out_dir / "model.tflite").read_bytes(), manifest["classes"], manifest["input_size"]
+        (out_dir / "backbone.tflite").read_bytes(),
+        manifest["classes"],
+        manifest["input_size"],
+        heads=heads,
     )
     pixels = preprocess(jpeg_bytes("phone", 5), manifest["input_size"])[None]
-    # Full integer: each probability comes out in steps of 1/256.
-    assert predictor.probabilities(pixels).sum() == pytest.approx(1.0, abs=2 / 256)
+    answers = predictor.answers(pixels)
+    assert answers.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert answers.none_of_these is not None and heads.none_of_these.threshold > 0
+    assert manifest["metrics"]["none_of_these"]["target_rate"] == 0.01
+    assert manifest["calibrated_on"] > 0
 
 
 def test_build_default_model_refuses_a_missing_directory(tmp_path):

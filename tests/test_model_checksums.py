@@ -35,9 +35,16 @@ def _replace(file, content: bytes) -> None:
 def test_migrate_records_the_checksums_of_the_shipped_models():
     for number, model_dir in enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1):
         version = ModelVersion.objects.get(number=number)
-        for field, filename in (("artifact", "model.keras"), ("serving_artifact", "model.tflite")):
+        files = (("artifact", "model.keras"), ("serving_artifact", "model.tflite"))
+        if version.served_backbone is not None:  # v4: heads for the shipped backbone
+            files = (("serving_artifact", "heads.npz"),)
+            backbone = version.served_backbone
+            expected = hashlib.sha256((model_dir / "backbone.tflite").read_bytes()).hexdigest()
+            assert backbone.artifact_sha256 == expected
+        for field, filename in files:
             expected = hashlib.sha256((model_dir / filename).read_bytes()).hexdigest()
             assert getattr(version, f"{field}_sha256") == expected, (number, field)
+    assert ModelVersion.objects.get(number=4).served_backbone is not None
 
 
 def test_a_registered_version_records_what_it_stored(tiny_version):

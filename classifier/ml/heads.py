@@ -65,10 +65,12 @@ class Heads:
         self.n_features = self.layers[0][0].shape[1]
         self.n_classes = self.layers[-1][0].shape[2]
         detector = self.none_of_these
-        if detector is not None and detector.means.shape != (self.n_classes, self.n_features):
+        if detector is not None and (
+            len(detector.means) != self.n_classes or detector.dims > self.n_features
+        ):
             raise ValueError(
-                f"its none-of-these means have shape {detector.means.shape}, not "
-                f"({self.n_classes}, {self.n_features})"
+                f"its none-of-these means have shape {detector.means.shape}, for "
+                f"{self.n_classes} classes of {self.n_features} features"
             )
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:

@@ -1,14 +1,17 @@
-""" "None of these": telling a photo that shows none of the model's categories.
+"""Telling a photo that shows none of the model's categories: "none of these".
 
 A softmax head always answers one of its classes, often confidently, even for a car posted
 under *Phones*. The backbone's features know better: ImageNet taught them cars, sofas and
 shoes. A photo is "none of these" when its features are far from every category's mean
 (cosine distance), or nearer to a photo moderators rejected as *not the product* than to
-any category's mean. The distance limit is set on the training photos, judged out of fold,
-so that a chosen share of real product photos (``target_rate``) is flagged: the price, in
-moderators' time, of catching the rest. ``bench/none_of_these.py`` compares this with the
-alternatives (the ImageNet head's own classes, the softmax confidence) on photos of other
-things.
+any category's mean. Only the head convolution's pooled features count (the first
+``HEAD_FEATURES``): with the last block's beside them, rooms and gradients passed for
+products (``bench/none_of_these.py``, model card).
+
+The distance limit is set on the training photos, judged out of fold, so that a chosen
+share of real product photos (``target_rate``) is flagged: the price, in moderators' time,
+of catching the rest. The model card compares this rule with others (nearest neighbours,
+Mahalanobis distance, the ImageNet head's classes, the softmax confidence).
 
 No Django, no TensorFlow: the serving processes run it in NumPy after the backbone.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .backbone import HEAD_FEATURES
 
 # At most this many rejected photos are kept (a fixed-seed sample): each is a vector the
 # served model compares every photo with.
@@ -38,17 +43,22 @@ def class_means(features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.
 
 @dataclass
 class NoneOfThese:
-    means: np.ndarray  # (classes, F) unit vectors, in the model's class order
-    others: np.ndarray  # (k, F) unit vectors of rejected photos; may be empty
+    means: np.ndarray  # (classes, D) unit vectors, in the model's class order
+    others: np.ndarray  # (k, D) unit vectors of rejected photos; may be empty
     threshold: float  # a cosine distance to the nearest mean above it flags the photo
+
+    @property
+    def dims(self) -> int:
+        """How many of the leading features it looks at."""
+        return self.means.shape[1]
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Each photo's cosine distance to the nearest category mean."""
-        return 1.0 - (unit(features) @ self.means.T).max(axis=1)
+        return 1.0 - (unit(features[:, : self.dims]) @ self.means.T).max(axis=1)
 
     def flags(self, features: np.ndarray) -> np.ndarray:
         """True for the photos that show none of the categories."""
-        x = unit(features)
+        x = unit(features[:, : self.dims])
         nearest = 1.0 - (x @ self.means.T).max(axis=1)
         flagged = nearest > self.threshold
         if len(self.others):
@@ -83,16 +93,20 @@ def fit(
     others: np.ndarray,
     target_rate: float,
     seed: int = 0,
+    dims: int = HEAD_FEATURES,
 ) -> tuple[NoneOfThese, dict]:
     """The detector for photos ``features`` ``(n, F)`` of ``n_classes`` categories, with the
-    rejected photos ``others`` ``(m, F)``; and its figures.
+    rejected photos ``others`` ``(m, F)``, looking at their first ``dims`` features; and its
+    figures.
 
     Each photo's distance is measured to the means of the other folds (as a new photo's
     would be), and the threshold is the distance that ``target_rate`` of them exceed.
     """
     if not 0 < target_rate < 1:
         raise ValueError("the none-of-these rate must be between 0 and 1")
-    kept_others = unit(others) if len(others) else np.zeros((0, features.shape[1]), np.float32)
+    features = np.asarray(features, dtype=np.float32)[:, :dims]
+    others = np.asarray(others, dtype=np.float32)[:, :dims] if len(others) else others
+    kept_others = unit(others) if len(others) else np.zeros((0, dims), np.float32)
     if len(kept_others) > MAX_OTHERS:
         pick = np.random.default_rng(seed).permutation(len(kept_others))[:MAX_OTHERS]
         kept_others = kept_others[np.sort(pick)]
@@ -114,6 +128,7 @@ def fit(
         flagged_by_others = float(np.mean(nearest_other < out_of_fold))
     report = {
         "method": "cosine distance to the category means, and to rejected photos",
+        "features": dims,
         "target_rate": target_rate,
         "threshold": threshold,
         "rejected_photos": int(len(kept_others)),
