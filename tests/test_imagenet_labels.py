@@ -1,10 +1,17 @@
-"""What a photo looks like to ImageNet: the backbone's own ImageNet head in NumPy."""
+"""What a photo looks like to ImageNet: the backbone's own ImageNet head in NumPy, its labels
+stored with each prediction of a version that gives features."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from ads.models import Ad
+from classifier import services
 from classifier.ml import imagenet
+from classifier.models import ModelVersion, Prediction
+from moderation import pipeline
+from tests.factories import make_ad
 from tests.images import drawn_photo
 
 # --- The head in NumPy ------------------------------------------------------------------
@@ -62,3 +69,56 @@ def test_at_most_three_labels_those_under_five_percent_left_out_but_the_first():
     assert imagenet.top_of(probabilities) == [["laptop computer", 0.71]]
     flat = np.full(1000, 0.001)
     assert len(imagenet.top_of(flat)) == 1  # always the likeliest, however unsure
+
+
+# --- Stored with each prediction --------------------------------------------------------
+# The shipped v4 (active after migrate) is served as the int8 backbone then heads and gives
+# features; v3, one whole model, gives none. Both from the test database's own storage.
+
+
+@pytest.fixture
+def shipped(db):
+    services.forget_loaded_models()  # primary keys repeat between tests (rolled back)
+    v4 = ModelVersion.objects.active()
+    assert v4.served_backbone_id is not None
+    v3 = ModelVersion.objects.get(number=3)
+    assert v3.served_backbone_id is None
+    return v3, v4
+
+
+def classified(seller, kind: str, seed: int) -> Ad:
+    """An ad of one drawn ``kind`` photo under Phones, classified by the pipeline."""
+    ad = make_ad(seller, category="phone", kind=kind, seed=seed)
+    pipeline.classify_ad(ad.pk)
+    return Ad.objects.get(pk=ad.pk)
+
+
+def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, seller):
+    from ads.uploads import decode
+    from classifier.ml.preprocess import letterbox
+
+    _, v4 = shipped
+    ad = classified(seller, "laptop", 9100)
+    prediction = Prediction.objects.get(image__ad=ad)
+    assert prediction.model_version == v4
+
+    labels = prediction.imagenet_labels
+    names = set(imagenet.imagenet_head().names)
+    assert 1 <= len(labels) <= 3
+    assert all(name in names and 0 < p <= 1 for name, p in labels)
+    assert [p for _, p in labels] == sorted((p for _, p in labels), reverse=True)
+    assert all(p >= 0.05 for _, p in labels[1:])
+    # This photo's: the head on the backbone's features of the same pixels.
+    with ad.images.get().file.open("rb") as photo:
+        pixels = letterbox(decode(photo.read()), v4.input_size)[None]
+    features = services.predictor_for(v4).answers(pixels).features
+    assert labels == imagenet.top_labels(features)[0]
+
+
+def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
+    v3, _ = shipped
+    v3.activate()
+    ad = classified(seller, "laptop", 9100)
+    prediction = Prediction.objects.get(image__ad=ad)
+    assert prediction.model_version == v3
+    assert prediction.imagenet_labels == []

@@ -37,6 +37,12 @@ class Prediction(models.Model):
     none_of_these = models.BooleanField(
         null=True, help_text="Shows none of the categories (unknown: the version cannot tell)"
     )
+    imagenet_labels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the photo looks like to ImageNet: [[name, probability], ...], likeliest "
+        "first; empty when the version gives no backbone features",
+    )
     latency_ms = models.FloatField(default=0.0, help_text="Inference time of the batch, per photo")
     created_at = models.DateTimeField(default=timezone.now)
 
