@@ -1,10 +1,16 @@
 """What a photo looks like to ImageNet: the backbone's own ImageNet head in NumPy, its labels
-stored with each prediction of a version that gives features."""
+stored with each prediction of a version that gives features, and shown to moderators."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import numpy as np
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils.html import escape
 
 from ads.models import Ad
 from classifier import services
@@ -13,6 +19,9 @@ from classifier.models import ModelVersion, Prediction
 from moderation import pipeline
 from tests.factories import make_ad
 from tests.images import drawn_photo
+
+QUEUE = "admin:moderation_reviewitem_changelist"
+
 
 # --- The head in NumPy ------------------------------------------------------------------
 
@@ -122,3 +131,64 @@ def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
     prediction = Prediction.objects.get(image__ad=ad)
     assert prediction.model_version == v3
     assert prediction.imagenet_labels == []
+    assert prediction.looks_like_text() == ""
+
+
+# --- Shown under each photo in the review queue ----------------------------------------
+
+
+@pytest.fixture
+def moderator(client):
+    call_command(
+        "create_account", "mona", role="moderator", password="a-long-pass", stdout=StringIO()
+    )
+    client.force_login(get_user_model().objects.get(username="mona"))
+    return client
+
+
+def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
+    shipped, seller, moderator
+):
+    _, v4 = shipped
+    ad = make_ad(seller, category="phone", kind="laptop", seed=9200, photos=3)
+    ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH)
+    first, second, third = ad.images.order_by("position")
+    for image, labels in (
+        (first, [["mobile phone", 0.81], ["iPod", 0.06]]),
+        (second, [["<b>bold</b>", 0.9]]),  # names are data: escaped like any other
+        (third, []),  # a version without features said nothing
+    ):
+        Prediction.objects.create(
+            image=image,
+            model_version=v4,
+            category="laptop",
+            confidence=0.71,
+            probabilities={"laptop": 0.71, "phone": 0.29},
+            imagenet_labels=labels,
+        )
+
+    page = moderator.get(reverse(QUEUE)).text
+
+    quiet = '<span class="review-imagenet">Looks like (ImageNet): {}</span>'
+    looks_like = quiet.format("mobile phone 81% · iPod 6%")
+    assert f"<figcaption>laptop 71% · phone 29%{looks_like}</figcaption>" in page
+    assert quiet.format("&lt;b&gt;bold&lt;/b&gt; 90%") in page
+    assert "<b>bold</b>" not in page
+    assert page.count("Looks like (ImageNet)") == 2  # nothing under the third
+    assert "<figcaption>laptop 71% · phone 29%</figcaption>" in page
+    detail = moderator.get(reverse("admin:moderation_reviewitem_change", args=[ad.pk])).text
+    assert looks_like in detail
+
+
+def test_the_queue_shows_the_labels_the_pipeline_stored(shipped, seller, moderator):
+    ad = classified(seller, "laptop", 9300)
+    if ad.status != Ad.Status.NEEDS_REVIEW:  # the model may be sure of it: review it anyway
+        ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH)
+    prediction = Prediction.objects.get(image__ad=ad)
+    assert prediction.imagenet_labels
+
+    page = moderator.get(reverse(QUEUE)).text
+
+    text = escape(prediction.looks_like_text())
+    assert f"{escape(prediction.top_text())}<span class" in page
+    assert f"Looks like (ImageNet): {text}</span></figcaption>" in page

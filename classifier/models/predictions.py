@@ -62,3 +62,7 @@ class Prediction(models.Model):
         "none of these" first when the photo shows none of them."""
         text = top_categories_text(self.probabilities or {self.category: self.confidence})
         return f"none of these ({text})" if self.none_of_these else text
+
+    def looks_like_text(self) -> str:
+        """Its ImageNet labels, e.g. "mobile phone 81% · iPod 6%"; empty when it has none."""
+        return " · ".join(f"{name} {p:.0%}" for name, p in self.imagenet_labels or [])
