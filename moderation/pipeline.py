@@ -87,6 +87,7 @@ def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]
                 confidence=result.confidence,
                 probabilities=result.probabilities,
                 none_of_these=result.none_of_these,
+                imagenet_labels=result.looks_like,
                 latency_ms=round(per_photo_ms, 3),
             )
             for image, result in zip(missing, results, strict=True)

@@ -14,6 +14,8 @@ from tests.factories import PASSWORD, make_ad
 
 pytestmark = BROWSER_TESTS
 LAPTOP_SCREEN = {"width": 1366, "height": 768}
+# Long ImageNet names, three of them: the caption's second line must wrap under its photo.
+LOOKS_LIKE = [["notebook computer", 0.62], ["computer keyboard", 0.21], ["space bar", 0.08]]
 
 
 def fill_queue(seller, count: int = 4) -> list[Ad]:
@@ -35,7 +37,11 @@ def fill_queue(seller, count: int = 4) -> list[Ad]:
         )
         for image in ad.images.all():
             Prediction.objects.create(
-                image=image, model_version=version, category="laptop", confidence=0.97
+                image=image,
+                model_version=version,
+                category="laptop",
+                confidence=0.97,
+                imagenet_labels=LOOKS_LIKE,
             )
         ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH, laptops)
         ads.append(ad)
@@ -71,7 +77,12 @@ def test_the_queue_fits_a_laptop_screen_with_photos_large_enough_to_judge(
     for index in range(3):
         box = photos.nth(index).bounding_box()
         assert box["width"] >= 160 and box["height"] >= 160, box
-    assert first.locator(".review-photo figcaption").first.inner_text() == "laptop 97%"
+    caption = first.locator(".review-photo figcaption").first
+    assert caption.inner_text() == (
+        "laptop 97%\nLooks like (ImageNet): notebook computer 62% · computer keyboard 21% · "
+        "space bar 8%"
+    )
+    assert caption.bounding_box()["width"] <= photos.first.bounding_box()["width"]
     facts = first.locator(".review-facts").inner_text()
     for shown in ("Phones", "Laptops", Ad.ReviewReason.CATEGORY_MISMATCH.label, "seller"):
         assert shown in facts

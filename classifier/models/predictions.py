@@ -37,6 +37,12 @@ class Prediction(models.Model):
     none_of_these = models.BooleanField(
         null=True, help_text="Shows none of the categories (unknown: the version cannot tell)"
     )
+    imagenet_labels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the photo looks like to ImageNet: [[name, probability], ...], likeliest "
+        "first; empty when the version gives no backbone features",
+    )
     latency_ms = models.FloatField(default=0.0, help_text="Inference time of the batch, per photo")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -56,3 +62,7 @@ class Prediction(models.Model):
         "none of these" first when the photo shows none of them."""
         text = top_categories_text(self.probabilities or {self.category: self.confidence})
         return f"none of these ({text})" if self.none_of_these else text
+
+    def looks_like_text(self) -> str:
+        """Its ImageNet labels, e.g. "mobile phone 81% · iPod 6%"; empty when it has none."""
+        return " · ".join(f"{name} {p:.0%}" for name, p in self.imagenet_labels or [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from ads.uploads import decode
 
 from ..ml.dataset import DatasetError, load_folder, scan_class_folders
 from ..ml.heads import Heads
+from ..ml.imagenet import top_labels
 from ..ml.predict import Predictor
 from ..ml.preprocess import letterbox
 from ..models import (
@@ -131,6 +132,9 @@ class Classification:
     probabilities: dict[str, float]
     # The photo shows none of the version's categories; None when the version cannot tell.
     none_of_these: bool | None = None
+    # What it looks like to ImageNet, [[name, probability], ...] the likeliest first
+    # (``ml.imagenet.top_labels``); empty when the version gives no backbone features.
+    looks_like: list = field(default_factory=list)
 
 
 def classify_images(images: list[bytes], version: ModelVersion) -> list[Classification]:
@@ -138,6 +142,8 @@ def classify_images(images: list[bytes], version: ModelVersion) -> list[Classifi
     predictor = predictor_for(version)
     pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
     answers = predictor.answers(pixels)
+    features = answers.features
+    looks_like = [[] for _ in images] if features is None else top_labels(features)
     results = []
     for index, row in enumerate(answers.probabilities):
         best = int(row.argmax())
@@ -149,6 +155,7 @@ def classify_images(images: list[bytes], version: ModelVersion) -> list[Classifi
                 none_of_these=None
                 if answers.none_of_these is None
                 else bool(answers.none_of_these[index]),
+                looks_like=looks_like[index],
             )
         )
     return results

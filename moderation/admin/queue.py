@@ -370,11 +370,19 @@ def _photos(ad: Ad, size: int):
 
 
 def _predicted(image: AdImage) -> str:
-    """What the photo looks like: its likeliest categories, e.g. "laptop 71% · tablet 22%"."""
+    """What the photo looks like: its likeliest categories, e.g. "laptop 71% · tablet 22%",
+    and below, quieter, what it looks like to ImageNet when the version said."""
     prediction = image.latest_prediction()
     if prediction is None:
         return "no prediction"
-    return prediction.top_text()
+    looks_like = prediction.looks_like_text()
+    if not looks_like:
+        return prediction.top_text()
+    return format_html(
+        '{}<span class="review-imagenet">Looks like (ImageNet): {}</span>',
+        prediction.top_text(),
+        looks_like,
+    )
 
 
 def _wants_json(request) -> bool:
