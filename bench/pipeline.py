@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1] \\
-    [--concurrency 1] [--clients 4 | --rate 10] [--storage local|s3]
+    [--concurrency 2] [--clients 4 | --rate 10] [--storage local|s3]
 
 Starts its own web server and worker processes against the services the environment names
 (the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
@@ -127,8 +127,8 @@ def main() -> None:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=1,
-        help="pool processes per worker (the Procfile's inference worker, as bin/run starts it: 2)",
+        default=2,
+        help="pool processes per worker (2: the Procfile's inference worker, as bin/run starts it)",
     )
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")

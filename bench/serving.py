@@ -1,13 +1,13 @@
 """Serving speed and memory of a model version's LiteRT form, decode and resize included.
 
-    python bench/serving.py                 # the shipped default model (v3)
+    python bench/serving.py                 # the shipped default model (v4)
     python bench/serving.py --keras         # also time the Keras model, for comparison
     python bench/serving.py --model-dir classifier/default_model/v1   # the first model
     python bench/serving.py --backbone B.tflite --heads H.npz   # a version retrained here
 
 Prints the machine, then per batch size the median and p95 latency of
-"bytes of JPEG thumbnails -> probabilities", and the process's resident memory after
-loading the model. Never imports TensorFlow unless --keras is given (the memory figure
+"bytes of JPEG thumbnails -> probabilities" (and none-of-these, from v4), and the process's
+resident memory after loading the model. Never imports TensorFlow unless --keras is given (the memory figure
 is taken before that).
 """
 
@@ -73,7 +73,7 @@ def timed(function, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model/v3")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model/v4")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")
@@ -87,22 +87,26 @@ def main() -> None:
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
     size = manifest["input_size"]
     baseline = rss_mb()
-    if args.backbone and args.heads:
-        from classifier.ml.heads import Heads
+    from classifier.ml.heads import Heads
 
+    if args.backbone and args.heads:
         model, heads = args.backbone.read_bytes(), Heads(args.heads.read_bytes())
+    elif (args.model_dir / "heads.npz").exists():  # v4 on: the int8 backbone, then the heads
+        model = (args.model_dir / "backbone.tflite").read_bytes()
+        heads = Heads((args.model_dir / "heads.npz").read_bytes())
     else:
         model, heads = (args.model_dir / "model.tflite").read_bytes(), None
     predictor = Predictor(model, manifest["classes"], size, num_threads=args.threads, heads=heads)
     photos = sample_photos(64)
-    served = f"{args.backbone} + {args.heads}" if heads else str(args.model_dir)
+    served = f"{args.backbone} + {args.heads}" if args.heads else str(args.model_dir)
     results = {"machine": machine(), "model": served, "litert_threads": args.threads}
 
     for batch in (1, 32):
         chosen = photos[:batch]
 
         def run(chosen=chosen):
-            return predictor.probabilities(np.stack([preprocess(p, size) for p in chosen]))
+            # Everything a worker gets: probabilities, and none-of-these where it can tell.
+            return predictor.answers(np.stack([preprocess(p, size) for p in chosen]))
 
         run()
         p50, p95 = timed(run, args.repeats)
