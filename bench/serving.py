@@ -7,8 +7,8 @@
 
 Prints the machine, then per batch size the median and p95 latency of
 "bytes of JPEG thumbnails -> probabilities" (and none-of-these, from v4), and the process's
-resident memory after loading the model. Never imports TensorFlow unless --keras is given (the memory figure
-is taken before that).
+resident memory after loading the model. Never imports TensorFlow unless --keras is given
+(the memory figure is taken before that).
 """
 
 from __future__ import annotations
