@@ -239,6 +239,30 @@ def _drop_photo(tab, data: bytes, name: str) -> None:
     tab.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
 
 
+def test_photos_chosen_before_the_page_script_runs_are_checked_once_it_does(
+    tmp_path, tiny_version, seller, open_page
+):
+    """A slow connection: the seller picks photos while the script is still on its way."""
+    from playwright.sync_api import expect
+
+    photo = tmp_path / "laptop.jpg"
+    photo.write_bytes(confident_photo("laptop", tiny_version))
+    page = open_page()
+    tab = page.tab
+    page.sign_in()
+    held = []
+    tab.route("**/static/ads/ad_form.js", lambda route: held.append(route))
+    tab.goto("/ads/new/", wait_until="commit")
+    tab.get_by_label("Category").select_option(label="Phones")
+    tab.get_by_label("Choose photos").set_input_files(photo)
+    expect(tab.locator("#photo-list .photo")).to_have_count(0)  # nothing runs the check yet
+    assert len(held) == 1
+    held[0].continue_()
+
+    expect(tab.locator("#photo-list .photo")).to_contain_text("Looks like Laptops, not Phones")
+    assert page.errors == []
+
+
 def test_several_photos_that_agree_switch_the_category_once(
     tmp_path, tiny_version, seller, shots, open_page
 ):

@@ -164,11 +164,13 @@
     maybeChooseCategory();
   }
 
+  let takeChosenFiles = null;
   if (fileInput) {
-    fileInput.addEventListener("change", () => {
+    takeChosenFiles = () => {
       addFiles(fileInput.files);
       fileInput.value = ""; // so that choosing the same file again adds it again
-    });
+    };
+    fileInput.addEventListener("change", takeChosenFiles);
     const dropzone = document.getElementById("dropzone");
     const hasFiles = (event) => Array.from(event.dataTransfer.types).includes("Files");
     for (const type of ["dragenter", "dragover"]) {
@@ -453,4 +455,8 @@
     }
     problem.focus();
   });
+
+  // Photos chosen before this script ran (a slow connection, a busy machine) would otherwise
+  // sit unseen in the input: take them, now that everything above is defined.
+  if (takeChosenFiles && fileInput.files.length) takeChosenFiles();
 })();
