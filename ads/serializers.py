@@ -37,6 +37,11 @@ class CategorySerializer(serializers.ModelSerializer):
 class PredictionSerializer(serializers.Serializer):
     category = serializers.CharField()
     confidence = serializers.FloatField()
+    none_of_these = serializers.BooleanField(
+        allow_null=True,
+        help_text="The photo shows none of the categories; null when the model version "
+        "cannot tell.",
+    )
     model_version = serializers.IntegerField(source="model_version.number")
 
 

@@ -234,6 +234,7 @@ def test_detail_shows_each_photos_latest_prediction(seller, media):
     assert data["photos"][0]["prediction"] == {
         "category": "laptop",
         "confidence": 0.9,
+        "none_of_these": None,  # a version that cannot tell
         "model_version": 72,
     }
     assert data["photos"][1]["prediction"] is None

@@ -24,6 +24,7 @@ from classifier.models import Prediction, TrainingImage
 from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide
+from tests.browser import BROWSER_TESTS
 from tests.conftest import tiny_config
 from tests.factories import make_ad, store_shipped_files
 from tests.images import jpeg_bytes
@@ -176,12 +177,49 @@ def test_the_quick_check_tells_the_seller(detecting_version, seller):
     assert phone["none_of_these"] is False and phone["class"] == "phone"
 
 
-def test_the_seller_page_says_why_the_ad_waits(detecting_version, seller, client):
+def test_the_seller_page_and_api_say_why_the_ad_waits(detecting_version, seller, client):
     ad = make_ad(seller, category="phone", kind="watch", seed=960)
     pipeline.classify_ad(ad.pk)
     client.force_login(seller)
     page = client.get(f"/ads/{ad.pk}/")
     assert "A photo shows none of the categories" in page.content.decode()
+    api = APIClient()
+    api.force_authenticate(seller)
+    answer = api.get(f"/api/v1/ads/{ad.pk}/").json()
+    assert answer["review_reason"] == "none_of_these"
+    assert answer["photos"][0]["prediction"]["none_of_these"] is True
+
+
+def browser_test(test):
+    """The browser tests' marks (a live server needs a transactional database)."""
+    for mark in reversed(BROWSER_TESTS):
+        test = mark(test)
+    return test
+
+
+@browser_test
+def test_the_new_ad_page_says_a_photo_shows_none_of_the_categories(
+    detecting_version, seller, open_page, tmp_path
+):
+    from django.core.cache import cache
+    from playwright.sync_api import expect
+
+    cache.clear()  # the quick check's rate limits count in the cache
+    watches = [jpeg_bytes("watch", seed) for seed in range(980, 990)]
+    results = services.classify_images(watches, detecting_version)
+    photo = tmp_path / "watch.jpg"
+    photo.write_bytes(next(p for p, r in zip(watches, results, strict=True) if r.none_of_these))
+    page = open_page()
+    tab = page.tab
+    page.sign_in()
+    tab.goto("/ads/new/")
+    tab.get_by_label("Category").select_option(label="Phones")
+    tab.get_by_label("Choose photos").set_input_files(photo)
+
+    expect(tab.locator("#photo-list .photo")).to_contain_text(
+        "This photo does not look like any of our categories"
+    )
+    assert page.errors == []
 
 
 def test_classify_json_gives_class_null_for_none_of_these(detecting_version, tmp_path):
