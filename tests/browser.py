@@ -109,6 +109,12 @@ class Page:
         self.tab.get_by_role("button", name="Sign in").click()
         self.tab.wait_for_url("**/ads/")
 
+    def new_ad_with(self, photo, category: str = "Phones") -> None:
+        """Signed in, open the New ad page, choose ``category`` and add ``photo`` (a path)."""
+        self.tab.goto("/ads/new/")
+        self.tab.get_by_label("Category").select_option(label=category)
+        self.tab.get_by_label("Choose photos").set_input_files(photo)
+
 
 @pytest.fixture
 def open_page(request, live_server, shots, browser):

@@ -98,9 +98,7 @@ def test_posting_again_after_a_lost_answer_lands_on_the_one_ad(
     page = open_page()
     tab = page.tab
     page.sign_in()
-    tab.goto("/ads/new/")
-    tab.get_by_label("Category").select_option(label="Phones")
-    tab.get_by_label("Choose photos").set_input_files(photo)
+    page.new_ad_with(photo)
     expect(tab.locator("#photo-list .photo")).not_to_have_attribute("data-state", "checking")
     tab.get_by_label("Title").fill("iPhone 12")
     tab.get_by_label("Price").fill("250")

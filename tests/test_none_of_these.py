@@ -210,13 +210,10 @@ def test_the_new_ad_page_says_a_photo_shows_none_of_the_categories(
     photo = tmp_path / "watch.jpg"
     photo.write_bytes(next(p for p, r in zip(watches, results, strict=True) if r.none_of_these))
     page = open_page()
-    tab = page.tab
     page.sign_in()
-    tab.goto("/ads/new/")
-    tab.get_by_label("Category").select_option(label="Phones")
-    tab.get_by_label("Choose photos").set_input_files(photo)
+    page.new_ad_with(photo)
 
-    expect(tab.locator("#photo-list .photo")).to_contain_text(
+    expect(page.tab.locator("#photo-list .photo")).to_contain_text(
         "This photo does not look like any of our categories"
     )
     assert page.errors == []
