@@ -35,6 +35,11 @@ def unit(features: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def nearest_distance(x: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Each unit row of ``x``'s cosine distance to the nearest of the unit ``vectors``."""
+    return 1.0 - (x @ vectors.T).max(axis=1)
+
+
 def class_means(features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Each class's mean direction ``(n_classes, F)``, of unit length."""
     x = unit(features)
@@ -52,17 +57,13 @@ class NoneOfThese:
         """How many of the leading features it looks at."""
         return self.means.shape[1]
 
-    def distances(self, features: np.ndarray) -> np.ndarray:
-        """Each photo's cosine distance to the nearest category mean."""
-        return 1.0 - (unit(features[:, : self.dims]) @ self.means.T).max(axis=1)
-
     def flags(self, features: np.ndarray) -> np.ndarray:
         """True for the photos that show none of the categories."""
         x = unit(features[:, : self.dims])
-        nearest = 1.0 - (x @ self.means.T).max(axis=1)
+        nearest = nearest_distance(x, self.means)
         flagged = nearest > self.threshold
         if len(self.others):
-            flagged |= (1.0 - (x @ self.others.T).max(axis=1)) < nearest
+            flagged |= nearest_distance(x, self.others) < nearest
         return flagged
 
     def arrays(self, prefix: str = "none_of_these_") -> dict[str, np.ndarray]:
@@ -105,8 +106,7 @@ def fit(
     if not 0 < target_rate < 1:
         raise ValueError("the none-of-these rate must be between 0 and 1")
     features = np.asarray(features, dtype=np.float32)[:, :dims]
-    others = np.asarray(others, dtype=np.float32)[:, :dims] if len(others) else others
-    kept_others = unit(others) if len(others) else np.zeros((0, dims), np.float32)
+    kept_others = unit(np.asarray(others)[:, :dims]) if len(others) else np.zeros((0, dims))
     if len(kept_others) > MAX_OTHERS:
         pick = np.random.default_rng(seed).permutation(len(kept_others))[:MAX_OTHERS]
         kept_others = kept_others[np.sort(pick)]
@@ -118,13 +118,12 @@ def fit(
             inside = np.ones_like(inside)
         means = class_means(features[inside], labels[inside], n_classes)
         held_out = fold_of == fold
-        out_of_fold[held_out] = 1.0 - (unit(features[held_out]) @ means.T).max(axis=1)
+        out_of_fold[held_out] = nearest_distance(unit(features[held_out]), means)
     threshold = float(np.quantile(out_of_fold, 1.0 - target_rate))
     detector = NoneOfThese(class_means(features, labels, n_classes), kept_others, threshold)
     flagged_by_others = 0.0
     if len(kept_others):
-        x = unit(features)
-        nearest_other = 1.0 - (x @ kept_others.T).max(axis=1)
+        nearest_other = nearest_distance(unit(features), kept_others)
         flagged_by_others = float(np.mean(nearest_other < out_of_fold))
     report = {
         "method": "cosine distance to the category means, and to rejected photos",

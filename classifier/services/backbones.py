@@ -17,13 +17,8 @@ def served_backbone(data: LabelledSet, config) -> ServedBackbone:
     existing = ServedBackbone.objects.filter(backbone=name).first()
     if existing is not None:
         return existing
-    # Training only: serving processes never import TensorFlow (nor Keras).
-    from ..ml.export import backbone_litert_bytes
-    from ..ml.train import sample_index
-
-    indices = sample_index(len(data.labels), config.calibration_photos, config.seed)
-    content = backbone_litert_bytes(config.input_size, data.pixels(indices, config.input_size))
-    backbone = ServedBackbone(backbone=name, calibrated_on=len(indices))
+    content, calibrated_on = convert_backbone(data, config)
+    backbone = ServedBackbone(backbone=name, calibrated_on=calibrated_on)
     store(backbone, "artifact", f"{config.input_size}px-int8.tflite", content)
     try:
         with transaction.atomic():
@@ -32,6 +27,18 @@ def served_backbone(data: LabelledSet, config) -> ServedBackbone:
         backbone.artifact.delete(save=False)
         return ServedBackbone.objects.get(backbone=name)
     return backbone
+
+
+def convert_backbone(data: LabelledSet, config) -> tuple[bytes, int]:
+    """The backbone at ``config.input_size`` in int8 LiteRT, calibrated on a fixed sample of
+    ``data``'s photos; and how many calibrated it."""
+    # Training only: serving processes never import TensorFlow (nor Keras).
+    from ..ml.export import backbone_litert_bytes
+    from ..ml.train import sample_index
+
+    indices = sample_index(len(data.labels), config.calibration_photos, config.seed)
+    pixels = data.pixels(indices, config.input_size)
+    return backbone_litert_bytes(config.input_size, pixels), len(indices)
 
 
 def read_backbone(backbone: ServedBackbone) -> bytes:

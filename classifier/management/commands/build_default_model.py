@@ -9,6 +9,7 @@ from classifier.bootstrap import DEFAULT_MODEL_DIR
 from classifier.ml.dataset import DatasetError
 from classifier.models import photo_keys
 from classifier.services import default_training_config, folder_set, train_and_package
+from classifier.services.backbones import convert_backbone
 
 
 class Command(BaseCommand):
@@ -27,9 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="Override the default recipe's epochs.")
 
     def handle(self, *args, directory: Path, out: Path, epochs: int | None, **options):
-        from classifier.ml.export import backbone_litert_bytes
         from classifier.ml.progress import EpochProgressBar
-        from classifier.ml.train import sample_index
 
         config = default_training_config()
         if epochs is not None:
@@ -41,12 +40,9 @@ class Command(BaseCommand):
         for path, reason in data.unreadable:
             self.stderr.write(f"skipped {path}: {reason}")
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / "default_model"
-        # The backbone's int8 form, calibrated on training photos as a retrain's would be;
-        # installed as the served backbone of its id, which retrains here then reuse.
-        calibration = sample_index(len(data.labels), config.calibration_photos, config.seed)
-        backbone = backbone_litert_bytes(
-            config.input_size, data.pixels(calibration, config.input_size)
-        )
+        # The backbone's int8 form, calibrated as a retrain's is; installed as the served
+        # backbone of its id, which retrains here then reuse.
+        backbone, calibrated_on = convert_backbone(data, config)
         result, packaged = train_and_package(
             data, config, log_dir, callbacks=[EpochProgressBar(self.stderr)], backbone=backbone
         )
@@ -63,7 +59,7 @@ class Command(BaseCommand):
             "metrics": packaged.metrics,
             "history": result.history,
             "training_photos": photo_keys(data.sha256),
-            "calibrated_on": int(len(calibration)),
+            "calibrated_on": calibrated_on,
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         m = packaged.metrics
