@@ -3,10 +3,9 @@
 An ad is published only when its category is active and every photo is predicted as that
 category with a confidence at or above the active version's threshold (the one that keeps
 automatic errors under CLASSIFIER_TARGET_RISK on validation), and no photo shows none of
-the categories. Everything else fails towards
-humans, with the category the photos vote for when it is not the seller's (any number of
-them; only active categories are ever suggested: see ``ads.models.Category`` for what
-deactivating a category does).
+the categories. Everything else fails towards humans, with the category the photos vote
+for when it is not the seller's (any number of them; only active categories are ever
+suggested: see ``ads.models.Category`` for what deactivating a category does).
 """
 
 from __future__ import annotations
