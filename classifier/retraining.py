@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from ads.models import Category
 
+from .comparing import compare
 from .fairness import seen_in_training, unfairness
 from .ml.split import near_duplicate_groups
 from .models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
@@ -197,6 +198,9 @@ def _compare(
     unfair = unfairness([seen_in_training(candidate), seen_in_training(active)])
     if unfair:
         return False, f"not promoted, {unfair} — {said}"
+    refused = promotion_guard(candidate, active)
+    if refused:
+        return False, f"not promoted: {refused} — {said}"
     # A hair of tolerance: the figures went through JSON and floating point.
     if mine["accuracy"] >= theirs["accuracy"] + margin - 1e-9:
         return True, f"promoted automatically: {said}"
@@ -296,9 +300,44 @@ _ALLOWED = {
 }
 
 
-def promote(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
-    """Make a candidate the active version."""
-    return _switch(version, user, Action.PROMOTE, note)
+class PromotionRefused(ClassifierError):
+    """The candidate is worse than the active version on a category (``promotion_guard``)
+    and no reason to promote it anyway was given."""
+
+
+def promotion_guard(candidate: ModelVersion, active: ModelVersion | None = None) -> str:
+    """Empty when ``candidate`` may go live; otherwise which categories it is worse on
+    than the active version, by how much: McNemar's exact test on the evaluation photos
+    both answered, p < 0.05 with more of them wrong (``comparing``)."""
+    active = active if active is not None else ModelVersion.objects.active()
+    if active is None or active.pk == candidate.pk:
+        return ""
+    comparison = compare(active, candidate)
+    if not comparison.worse:
+        return ""
+    a, b = f"v{active.number}", f"v{candidate.number}"
+    found = "; ".join(f"{row.name}: {row.said(a, b)}" for row in comparison.worse)
+    return f"{b} is worse than {a} on {found}"
+
+
+def promote(
+    version: ModelVersion, user, note: str = "", override_reason: str | None = None
+) -> ModelVersionEvent:
+    """Make a candidate the active version, unless the promotion guard refuses it; an
+    admin overrides the guard by giving ``override_reason``, kept on the event."""
+    refused = promotion_guard(version)
+    reason = (override_reason or "").strip()
+    if refused and not reason:
+        if override_reason is None:
+            raise PromotionRefused(
+                f"Not promoted: {refused}. To promote it anyway, write why (the reason is "
+                "kept in the registry's events)."
+            )
+        raise PromotionRefused(
+            f"Not promoted: the reason to promote it anyway is empty. {refused}."
+        )
+    kept = reason if refused else ""
+    return _switch(version, user, Action.PROMOTE, note, refused=refused, override_reason=kept)
 
 
 def roll_back(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
@@ -306,7 +345,14 @@ def roll_back(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
     return _switch(version, user, Action.ROLLBACK, note)
 
 
-def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVersionEvent:
+def _switch(
+    version: ModelVersion,
+    user,
+    action: str,
+    note: str = "",
+    refused: str = "",
+    override_reason: str = "",
+) -> ModelVersionEvent:
     """Activate ``version`` and record who did it; moderation, told by a signal, sends the
     ads in review whose routing depends on the model back to be classified by it."""
     _require(user, PROMOTE)
@@ -328,6 +374,8 @@ def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVe
             action=action,
             user=user,
             note=note,
+            refused=refused,
+            override_reason=override_reason,
             rescored_ads=len(rescored),
         )
     version.refresh_from_db()
