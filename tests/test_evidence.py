@@ -66,7 +66,8 @@ def test_the_shipped_categories_keep_publishing_on_the_shipped_figures(settings,
     }
     assert states["phone"].counts.n == 1413 and states["phone"].counts.claimed == 2452
     assert states["phone"].source == "the shipped figures, all classes together"
-    assert review_only_classes(v4) == frozenset()
+    assert not ModelVersion.objects.get(pk=v4.pk).evidence  # pages only read
+    assert review_only_classes(ModelVersion.objects.serving()) == frozenset()
     assert ModelVersion.objects.get(pk=v4.pk).evidence  # kept: workers read it per ad
 
 

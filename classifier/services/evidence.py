@@ -53,14 +53,18 @@ def _installed(version: ModelVersion) -> dict:
     return installed
 
 
-def stored_evidence(version: ModelVersion) -> dict:
-    """The version's evidence; computed and kept the first time for a version that has
-    none yet (installed by a migration, or measured before evidence was kept)."""
+def stored_evidence(version: ModelVersion, keep: bool = False) -> dict:
+    """The version's evidence; for a version that has none kept yet (installed by a
+    migration, or measured before evidence was kept), computed, and with ``keep`` kept
+    (the workers: once, not per ad; pages only read)."""
     if version.evidence:
         return version.evidence
-    full = ModelVersion.objects.get(pk=version.pk)
+    full = version
+    if {"metrics", "evaluation"} & version.get_deferred_fields():
+        full = ModelVersion.objects.get(pk=version.pk)
     version.evidence = evidence_of(full)
-    ModelVersion.objects.filter(pk=version.pk).update(evidence=version.evidence)
+    if keep:
+        ModelVersion.objects.filter(pk=version.pk).update(evidence=version.evidence)
     return version.evidence
 
 
@@ -130,9 +134,9 @@ class CategoryState:
         return f"review-only: needs {self.needs}"
 
 
-def category_states(version: ModelVersion) -> dict[str, CategoryState]:
+def category_states(version: ModelVersion, keep: bool = False) -> dict[str, CategoryState]:
     """Every class of ``version``, by slug, with its state."""
-    evidence = stored_evidence(version)
+    evidence = stored_evidence(version, keep)
     needed = settings.CLASSIFIER_MIN_EVALUATION_PHOTOS
     return {
         name: _state(name, evidence, needed, settings.CLASSIFIER_TARGET_RISK)
@@ -157,6 +161,5 @@ def review_only_classes(version: ModelVersion) -> frozenset[str]:
     """The version's classes that may not publish alone (``moderation.policy``)."""
     if not settings.CLASSIFIER_MIN_EVALUATION_PHOTOS:
         return frozenset()
-    return frozenset(
-        name for name, state in category_states(version).items() if not state.publishing
-    )
+    states = category_states(version, keep=True)
+    return frozenset(name for name, state in states.items() if not state.publishing)
