@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('classifier', '0016_prediction_imagenet_labels'),
+        ('classifier', '0017_install_default_model_v5'),
     ]
 
     operations = [
