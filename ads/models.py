@@ -102,6 +102,7 @@ class Ad(models.Model):
         DUPLICATE_PHOTO = "duplicate_photo", "A photo is a copy of another seller's photo"
         UNKNOWN_CATEGORY = "unknown_category", "The model does not know this category"
         NONE_OF_THESE = "none_of_these", "A photo shows none of the categories"
+        REVIEW_ONLY = "review_only", "The category does not publish alone yet (too little evidence)"
         CATEGORY_INACTIVE = "category_inactive", "The category is no longer active"
         MODEL_UNAVAILABLE = "model_unavailable", "No usable model (none active, or unloadable)"
         MODEL_UNVERIFIED = "model_unverified", "The model file is not the one the registry recorded"

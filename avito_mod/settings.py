@@ -4,6 +4,7 @@ With nothing set, avito-mod runs on SQLite under ``AVITO_DATA_DIR`` (default ``.
 ``DATABASE_URL`` (e.g. ``postgres://postgres@127.0.0.1:5432/avito_mod``) switches to PostgreSQL.
 """
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -319,6 +320,19 @@ CLASSIFIER_TRAINING_STALE_AFTER = env_int("CLASSIFIER_TRAINING_STALE_AFTER", 180
 # Training refuses while an active category has fewer training photos than this: a head
 # cannot learn a class from a handful of photos, nor its threshold be chosen on them.
 CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = env_int("CLASSIFIER_MIN_PHOTOS_PER_CATEGORY", 20, low=1)
+# A category publishes its ads alone only when the active version was measured on at least
+# this many evaluation photos of it, and erred on at most CLASSIFIER_TARGET_RISK of those it
+# decided alone as the category; until then its ads go to moderators (review-only). The
+# default is the fewest photos whose 95 % Wilson interval can end below the target at all:
+# with no error among n photos its upper end is z²/(n + z²), under 2 % from n = 189. Fewer
+# photos cannot show the target is met, whatever the model does. 0 turns the rule off.
+CLASSIFIER_MIN_EVALUATION_PHOTOS = env_int(
+    "CLASSIFIER_MIN_EVALUATION_PHOTOS",
+    math.floor(1.959964**2 * (1 - CLASSIFIER_TARGET_RISK) / CLASSIFIER_TARGET_RISK) + 1
+    if CLASSIFIER_TARGET_RISK > 0
+    else 100_000,
+    low=0,
+)
 # An admin's "Add example photos" form: photos (files, or entries of the zips sent) per
 # submission, and bytes per submission (the files sent, and the zips unpacked). Each photo
 # also obeys ADS_MAX_PHOTO_BYTES and CLASSIFIER_MAX_IMAGE_PIXELS. Django's own

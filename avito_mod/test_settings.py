@@ -59,3 +59,7 @@ STORAGES = STORAGES | {
 # photos at all: the floor on training photos per category is off (0) except where a test
 # sets it (tests/test_categories.py, where the production default is checked too).
 CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = 0
+# Tests register tiny models that answer a few dozen drawn photos: the rule that a category
+# publishes alone only on enough evaluation photos is off (0) except where a test sets it
+# (tests/test_evidence.py, where the production default is checked too).
+CLASSIFIER_MIN_EVALUATION_PHOTOS = 0

@@ -1,6 +1,7 @@
 """Retraining from moderators' labels: training a candidate on the training queue, measuring
-it against the active version on the evaluation set, promoting and rolling back (the review
-queue is re-scored by the new active version), and checking the training labels.
+it against the active version on the evaluation set, auto-promotion, and checking the
+training labels. Promotion and rollback (the review queue is re-scored by the new active
+version) are in ``classifier.promotion``, and imported here too.
 
 Admin views, commands and tasks call these. Trainings run one at a time (the database
 allows one version in "training"; label checks are refused while one trains, and the
@@ -16,7 +17,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +25,15 @@ from ads.models import Category
 from .fairness import seen_in_training, unfairness
 from .ml.split import near_duplicate_groups
 from .models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
+from .promotion import (  # noqa: F401  (promotion's API, long imported from here)
+    PROMOTE,
+    PromotionRefused,
+    promote,
+    promotion_guard,
+    require,
+    roll_back,
+    switch,
+)
 from .services import (
     ClassifierError,
     TrainingCancelled,
@@ -38,19 +47,12 @@ from .services import (
     trainable_images,
     training_data,
 )
-from .signals import serving_version_changed
 
 logger = logging.getLogger(__name__)
 
 TRAIN = "classifier.train_modelversion"
-PROMOTE = "classifier.promote_modelversion"
 Action = ModelVersionEvent.Action
 Status = ModelVersion.Status
-
-
-def _require(user, permission: str) -> None:
-    if user is not None and not user.has_perm(permission):
-        raise PermissionDenied(f"{user} may not do this ({permission})")
 
 
 # --- Training a candidate on the training queue -----------------------------------
@@ -59,7 +61,7 @@ def _require(user, permission: str) -> None:
 def request_training(user) -> ModelVersion:
     """Register a version in status "training" and, once committed, send it to the
     training queue; ``ClassifierError`` when the training worker is busy."""
-    _require(user, TRAIN)
+    require(user, TRAIN)
     _refuse_while_checking_labels()
     require_enough_photos()
     # The input size is set by training: the web process must not import TensorFlow.
@@ -160,6 +162,8 @@ def _still_measured(active: ModelVersion, candidate: ModelVersion) -> bool:
         and mine.get("fingerprint") == theirs.get("fingerprint")
         and mine.get("classes") == active.classes == candidate.classes
         and mine.get("threshold") == active.threshold
+        # Measured before answers were kept per photo: the guard could not compare it.
+        and "answers" in mine
     )
 
 
@@ -177,7 +181,7 @@ def auto_promote(candidate: ModelVersion, active: ModelVersion | None):
     ModelVersion.objects.filter(pk=candidate.pk).update(evaluation=candidate.evaluation)
     if not better:
         return None
-    return _switch(candidate, None, Action.AUTO_PROMOTE, note=verdict)
+    return switch(candidate, None, Action.AUTO_PROMOTE, note=verdict)
 
 
 def _compare(
@@ -197,6 +201,9 @@ def _compare(
     unfair = unfairness([seen_in_training(candidate), seen_in_training(active)])
     if unfair:
         return False, f"not promoted, {unfair} — {said}"
+    refused = promotion_guard(candidate, active)
+    if refused:
+        return False, f"not promoted: {refused} — {said}"
     # A hair of tolerance: the figures went through JSON and floating point.
     if mine["accuracy"] >= theirs["accuracy"] + margin - 1e-9:
         return True, f"promoted automatically: {said}"
@@ -223,7 +230,7 @@ def train_in_process(data_dir=None, config=None, callbacks=None, activate=False,
 
 def cancel_training(version: ModelVersion, user) -> None:
     """Stop a training: the version fails now; its run stops at its next progress report."""
-    _require(user, TRAIN)
+    require(user, TRAIN)
     if not version.mark_failed(f"Cancelled by {user} at {timezone.now():%Y-%m-%d %H:%M}."):
         raise ClassifierError(f"v{version.number} is not training")
 
@@ -286,54 +293,6 @@ def _stalled_message(started_at) -> str:
     return f"No sign of life for {minutes} minutes: its worker was killed or restarted."
 
 
-# --- Promotion and rollback --------------------------------------------------------
-
-# Which status a version must have to be made active by each action.
-_ALLOWED = {
-    Action.PROMOTE: Status.CANDIDATE,
-    Action.AUTO_PROMOTE: Status.CANDIDATE,
-    Action.ROLLBACK: Status.RETIRED,
-}
-
-
-def promote(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
-    """Make a candidate the active version."""
-    return _switch(version, user, Action.PROMOTE, note)
-
-
-def roll_back(version: ModelVersion, user, note: str = "") -> ModelVersionEvent:
-    """Make an earlier (retired) version active again."""
-    return _switch(version, user, Action.ROLLBACK, note)
-
-
-def _switch(version: ModelVersion, user, action: str, note: str = "") -> ModelVersionEvent:
-    """Activate ``version`` and record who did it; moderation, told by a signal, sends the
-    ads in review whose routing depends on the model back to be classified by it."""
-    _require(user, PROMOTE)
-    with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        if locked.status != _ALLOWED[action]:
-            verb = "rolled back to" if action == Action.ROLLBACK else "promoted"
-            raise ClassifierError(
-                f"v{locked.number} is {locked.get_status_display().lower()}: only a "
-                f"{_ALLOWED[action].label.lower()} version can be {verb}"
-            )
-        previous = ModelVersion.objects.active()
-        locked.activate()
-        answers = serving_version_changed.send(sender=ModelVersion, version=locked)
-        rescored = [ad_id for _receiver, ad_ids in answers for ad_id in ad_ids]
-        event = ModelVersionEvent.objects.create(
-            version=locked,
-            previous=previous,
-            action=action,
-            user=user,
-            note=note,
-            rescored_ads=len(rescored),
-        )
-    version.refresh_from_db()
-    return event
-
-
 # --- Suspected label errors --------------------------------------------------------
 
 
@@ -345,7 +304,7 @@ def _refuse_while_checking_labels() -> None:
 
 def request_label_check(user, folds: int = 3, epochs: int = 0) -> LabelCheck:
     """Queue a search for suspected label errors on the training queue."""
-    _require(user, TRAIN)
+    require(user, TRAIN)
     check = _start_label_check(user, folds, epochs)
     transaction.on_commit(lambda: _send_label_check(check))
     return check

@@ -25,6 +25,7 @@ from classifier.ml.preprocess import ImageError
 from classifier.models import ModelVersion, Prediction
 from classifier.services import ClassifierError, classify_images
 from classifier.services.artifacts import ArtifactMismatch
+from classifier.services.evidence import review_only_classes
 
 from .policy import PhotoVerdict, Routing, decide, review
 
@@ -63,6 +64,7 @@ def _classify_and_decide(ad: Ad, images: list[AdImage], version: ModelVersion) -
         version.classes,
         version.threshold,
         has_duplicate=_has_duplicate_photo(ad, images),
+        review_only=review_only_classes(version),
     )
 
 
@@ -166,6 +168,8 @@ RESCORED_REASONS = [
     Ad.ReviewReason.CLASSIFICATION_FAILED,
     # A version that knows more categories may know what the photo shows.
     Ad.ReviewReason.NONE_OF_THESE,
+    # A new version may have the evidence its category lacked.
+    Ad.ReviewReason.REVIEW_ONLY,
 ]
 
 

@@ -2,11 +2,12 @@
 
 An ad is published only when its category is active and every photo is predicted as that
 category with a confidence at or above the active version's threshold (the one that keeps
-automatic errors under CLASSIFIER_TARGET_RISK on validation), and no photo shows none of
-the categories. Everything else fails towards humans, with the category the photos vote
-for when it is not the seller's (any number of them; only active categories are ever
-suggested: see ``ads.models.Category`` for what deactivating a category does).
-"""
+automatic errors under CLASSIFIER_TARGET_RISK on validation), no photo shows none of the
+categories, and the category has the evidence to publish alone (enough evaluation photos,
+few enough errors; else it is review-only). Everything else fails towards humans, with the
+category the photos vote for when it is not the seller's (any number of them; only active
+categories are ever suggested: see ``ads.models.Category`` for what deactivating a
+category does)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,11 @@ def decide(
     model_classes: list[str],
     threshold: float | None,
     has_duplicate: bool = False,
+    review_only: frozenset[str] = frozenset(),
 ) -> Routing:
-    """Route an ad posted under ``category`` from its photos' verdicts."""
+    """Route an ad posted under ``category`` from its photos' verdicts. ``review_only``:
+    the model's classes without the evidence to publish alone yet
+    (``classifier.services.evidence``): ads the photos would publish in them go to review."""
     reasons = Ad.ReviewReason
     if not category.active:
         return review(reasons.CATEGORY_INACTIVE, _suggestion(category, verdicts))
@@ -64,6 +68,8 @@ def decide(
         return review(reasons.CATEGORY_MISMATCH, _suggestion(category, confident))
     if len(confident) < len(verdicts):
         return review(reasons.LOW_CONFIDENCE, _suggestion(category, verdicts))
+    if category.slug in review_only:
+        return review(reasons.REVIEW_ONLY)
     return PUBLISH
 
 

@@ -1,6 +1,7 @@
 """The classifier's admin: training images (the training and evaluation sets, exclusion,
 suspected label errors), the model registry (training, progress, evaluation side by side
-with the active version, promotion and rollback) and predictions.
+with the active version, promotion and rollback, each category's evidence to publish alone,
+also on the categories page) and predictions.
 
 Thin: every button and action calls ``classifier.services`` or ``classifier.retraining``.
 Buttons are POSTs (CSRF-protected) and check their permission: relabelling and excluding
@@ -9,4 +10,4 @@ need ``classifier.change_trainingimage``, training and label checks
 ``classifier.promote_modelversion``; the Moderators group has none of them.
 """
 
-from . import records, registry, training_images  # noqa: F401  (each registers its admin)
+from . import evidence, records, registry, training_images  # noqa: F401  (each registers its admin)

@@ -15,10 +15,8 @@ from django.utils.timesince import timesince
 from .. import fairness, plots, retraining, services
 from ..models import ModelVersion, ModelVersionEvent
 from .common import REFRESH_SECONDS, is_running, post_view
-from .comparison import (
-    comparison_of,
-    html_table,
-)
+from .comparison import comparison_of, html_table, share
+from .evidence import states_table
 
 
 @admin.register(ModelVersion)
@@ -53,6 +51,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "data_as_of",
         "activated_at",
         "evaluation_comparison",
+        "category_states",
         "training_curves",
         "summary",
         "per_class_table",
@@ -71,6 +70,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "On the evaluation set, next to the active version",
             {"fields": ["evaluation_comparison"]},
         ),
+        ("Which categories it would publish alone", {"fields": ["category_states"]}),
         ("Training curves", {"fields": ["training_curves"]}),
         (
             "Validation split (chosen by training, used for the threshold)",
@@ -122,13 +122,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         value = obj.metrics.get("accuracy")
         return "—" if value is None else f"{value:.2%}"
 
-    @admin.display(description="Evaluation set accuracy")
+    @admin.display(description="Evaluation set accuracy (95 %)")
     def evaluation_accuracy(self, obj):
-        value = obj.evaluation.get("accuracy")
-        if value is None:
+        value, n = obj.evaluation.get("accuracy"), obj.evaluation.get("n")
+        if value is None or not n:
             return "—"
         seen = fairness.seen_in_training(obj)
-        said = f"{value:.2%} (n={obj.evaluation['n']})"
+        said = f"{share(round(value * n), n)}, n={n}"
         return said if seen.fair else format_html("{}<br><small>{}</small>", said, seen)
 
     @admin.display(description="Threshold")
@@ -147,8 +147,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if obj.status == ModelVersion.Status.TRAINING:
             return _progress(obj)
         if obj.finished_at and obj.started_at:
-            return f"Trained in {timesince(obj.started_at, obj.finished_at)}."
+            return f"Trained in {duration(obj.started_at, obj.finished_at)}."
         return "—"
+
+    @admin.display(description="Categories")
+    def category_states(self, obj):
+        return states_table(obj) if obj.is_usable else "—"
 
     @admin.display(description="Summary")
     def summary(self, obj):
@@ -218,10 +222,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 e.user or "automatic",
                 e.rescored_ads,
                 e.note,
+                _override(e),
             )
             for e in events.select_related("version", "previous", "user")
         ]
-        headers = ["when", "what", "from", "to", "by", "ads re-scored", "note"]
+        headers = ["when", "what", "from", "to", "by", "ads re-scored", "note", "guard"]
         return html_table(headers, rows) if rows else "—"
 
     # --- Buttons: train (list page); promote, roll back, cancel, evaluate (version page)
@@ -234,6 +239,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "training_version": training,
             "refresh_seconds": REFRESH_SECONDS if training else None,
         }
+        active = ModelVersion.objects.active()
+        if active is not None:
+            context |= {"active_version": active, "category_states": states_table(active)}
         return super().changelist_view(request, context | (extra_context or {}))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -244,6 +252,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "version_buttons": self._buttons(request, version),
                 "refresh_seconds": REFRESH_SECONDS if is_running(version) else None,
             }
+            if version.status == ModelVersion.Status.CANDIDATE and self.has_promote_permission(
+                request
+            ):
+                context["promotion_refused"] = retraining.promotion_guard(version)
         return super().change_view(request, object_id, form_url, context | (extra_context or {}))
 
     def _buttons(self, request, version: ModelVersion) -> list[tuple[str, str]]:
@@ -303,7 +315,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not self.has_promote_permission(request):
             raise PermissionDenied
         version = get_object_or_404(ModelVersion, pk=object_id)
-        self._switch(request, version, action)
+        self._switch(request, version, action, request.POST.get("override_reason"))
         return self._page(version)
 
     def cancel_view(self, request, object_id: int):
@@ -348,10 +360,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return False
         return True
 
-    def _switch(self, request, version: ModelVersion, action: str) -> None:
-        switch = retraining.promote if action == "promote" else retraining.roll_back
+    def _switch(self, request, version: ModelVersion, action: str, reason=None) -> None:
         try:
-            event = switch(version, request.user)
+            if action == "promote":
+                event = retraining.promote(version, request.user, override_reason=reason)
+            else:
+                event = retraining.roll_back(version, request.user)
         except services.ClassifierError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
@@ -381,6 +395,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
             )
 
 
+def duration(start, end) -> str:
+    """ "51 s" under a minute ("0 minutes" said nothing), else "3 minutes" and the like."""
+    seconds = (end - start).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return timesince(start, end)
+
+
+def _override(event: ModelVersionEvent):
+    if not event.refused:
+        return "—"
+    return format_html(
+        "refused: {}<br><strong>overridden because:</strong> {}",
+        event.refused,
+        event.override_reason,
+    )
+
+
 def _counts(counts: dict[str, int] | None, classes: list[str]) -> str | None:
     """Photos per class in the version's order, e.g. "camera 40 · laptop 52" (a JSON
     field keeps its keys in an order of its own)."""
@@ -403,7 +435,17 @@ def _progress(version: ModelVersion):
 
 @admin.register(ModelVersionEvent)
 class ModelVersionEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "version", "action", "previous", "user", "rescored_ads", "note"]
+    list_display = [
+        "created_at",
+        "version",
+        "action",
+        "previous",
+        "user",
+        "rescored_ads",
+        "note",
+        "refused",
+        "override_reason",
+    ]
     list_filter = ["action"]
     list_select_related = ["version", "previous", "user"]
     fields = list_display

@@ -24,6 +24,7 @@ class ModelVersionQuerySet(models.QuerySet):
             "threshold",
             "serving_artifact",
             "served_backbone",
+            "evidence",
         )
         return self.filter(status=ModelVersion.Status.ACTIVE).only(*fields).first()
 
@@ -94,6 +95,9 @@ class ModelVersion(models.Model):
     # On the held-out evaluation set, at the version's threshold; recomputed for the
     # active version whenever a candidate is measured, so the two share the same photos.
     evaluation = models.JSONField(default=dict, blank=True)
+    # Per class, the counts that say whether the category may publish alone
+    # (``services.evidence``): small, read by the workers for every ad.
+    evidence = models.JSONField(default=dict, blank=True)
     trained_on = models.PositiveIntegerField(default=0, help_text="Number of training images")
     # ``photo_keys`` of each photo trained on (validation split included): says how many
     # of today's evaluation photos a version has seen.
@@ -217,6 +221,12 @@ class ModelVersionEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True)
+    # A promotion the guard refused (the candidate worse than the active version on a
+    # class, ``retraining.promotion_guard``), made anyway: what it said, and the admin's why.
+    refused = models.TextField(blank=True, help_text="What the promotion guard said")
+    override_reason = models.TextField(
+        blank=True, help_text="Why an admin promoted it despite the guard"
+    )
     rescored_ads = models.PositiveIntegerField(
         default=0, help_text="Ads in review sent back to be classified by the new version"
     )

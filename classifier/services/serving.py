@@ -18,9 +18,7 @@ from ..ml.heads import Heads
 from ..ml.imagenet import top_labels
 from ..ml.predict import Predictor
 from ..ml.preprocess import letterbox
-from ..models import (
-    ModelVersion,
-)
+from ..models import ModelVersion, TrainingImage, photo_keys
 from .artifacts import read_verified, stamp
 from .backbones import read_backbone
 from .datasets import (
@@ -28,6 +26,7 @@ from .datasets import (
     fingerprint,
 )
 from .errors import ClassifierError
+from .evidence import evidence_of
 
 
 @dataclass
@@ -214,6 +213,23 @@ def measure_on_evaluation_set(version: ModelVersion) -> dict:
         # A version without a threshold decides nothing alone: coverage 0.
         threshold = version.threshold if version.threshold is not None else float("inf")
         report |= evaluate_probabilities(probabilities, labels, version.classes, threshold)
-    ModelVersion.objects.filter(pk=version.pk).update(evaluation=report)
+        report["answers"] = _answers(ids, labels, probabilities, version.classes)
     version.evaluation = report
+    version.evidence = evidence_of(version)
+    ModelVersion.objects.filter(pk=version.pk).update(evaluation=report, evidence=version.evidence)
     return report
+
+
+def _answers(ids: list[int], labels, probabilities: np.ndarray, classes: list[str]) -> dict:
+    """Each photo's answer, by photo key: [true class, predicted class, confidence]. Two
+    versions are compared photo by photo on these (``ml.stats.pair``)."""
+    sha256 = dict(TrainingImage.objects.filter(pk__in=ids).values_list("pk", "sha256"))
+    predicted = probabilities.argmax(axis=1)
+    return {
+        photo_keys([sha256[pk]])[0]: [
+            classes[label],
+            classes[guess],
+            round(float(row[guess]), 6),
+        ]
+        for pk, label, guess, row in zip(ids, labels, predicted, probabilities, strict=True)
+    }

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.ml.dataset import DatasetError
-from classifier.retraining import request_training, train_in_process
+from classifier.retraining import PromotionRefused, promote, request_training, train_in_process
 from classifier.services import ClassifierError
 
 
@@ -52,10 +52,19 @@ class Command(BaseCommand):
                 data_dir=options["data"],
                 config=config,
                 callbacks=[EpochProgressBar(self.stderr)],
-                activate=options["activate"],
             )
         except (DatasetError, ClassifierError, ValueError) as error:
             raise CommandError(str(error)) from error
+        if options["activate"] and version.status == version.Status.CANDIDATE:
+            try:
+                promote(version, None, note="manage.py train --activate")
+            except PromotionRefused as refusal:
+                self._print(version, options["json"])
+                raise CommandError(
+                    f"v{version.number} stays a candidate. {refusal} "
+                    f"(manage.py promote {version.number} --reason ...)"
+                ) from refusal
+            version.refresh_from_db()
         self._print(version, options["json"])
 
     def _enqueue(self, options) -> None:
