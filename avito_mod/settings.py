@@ -317,6 +317,10 @@ CLASSIFIER_RETRAIN_EVERY_HOURS = env_int("CLASSIFIER_RETRAIN_EVERY_HOURS", 0)
 # A training (or label check) with no sign of life for this many seconds is marked failed:
 # its worker was killed or never took it.
 CLASSIFIER_TRAINING_STALE_AFTER = env_int("CLASSIFIER_TRAINING_STALE_AFTER", 1800)
+# The shipped model's knowledge (classifier/services/shipped.py): the backbone features of
+# the photos it was trained and evaluated on, which retrains and evaluations use as well.
+# Unset: the default model's features.npz; "off": none; else the path of another such file.
+CLASSIFIER_SHIPPED_FEATURES = env_str("CLASSIFIER_SHIPPED_FEATURES", "")
 # Training refuses while an active category has fewer training photos than this: a head
 # cannot learn a class from a handful of photos, nor its threshold be chosen on them.
 CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = env_int("CLASSIFIER_MIN_PHOTOS_PER_CATEGORY", 20, low=1)

@@ -63,3 +63,6 @@ CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = 0
 # publishes alone only on enough evaluation photos is off (0) except where a test sets it
 # (tests/test_evidence.py, where the production default is checked too).
 CLASSIFIER_MIN_EVALUATION_PHOTOS = 0
+# The shipped features (10 MB, of the shipped photos at 240 px) are left out: tests that
+# need shipped features write their own (tests/test_shipped_features.py).
+CLASSIFIER_SHIPPED_FEATURES = "off"

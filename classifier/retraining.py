@@ -58,14 +58,15 @@ Status = ModelVersion.Status
 # --- Training a candidate on the training queue -----------------------------------
 
 
-def request_training(user) -> ModelVersion:
+def request_training(user, with_shipped: bool = True) -> ModelVersion:
     """Register a version in status "training" and, once committed, send it to the
-    training queue; ``ClassifierError`` when the training worker is busy."""
+    training queue; ``ClassifierError`` when the training worker is busy. Without
+    ``with_shipped``, it trains on the database's photos alone (recorded on it)."""
     require(user, TRAIN)
     _refuse_while_checking_labels()
-    require_enough_photos()
+    require_enough_photos(with_shipped)
     # The input size is set by training: the web process must not import TensorFlow.
-    version = start_version(requested_by=user)
+    version = start_version(requested_by=user, with_shipped=with_shipped)
     transaction.on_commit(lambda: _send_training(version))
     return version
 
@@ -92,7 +93,7 @@ def run_training(version_id: int, config=None) -> str:
     report = _reporter(version)
     try:
         report({"stage": "reading the training images"})
-        data, as_of = training_data(config.input_size)
+        data, as_of = training_data(config.input_size, with_shipped=version.with_shipped_features)
         train_version(version, data, as_of, config, _progress_callbacks(report))
     except TrainingCancelled:
         return f"v{version.number} cancelled"
@@ -210,13 +211,16 @@ def _compare(
     return False, f"not promoted: {said}"
 
 
-def train_in_process(data_dir=None, config=None, callbacks=None, activate=False, user=None):
+def train_in_process(
+    data_dir=None, config=None, callbacks=None, activate=False, user=None, with_shipped=True
+):
     """``manage.py train``: train here on the training subset (or ``data_dir``), reporting
     progress like the queue does (the registry shows it; the sweep sees it alive), then
     measure; ``activate`` promotes. No data, no version: the data is read first."""
     config = config or default_training_config()
-    data, as_of = training_data(config.input_size, data_dir)
-    version = start_version(config.input_size, requested_by=user)
+    with_shipped = with_shipped and data_dir is None
+    data, as_of = training_data(config.input_size, data_dir, with_shipped=with_shipped)
+    version = start_version(config.input_size, requested_by=user, with_shipped=with_shipped)
     version.claim_training()
     progress = _progress_callbacks(_reporter(version))
     train_version(version, data, as_of, config, [*(callbacks or []), *progress])

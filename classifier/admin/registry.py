@@ -14,6 +14,7 @@ from django.utils.timesince import timesince
 
 from .. import fairness, plots, retraining, services
 from ..models import ModelVersion, ModelVersionEvent
+from ..services import shipped
 from .common import REFRESH_SECONDS, is_running, post_view
 from .comparison import comparison_of, html_table, share
 from .evidence import states_table
@@ -162,6 +163,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rows = [
             ("Validation images", m.get("n")),
             ("Training images", m.get("train_size")),
+            ("… of which", shipped.sources_said(m.get("trained_on_sources"), obj)),
+            ("Evaluation photos", shipped.sources_said(obj.evaluation.get("sources"), obj)),
             ("Class counts", _counts(m.get("class_counts"), obj.classes)),
             ("Epochs run", m.get("epochs_run")),
             ("Training time (s)", m.get("training_seconds")),
@@ -235,6 +238,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         training = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).first()
         context = {
             "can_train": self.has_train_permission(request) and training is None,
+            "shipped_photos": shipped.summary(),
             "too_few": [row for row in services.photos_per_category() if row.too_few],
             "training_version": training,
             "refresh_seconds": REFRESH_SECONDS if training else None,
@@ -299,7 +303,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not self.has_train_permission(request):
             raise PermissionDenied
         try:
-            version = retraining.request_training(request.user)
+            with_shipped = request.POST.get("without_shipped") != "on"
+            version = retraining.request_training(request.user, with_shipped=with_shipped)
         except services.ClassifierError as error:
             self.message_user(request, f"Nothing started: {error}", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:classifier_modelversion_changelist"))

@@ -44,8 +44,9 @@ LITE1 = BackboneSpec(
     240,
 )
 BACKBONES = {spec.name: spec for spec in (LITE0, LITE1)}
-# What retrains train on and the shipped default model serves.
+# What retrains train on and the shipped default model serves, at its native size.
 DEFAULT_BACKBONE = LITE1.name
+DEFAULT_INPUT_SIZE = LITE1.native_size
 
 STEM_CHANNELS = 32
 HEAD_FEATURES = 1280

@@ -63,3 +63,17 @@ def to_bytes(features: np.ndarray) -> bytes:
 
 def from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(bytes(data), dtype=FEATURE_DTYPE).reshape(2, FEATURES)
+
+
+def quantize(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., F)`` features as int8 with one float32 scale per vector (``dequantize``):
+    a quarter of float32's size, and off by at most half a step (1/254 of the vector's
+    largest magnitude), far below what separates two photos."""
+    values = np.asarray(features, dtype=np.float32)
+    scales = np.abs(values).max(axis=-1) / 127.0
+    safe = np.where(scales > 0, scales, 1.0)[..., None]
+    return np.round(values / safe).astype(np.int8), scales.astype(np.float32)
+
+
+def dequantize(values: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    return (values.astype(np.float32) * scales[..., None]).astype(FEATURE_DTYPE)

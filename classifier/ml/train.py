@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .backbone import DEFAULT_INPUT_SIZE
 from .features import backbone_id
 from .model import HeadConfig, build_head
 
@@ -19,7 +20,7 @@ from .model import HeadConfig, build_head
 @dataclass(frozen=True)
 class TrainingConfig:
     # The default recipe (see classifier/default_model/README.md for how it was chosen).
-    input_size: int = 240
+    input_size: int = DEFAULT_INPUT_SIZE
     head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden=128, dropout=0.4))
     # One head per fold, each trained on the other folds (by near-copy groups); the model
     # averages them, and every photo is judged out of fold by the head that did not see it.
@@ -220,7 +221,9 @@ def sample_index(n: int, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[:count])
 
 
-def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) -> Package:
+def package(
+    result: TrainingResult, pixels_of, backbone: bytes | None = None, readable=None
+) -> Package:
     """The served model, measured.
 
     ``backbone``, the shared int8 backbone (``export.backbone_litert_bytes``): the served
@@ -230,7 +233,9 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
     versions shipped before v4; it gives no features, so no none-of-these).
 
     ``pixels_of(indices)`` gives training photos' pixels: a sample calibrates the int8
-    quantisation, another checks the served model against the Keras one. The threshold is
+    quantisation, another checks the served model against the Keras one; both are drawn
+    from ``readable`` (default: all), the photos that have pixels (shipped ones have only
+    their features). The threshold is
     chosen on the out-of-fold answers (every training photo, each judged by a head that did
     not see it): a far larger sample than a validation split, so a steadier threshold. The
     served model averages all heads, which is surer than one head where they agree and less
@@ -243,24 +248,30 @@ def package(result: TrainingResult, pixels_of, backbone: bytes | None = None) ->
 
     config = result.metrics["config"]
     size = result.metrics["input_size"]
-    n = len(result.labels)
+    readable = np.arange(len(result.labels)) if readable is None else np.asarray(readable)
+
+    def sample(count: int, seed: int) -> np.ndarray:
+        return readable[sample_index(len(readable), count, seed)]
+
     if backbone is None:
-        calibration = pixels_of(sample_index(n, config["calibration_photos"], config["seed"]))
+        calibration = pixels_of(sample(config["calibration_photos"], config["seed"]))
         served_bytes = litert_bytes(serving_model(result.model, size), calibration)
         predictor = Predictor(served_bytes, result.classes, size)
     else:
         served_bytes = heads_bytes(result.model, result.none_of_these)
         predictor = Predictor(backbone, result.classes, size, heads=Heads(served_bytes))
-    checked = sample_index(n, config["check_photos"], config["seed"] + 1)
-    answers = predictor.answers(pixels_of(checked))
-    served = answers.probabilities
-    reference = result.probabilities[checked]
+    checked = sample(config["check_photos"], config["seed"] + 1)
     report = validation_report(
         result.out_of_fold, result.labels, result.classes, result.metrics["target_risk"]
     )
+    report["serving_checked"] = int(len(checked))
+    if not len(checked):  # only shipped photos: nothing to run the served form on
+        return Package(keras_bytes(result.model), served_bytes, {**result.metrics, **report})
+    answers = predictor.answers(pixels_of(checked))
+    served = answers.probabilities
+    reference = result.probabilities[checked]
     report["serving_agreement"] = float(np.mean(served.argmax(1) == reference.argmax(1)))
     report["serving_max_difference"] = float(np.abs(served - reference).max())
-    report["serving_checked"] = int(len(checked))
     if answers.none_of_these is not None:
         # On training photos (in sample): the int8 features against the float ones.
         report["serving_none_of_these_rate"] = float(np.mean(answers.none_of_these))

@@ -107,6 +107,11 @@ class ModelVersion(models.Model):
         blank=True,
         help_text="The pretrained backbone and input it builds on; empty: trained from scratch.",
     )
+    with_shipped_features = models.BooleanField(
+        default=True,
+        help_text="Trained on the shipped photos' features as well as the database's "
+        "(services.shipped); an admin may leave them out.",
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from ..ml.features import backbone_id
 from ..models import ServedBackbone
 from .artifacts import read_verified, store
 from .datasets import LabelledSet
+from .errors import ClassifierError
 
 
 def served_backbone(data: LabelledSet, config) -> ServedBackbone:
@@ -36,7 +37,13 @@ def convert_backbone(data: LabelledSet, config) -> tuple[bytes, int]:
     from ..ml.export import backbone_litert_bytes
     from ..ml.train import sample_index
 
-    indices = sample_index(len(data.labels), config.calibration_photos, config.seed)
+    readable = data.readable
+    if not len(readable):
+        raise ClassifierError(
+            f"no photo to calibrate the int8 backbone {backbone_id(config.input_size)} on: "
+            "add labelled photos of your own, or train at the shipped model's input size"
+        )
+    indices = readable[sample_index(len(readable), config.calibration_photos, config.seed)]
     pixels = data.pixels(indices, config.input_size)
     return backbone_litert_bytes(config.input_size, pixels), len(indices)
 

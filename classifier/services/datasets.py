@@ -22,6 +22,7 @@ from ..models import (
     ImageFeatures,
     TrainingImage,
 )
+from . import shipped
 from .errors import ClassifierError
 from .importing import ImportReport, assign_subsets, read_folder
 
@@ -42,9 +43,32 @@ class LabelledSet:
     # Features of photos moderators rejected as "not the product" (the none-of-these
     # detector learns from them), (m, 2, F).
     others: np.ndarray | None = None
+    # The last ``from_shipped`` photos are shipped ones: features only, no bytes to read.
+    from_shipped: int = 0
+    # A folder's photos: which an import into an empty database would hold out.
+    held_out: np.ndarray | None = None
 
     def pixels(self, indices, size: int) -> np.ndarray:
         return preprocess_batch([self.read[i]() for i in indices], size)
+
+    def select(self, keep: np.ndarray) -> LabelledSet:
+        """The photos where ``keep`` (a boolean mask) is true: a folder's, with their bytes."""
+        indices = np.flatnonzero(keep)
+        return LabelledSet(
+            self.classes,
+            self.features[indices],
+            self.labels[indices],
+            [self.hashes[i] for i in indices],
+            self.unreadable,
+            sha256=[self.sha256[i] for i in indices],
+            read=[self.read[i] for i in indices],
+            held_out=None if self.held_out is None else self.held_out[indices],
+        )
+
+    @property
+    def readable(self) -> np.ndarray:
+        """The indices of the photos whose bytes can be read (calibration, checks)."""
+        return np.arange(len(self.read))
 
 
 def usable_images() -> QuerySet:
@@ -62,44 +86,55 @@ def trainable_images() -> QuerySet:
 
 @dataclass(frozen=True)
 class CategoryPhotos:
-    """An active category's usable photos, and whether training may use it."""
+    """An active category's usable photos (in the database, and the shipped ones a retrain
+    adds: ``shipped``), and whether training may use it."""
 
     category: Category
     train: int
     evaluation: int
     needed: int  # CLASSIFIER_MIN_PHOTOS_PER_CATEGORY
+    shipped_train: int = 0
+    shipped_evaluation: int = 0
+
+    @property
+    def all_train(self) -> int:
+        return self.train + self.shipped_train
 
     @property
     def too_few(self) -> bool:
-        return self.train < self.needed
+        return self.all_train < self.needed
 
 
-def photos_per_category() -> list[CategoryPhotos]:
+def photos_per_category(with_shipped: bool = True) -> list[CategoryPhotos]:
     """Every active category with its usable training and evaluation photos, by name."""
     rows = trainable_images().values_list("category_id", "subset").annotate(n=Count("id"))
     counts = Counter({(category, subset): n for category, subset, n in rows.order_by()})
-    needed = settings.CLASSIFIER_MIN_PHOTOS_PER_CATEGORY
+    categories = list(Category.objects.active())
+    extra = shipped.counts({c.slug for c in categories}) if with_shipped else {}
+    train, evaluation = TrainingImage.Subset.TRAIN, TrainingImage.Subset.EVALUATION
     return [
         CategoryPhotos(
             category,
-            counts[category.pk, TrainingImage.Subset.TRAIN],
-            counts[category.pk, TrainingImage.Subset.EVALUATION],
-            needed,
+            counts[category.pk, train],
+            counts[category.pk, evaluation],
+            settings.CLASSIFIER_MIN_PHOTOS_PER_CATEGORY,
+            extra.get((category.slug, train), 0),
+            extra.get((category.slug, evaluation), 0),
         )
-        for category in Category.objects.active()
+        for category in categories
     ]
 
 
-def require_enough_photos() -> None:
+def require_enough_photos(with_shipped: bool = True) -> None:
     """``ClassifierError`` naming the active categories with too few training photos: a
     version is trained over every active category, and needs examples of each."""
-    short = [row for row in photos_per_category() if row.too_few]
+    short = [row for row in photos_per_category(with_shipped) if row.too_few]
     if short:
         raise ClassifierError(too_few_message(short))
 
 
 def too_few_message(short: list[CategoryPhotos]) -> str:
-    said = ", ".join(f"{row.category.name} ({row.train})" for row in short)
+    said = ", ".join(f"{row.category.name} ({row.all_train})" for row in short)
     return (
         f"too few training photos in {said}: every active category needs at least "
         f"{short[0].needed} (photos held out for evaluation do not count); add example "
@@ -107,27 +142,34 @@ def too_few_message(short: list[CategoryPhotos]) -> str:
     )
 
 
-def labelled_set(size: int) -> LabelledSet:
+def labelled_set(size: int, with_shipped: bool = False) -> LabelledSet:
     """The training subset of the active categories, as backbone features for ``size``
     pixels, labelled by category slug (the classes). Features are computed once per photo
-    and backbone, then kept."""
+    and backbone, then kept. ``with_shipped`` adds the shipped training photos of the
+    active categories (``shipped``) after the database's: those have no ``ids`` and no
+    bytes to ``read``."""
     images = trainable_images().filter(subset=TrainingImage.Subset.TRAIN)
-    classes = sorted(set(images.values_list("category__slug", flat=True)))
     images = list(images.select_related("category").order_by("id"))
     features, unreadable = training_features(images, size)
     kept = [image for image in images if image.pk in features]
-    if not kept:
+    active = set(Category.objects.active().values_list("slug", flat=True))
+    extra = shipped.usable(size, active, TrainingImage.Subset.TRAIN) if with_shipped else None
+    slugs = [image.category.slug for image in kept] + (extra.slugs if extra else [])
+    if not slugs:
         raise DatasetError("there are no labelled training images; run import_images first")
+    classes = sorted(set(slugs))
+    stacked = [features[image.pk] for image in kept] + (list(extra.features) if extra else [])
     return LabelledSet(
         classes,
-        np.stack([features[image.pk] for image in kept]),
-        np.array([classes.index(image.category.slug) for image in kept], dtype=int),
-        [int(image.phash, 16) for image in kept],
+        np.stack(stacked),
+        np.array([classes.index(slug) for slug in slugs], dtype=int),
+        [int(image.phash, 16) for image in kept] + (extra.phashes if extra else []),
         unreadable,
         [image.pk for image in kept],
-        [image.sha256 for image in kept],
+        [image.sha256 for image in kept] + (extra.sha256 if extra else []),
         [partial(_read_file, image.file) for image in kept],
         others=rejected_features(size),
+        from_shipped=len(extra) if extra else 0,
     )
 
 
@@ -204,7 +246,7 @@ def evaluation_set(size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarra
     return pixels, labels, [image.pk for image in read], unreadable
 
 
-def fingerprint(ids: list[int], labels: list[str]) -> str:
+def fingerprint(ids: list, labels: list[str]) -> str:
     """Names a set of labelled images: two evaluations compare only on equal fingerprints
     (the same photos with the same labels; a relabelled photo changes it)."""
     pairs = sorted(f"{pk}:{label}" for pk, label in zip(ids, labels, strict=True))
@@ -223,14 +265,11 @@ def folder_set(directory: Path, size: int, training_subset_only: bool = False) -
     folders = scan_class_folders(directory)
     report = ImportReport()
     candidates = read_folder(folders, set(), report)
+    subsets = assign_subsets([(c.photo.sha256, c.photo.phash) for c in candidates], known=[])
+    held_out = np.array([subset == TrainingImage.Subset.EVALUATION for subset in subsets])
     if training_subset_only:
-        photos = [(c.photo.sha256, c.photo.phash) for c in candidates]
-        subsets = assign_subsets(photos, known=[])
-        candidates = [
-            c
-            for c, subset in zip(candidates, subsets, strict=True)
-            if subset == TrainingImage.Subset.TRAIN
-        ]
+        candidates = [c for c, out in zip(candidates, held_out, strict=True) if not out]
+        held_out = np.zeros(len(candidates), dtype=bool)
     if not candidates:
         raise DatasetError(f"no readable image in {directory}")
     classes = sorted(folders)
@@ -243,4 +282,5 @@ def folder_set(directory: Path, size: int, training_subset_only: bool = False) -
         report.unreadable,
         sha256=[c.photo.sha256 for c in candidates],
         read=[partial(bytes, c.photo.data) for c in candidates],
+        held_out=held_out,
     )

@@ -22,6 +22,7 @@ from ..ml.split import assign_held_out
 from ..models import (
     TrainingImage,
 )
+from . import shipped
 
 
 @dataclass
@@ -178,6 +179,7 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
                     category.save()
             photos = [candidate.photo for candidate in candidates]
             subsets = subsets_for([(photo.sha256, photo.phash) for photo in photos])
+            images = []
             for candidate, photo, subset in zip(candidates, photos, subsets, strict=True):
                 image = TrainingImage(
                     category=categories[candidate.category],
@@ -193,6 +195,9 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
                 image.file.save("photo.jpg", ContentFile(photo.data), save=False)
                 saved_files.append(image.file.name)
                 image.save()
+                images.append(image)
+            # A shipped photo brings its features: no second pass of the backbone.
+            shipped.reuse_features(images)
     except BaseException:
         # The rows rolled back; the files must go too, or storage fills with orphans.
         for name in saved_files:
@@ -203,11 +208,13 @@ def _save_training_images(candidates: list[_Candidate], categories, source: str)
 def subsets_for(photos: list[tuple[str, str]]) -> list[str]:
     """The subset (training or evaluation) of each new photo, given as (sha256, pHash hex).
 
-    Chosen once, when the photo is stored: a near-copy of a stored photo takes its side
-    (re-posts must not be on both sides), any other photo is held out for evaluation by a
-    fixed coin toss on its content (CLASSIFIER_EVALUATION_PERCENT % of them).
+    Chosen once, when the photo is stored: a near-copy of a stored photo, or of a shipped
+    one (``shipped``: its copy takes the side the shipped model was measured with), takes
+    its side (re-posts must not be on both sides), any other photo is held out for
+    evaluation by a fixed coin toss on its content (CLASSIFIER_EVALUATION_PERCENT % of them).
     """
-    return assign_subsets(photos, list(TrainingImage.objects.values_list("phash", "subset")))
+    known = shipped.known_sides() + list(TrainingImage.objects.values_list("phash", "subset"))
+    return assign_subsets(photos, known)
 
 
 def assign_subsets(photos: list[tuple[str, str]], known: list[tuple[str, str]]) -> list[str]:

@@ -53,28 +53,37 @@ def train_and_package(
         others=data.others,
     )
     return result, package(
-        result, lambda indices: data.pixels(indices, config.input_size), backbone=backbone
+        result,
+        lambda indices: data.pixels(indices, config.input_size),
+        backbone=backbone,
+        readable=data.readable,
     )
 
 
-def training_data(size: int, data_dir: Path | None = None) -> tuple[LabelledSet, datetime]:
-    """The training subset of the active categories (``ClassifierError`` when one has too
-    few photos), or a folder's photos; and when it was read."""
+def training_data(
+    size: int, data_dir: Path | None = None, with_shipped: bool = True
+) -> tuple[LabelledSet, datetime]:
+    """The training subset of the active categories, with the shipped photos' features
+    unless told otherwise (``ClassifierError`` when a category has too few photos), or a
+    folder's photos; and when it was read."""
     as_of = timezone.now()
     if data_dir is None:
-        require_enough_photos()
-        return labelled_set(size), as_of
+        require_enough_photos(with_shipped)
+        return labelled_set(size, with_shipped), as_of
     categories_for(sorted(scan_class_folders(data_dir)), create=False)
     return folder_set(data_dir, size), as_of
 
 
-def start_version(input_size: int = 0, requested_by=None) -> ModelVersion:
+def start_version(input_size: int = 0, requested_by=None, with_shipped=True) -> ModelVersion:
     """A new version in status "training" (``retraining`` trains it). One at a time: the
     database enforces it."""
     try:
         with transaction.atomic():
             return ModelVersion.objects.create(
-                number=ModelVersion.next_number(), input_size=input_size, requested_by=requested_by
+                number=ModelVersion.next_number(),
+                input_size=input_size,
+                requested_by=requested_by,
+                with_shipped_features=with_shipped,
             )
     except IntegrityError:
         running = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).first()
@@ -121,7 +130,15 @@ def _save_version(
         "classes": result.classes,
         "input_size": result.metrics["input_size"],
         "backbone": result.metrics["backbone"],
-        "metrics": packaged.metrics | {"unreadable_images": len(data.unreadable)},
+        "metrics": packaged.metrics
+        | {
+            "unreadable_images": len(data.unreadable),
+            # Where the training photos came from (the registry shows it).
+            "trained_on_sources": {
+                "shipped": data.from_shipped,
+                "database": int(len(data.labels)) - data.from_shipped,
+            },
+        },
         "history": result.history,
         "threshold": packaged.metrics["threshold"],
         "trained_on": int(len(data.labels)),

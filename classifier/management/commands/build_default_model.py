@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from classifier.bootstrap import DEFAULT_MODEL_DIR
 from classifier.ml.dataset import DatasetError
 from classifier.models import photo_keys
-from classifier.services import default_training_config, folder_set, train_and_package
+from classifier.services import default_training_config, folder_set, shipped, train_and_package
 from classifier.services.backbones import convert_backbone
 
 
@@ -16,9 +16,10 @@ class Command(BaseCommand):
     help = (
         "Build the model avito-mod ships from a folder-per-class dataset and write it to "
         "classifier/default_model/ (backbone.tflite: the int8 backbone; heads.npz: the heads "
-        "and the none-of-these detector; manifest.json). The photos an import of the same "
-        "folder puts in the evaluation subset are left out, so the registry compares the "
-        "shipped model fairly."
+        "and the none-of-these detector; features.npz: the backbone features of every photo, "
+        "which retrains and evaluations use; manifest.json). The photos an import of the same "
+        "folder puts in the evaluation subset are left out of training, so the registry "
+        "compares the shipped model fairly."
     )
     requires_system_checks = []
 
@@ -34,9 +35,10 @@ class Command(BaseCommand):
         if epochs is not None:
             config = replace(config, epochs=epochs)
         try:
-            data = folder_set(directory, config.input_size, training_subset_only=True)
+            every = folder_set(directory, config.input_size)
         except DatasetError as error:
             raise CommandError(str(error)) from error
+        data = every.select(~every.held_out)
         for path, reason in data.unreadable:
             self.stderr.write(f"skipped {path}: {reason}")
         log_dir = Path(settings.CLASSIFIER_TENSORBOARD_DIR) / "default_model"
@@ -49,6 +51,21 @@ class Command(BaseCommand):
         out.mkdir(parents=True, exist_ok=True)
         (out / "backbone.tflite").write_bytes(backbone)
         (out / "heads.npz").write_bytes(packaged.serving_bytes)
+        # What the model knows travels with it (services.shipped): the features of every
+        # photo, its label, its content and near-copy hashes, its side of the split.
+        shipped.write(
+            out / "features.npz",
+            shipped.ShippedPhotos(
+                result.metrics["backbone"],
+                config.input_size,
+                every.classes,
+                every.features,
+                every.labels,
+                every.sha256,
+                every.hashes,
+                every.held_out,
+            ),
+        )
         manifest = {
             "classes": result.classes,
             "input_size": config.input_size,

@@ -1,0 +1,19 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("classifier", "0018_evidence_and_promotion_overrides"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="modelversion",
+            name="with_shipped_features",
+            field=models.BooleanField(
+                default=True,
+                help_text="Trained on the shipped photos' features as well as the database's "
+                "(services.shipped); an admin may leave them out.",
+            ),
+        ),
+    ]
