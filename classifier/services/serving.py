@@ -178,7 +178,9 @@ def classify_images(
     pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
     answers = predictor.answers(pixels)
     features = answers.features
-    looks_like = [[] for _ in images] if features is None else top_labels(features)
+    looks_like = (
+        [[] for _ in images] if features is None else top_labels(features, version.backbone)
+    )
     return _classifications(version, answers, looks_like)
 
 
