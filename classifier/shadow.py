@@ -52,6 +52,7 @@ FIELDS = (
     "threshold",
     "serving_artifact",
     "served_backbone",
+    "backbone",
     "evidence",
     "in_shadow",
     "shadow_since",
