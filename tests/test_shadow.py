@@ -266,7 +266,10 @@ def test_accuracy_on_moderated_ads_side_by_side_with_the_paired_test(
     assert [row.slug for row in found.rows] == ["all", "phone"]
     text = page(admin_client, wrong).text
     assert "On the ads moderators decided since" in text
-    assert f"Worse: 6 more of the 6 photos right for v{active.number}" in text
+    assert (
+        f"(6 photos of Laptops and Phones), v{wrong.number} against v{active.number}: worse: "
+        f"6 more of the 6 photos right for v{active.number}"
+    ) in text
 
 
 def test_too_few_moderated_photos_say_so(versions, admin_user, seller):

@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.text import capfirst
 
 from .. import shadow
 from ..models import ModelVersion
@@ -163,12 +162,13 @@ def _accuracy(found: shadow.Figures, a: str, b: str):
         )
     headers = ["category", "photos", f"{a} accuracy", f"{b} accuracy", "p (McNemar, exact)", ""]
     return format_html(
-        "<p><strong>On the ads moderators decided since</strong>, {} against {}, {}: {}</p>"
-        "{}<p>{}</p>",
+        "<p><strong>On the ads moderators decided since</strong> ({} photos of {}), {} "
+        "against {}: {}</p>{}<p>{}</p>",
+        overall.paired.n,
+        overall.name,
         b,
         a,
-        overall.name,
-        capfirst(overall.said(a, b)),
+        overall.said(a, b),
         html_table(headers, rows),
         "Accuracy with its 95 % interval (Wilson); the verdict from McNemar's exact test on "
         "the photos one version got right and the other wrong.",
