@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from . import shadow
 from .comparing import compare
 from .models import ModelVersion, ModelVersionEvent
 from .services import ClassifierError
@@ -88,7 +89,8 @@ def switch(
     override_reason: str = "",
 ) -> ModelVersionEvent:
     """Activate ``version`` and record who did it; moderation, told by a signal, sends the
-    ads in review whose routing depends on the model back to be classified by it."""
+    ads in review whose routing depends on the model back to be classified by it. Any
+    version in shadow leaves it."""
     require(user, PROMOTE)
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -99,6 +101,9 @@ def switch(
                 f"{_ALLOWED[action].label.lower()} version can be {verb}"
             )
         previous = ModelVersion.objects.active()
+        # The version in shadow was measured against ``previous``: its shadow ends here
+        # (promoted from shadow, or another version made active), recorded as an event.
+        shadow.end_on_switch(locked, user)
         locked.activate()
         answers = serving_version_changed.send(sender=ModelVersion, version=locked)
         rescored = [ad_id for _receiver, ad_ids in answers for ad_id in ad_ids]

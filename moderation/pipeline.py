@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Value
@@ -21,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ads.models import Ad, AdImage
+from classifier import shadow
 from classifier.ml.preprocess import ImageError
 from classifier.models import ModelVersion, Prediction
 from classifier.services import ClassifierError, classify_images
@@ -39,41 +42,63 @@ def classify_ad(ad_id: int) -> str:
         return "skipped: not pending"
     images = list(ad.images.order_by("position", "id"))
     version = ModelVersion.objects.serving()
+    scored = None
     if version is None:
         routing = review(Ad.ReviewReason.MODEL_UNAVAILABLE)
     else:
-        routing = _classify_and_decide(ad, images, version)
-    return _apply(ad, routing, version)
+        routing, scored = _classify_and_decide(ad, images, version)
+    outcome = _apply(ad, routing, version)
+    if scored is not None:
+        # Only once the ad is routed: the version in shadow can neither change nor delay it.
+        _score_in_shadow(ad, images, version, routing, scored)
+    return outcome
 
 
-def _classify_and_decide(ad: Ad, images: list[AdImage], version: ModelVersion) -> Routing:
+@dataclass
+class _Scored:
+    """What routing learnt of an ad's photos, which the version in shadow reuses."""
+
+    features: dict[int, np.ndarray]  # the served backbone's, by photo (fresh ones only)
+    has_duplicate: bool
+
+
+def _classify_and_decide(
+    ad: Ad, images: list[AdImage], version: ModelVersion
+) -> tuple[Routing, _Scored | None]:
     try:
-        verdicts = _predict(images, version)
+        verdicts, features = _predict(images, version)
     except ArtifactMismatch as error:
         logger.error("ad %s: model v%s refused: %s", ad.pk, version.number, error)
-        return review(Ad.ReviewReason.MODEL_UNVERIFIED)
+        return review(Ad.ReviewReason.MODEL_UNVERIFIED), None
     except ClassifierError as error:
         logger.error("ad %s: model v%s unavailable: %s", ad.pk, version.number, error)
-        return review(Ad.ReviewReason.MODEL_UNAVAILABLE)
+        return review(Ad.ReviewReason.MODEL_UNAVAILABLE), None
     except (ImageError, OSError) as error:
         logger.error("ad %s: a photo could not be classified: %s", ad.pk, error)
-        return review(Ad.ReviewReason.CLASSIFICATION_FAILED)
-    return decide(
+        return review(Ad.ReviewReason.CLASSIFICATION_FAILED), None
+    scored = _Scored(features, _has_duplicate_photo(ad, images))
+    routing = decide(
         ad.category,
         verdicts,
         version.classes,
         version.threshold,
-        has_duplicate=_has_duplicate_photo(ad, images),
+        has_duplicate=scored.has_duplicate,
         review_only=review_only_classes(version),
     )
+    return routing, scored
 
 
-def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]:
-    """One batch for all photos; reuses predictions a previous delivery already stored."""
+def _predict(
+    images: list[AdImage], version: ModelVersion
+) -> tuple[list[PhotoVerdict], dict[int, np.ndarray]]:
+    """One batch for all photos; reuses predictions a previous delivery already stored.
+    Also returns the backbone features of the photos classified now, by photo id (none
+    for a version served as one whole model)."""
     stored = {
         p.image_id: p for p in Prediction.objects.filter(image__in=images, model_version=version)
     }
     missing = [image for image in images if image.pk not in stored]
+    features = {}
     if missing:
         # Side by side: from a bucket each read is a request, whose waits then overlap.
         with ThreadPoolExecutor(len(missing), thread_name_prefix="photo-reader") as readers:
@@ -99,12 +124,44 @@ def _predict(images: list[AdImage], version: ModelVersion) -> list[PhotoVerdict]
             p.image_id: p
             for p in Prediction.objects.filter(image__in=missing, model_version=version)
         }
-    return [
-        PhotoVerdict(
-            stored[i.pk].category, stored[i.pk].confidence, bool(stored[i.pk].none_of_these)
-        )
-        for i in images
-    ]
+        features = {
+            image.pk: result.features
+            for image, result in zip(missing, results, strict=True)
+            if result.features is not None
+        }
+    return [_verdict(stored[image.pk]) for image in images], features
+
+
+def _verdict(prediction) -> PhotoVerdict:
+    """A stored answer (``Prediction`` or ``ShadowPrediction``) as the policy reads it."""
+    return PhotoVerdict(prediction.category, prediction.confidence, bool(prediction.none_of_these))
+
+
+def _score_in_shadow(
+    ad: Ad, images: list[AdImage], version: ModelVersion, routing: Routing, scored: _Scored
+) -> None:
+    """The version in shadow, if any, answers on the ad's photos, and the policy says what
+    it would have done with the ad (``classifier.shadow``); nothing is routed by it. Its
+    failure is logged and leaves the ad as routed."""
+    candidate = shadow.in_shadow()
+    if candidate is None:
+        return
+    try:
+        answers = shadow.score(candidate, version, images, scored.features, _read)
+    except (ClassifierError, ImageError, OSError, ValueError) as error:
+        logger.error("ad %s: v%s in shadow could not score it: %s", ad.pk, candidate.number, error)
+        return
+    would = decide(
+        ad.category,
+        [_verdict(answer) for answer in answers],
+        candidate.classes,
+        candidate.threshold,
+        has_duplicate=scored.has_duplicate,
+        review_only=review_only_classes(candidate),
+    )
+    shadow.record_routing(
+        ad, candidate, version, (routing.status, routing.reason), (would.status, would.reason)
+    )
 
 
 def _read(image: AdImage) -> bytes:

@@ -67,7 +67,7 @@ def test_an_ad_edited_mid_flight_is_not_routed_on_stale_data(tiny_version, selle
     ad = ad_with(seller, "phone", "phone")
     stale = Ad.objects.get(pk=ad.pk)
     Ad.objects.get(pk=ad.pk).save()  # the seller edits while the worker classifies
-    routing = pipeline._classify_and_decide(stale, list(stale.images.all()), tiny_version)
+    routing, _ = pipeline._classify_and_decide(stale, list(stale.images.all()), tiny_version)
     assert pipeline._apply(stale, routing) == "skipped: changed meanwhile"
     assert Ad.objects.get(pk=ad.pk).status == Ad.Status.PENDING
 

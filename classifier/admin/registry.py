@@ -1,5 +1,5 @@
-"""The model registry: training a version and its progress, promotion and rollback, the
-events that record them."""
+"""The model registry: training a version and its progress, promotion and rollback, shadow
+mode (``shadow``), the events that record them."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from ..services import shipped
 from .common import REFRESH_SECONDS, is_running, post_view
 from .comparison import comparison_of, html_table, share
 from .evidence import states_table
+from .shadow import ShadowButtons, status_marker
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ShadowButtons, admin.ModelAdmin):
     list_display = [
         "number",
         "status_shown",
@@ -52,6 +53,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "data_as_of",
         "activated_at",
         "evaluation_comparison",
+        "shadow_figures",
         "category_states",
         "training_curves",
         "summary",
@@ -71,6 +73,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "On the evaluation set, next to the active version",
             {"fields": ["evaluation_comparison"]},
         ),
+        ("In shadow: on live traffic, next to the active version", {"fields": ["shadow_figures"]}),
         ("Which categories it would publish alone", {"fields": ["category_states"]}),
         ("Training curves", {"fields": ["training_curves"]}),
         (
@@ -80,7 +83,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "classes": ["collapse"],
             },
         ),
-        ("Promotions and rollbacks", {"fields": ["events_table"]}),
+        ("Promotions, rollbacks and shadow", {"fields": ["events_table"]}),
         (
             "Artifacts (each file is verified against its SHA-256 whenever it is loaded)",
             {
@@ -112,6 +115,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return _progress(obj)
         if obj.status == ModelVersion.Status.FAILED:
             return format_html("Failed<br><small>{}</small>", obj.error[:120])
+        if marker := status_marker(obj):
+            return format_html("{}<br><strong>{}</strong>", obj.get_status_display(), marker)
         return obj.get_status_display()
 
     @admin.display(description="Classes")
@@ -275,6 +280,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 offered.append(("cancel", "Cancel training"))
             if version.is_usable:
                 offered.append(("evaluate", "Evaluate on the evaluation set"))
+        offered += self.shadow_buttons(request, version)
         return [
             (reverse(f"admin:classifier_modelversion_{name}", args=[version.pk]), label)
             for name, label in offered
@@ -292,6 +298,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             own("<int:object_id>/rollback/", self.switch_view, "rollback", action="rollback"),
             own("<int:object_id>/cancel/", self.cancel_view, "cancel"),
             own("<int:object_id>/evaluate/", self.evaluate_view, "evaluate"),
+            *self.shadow_urls(own),
         ] + super().get_urls()
 
     def _page(self, version: ModelVersion) -> HttpResponseRedirect:

@@ -1,9 +1,11 @@
 """The classifier's models, one module per concern: labelled photos and their features
 (``training_images``), model versions and the shared backbone (``versions``), label checks
-(``label_checks``) and the predictions on ads' photos (``predictions``)."""
+(``label_checks``), the predictions on ads' photos (``predictions``) and those of the
+version in shadow (``shadow``)."""
 
 from .label_checks import LabelCheck
 from .predictions import Prediction, top_categories, top_categories_text
+from .shadow import ShadowPrediction, ShadowRouting
 from .training_images import (
     PHOTO_KEY_DIGITS,
     SUSPICION_FIELDS,
@@ -30,6 +32,8 @@ __all__ = [
     "ModelVersionQuerySet",
     "Prediction",
     "ServedBackbone",
+    "ShadowPrediction",
+    "ShadowRouting",
     "TrainingImage",
     "artifact_path",
     "photo_keys",

@@ -129,6 +129,10 @@ class ModelVersion(models.Model):
         blank=True,
         help_text="When the training images were read: labels given later are not in it.",
     )
+    # In shadow: the workers score every new photo with it too, and never route by it
+    # (``classifier.shadow``). ``shadow_since`` stays after it leaves: its figures' start.
+    in_shadow = models.BooleanField(default=False)
+    shadow_since = models.DateTimeField(null=True, blank=True)
 
     objects = ModelVersionQuerySet.as_manager()
 
@@ -141,6 +145,14 @@ class ModelVersion(models.Model):
             # One training at a time: the training queue has one worker process.
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="training"), name="one_training_model_version"
+            ),
+            # One version in shadow at a time, and only a candidate: promoting it ends it.
+            models.UniqueConstraint(
+                fields=["in_shadow"], condition=Q(in_shadow=True), name="one_shadow_model_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(in_shadow=False) | Q(status="candidate"),
+                name="only_candidates_in_shadow",
             ),
         ]
         permissions = [
@@ -170,7 +182,8 @@ class ModelVersion(models.Model):
             ).update(status=self.Status.RETIRED)
             self.status = self.Status.ACTIVE
             self.activated_at = timezone.now()
-            self.save(update_fields=["status", "activated_at"])
+            self.in_shadow = False  # an active version routes: it is no longer in shadow
+            self.save(update_fields=["status", "activated_at", "in_shadow"])
 
     def mark_failed(self, error: str) -> bool:
         """Fail a version still training; False if it is no longer training (cancelled)."""
@@ -205,12 +218,15 @@ class ModelVersion(models.Model):
 
 
 class ModelVersionEvent(models.Model):
-    """A change of the active version: who made which version active, instead of which."""
+    """A change of the active version: who made which version active, instead of which; or
+    a version put in shadow or taken out of it (``previous``: the active version then)."""
 
     class Action(models.TextChoices):
         PROMOTE = "promote", "Promoted"
         AUTO_PROMOTE = "auto_promote", "Promoted automatically"
         ROLLBACK = "rollback", "Rolled back"
+        SHADOW_START = "shadow_start", "Put in shadow"
+        SHADOW_END = "shadow_end", "Left shadow"
 
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="events")
     previous = models.ForeignKey(

@@ -36,6 +36,7 @@ from .labels import (
 from .photo_uploads import import_uploads
 from .serving import (
     Classification,
+    classify_features,
     classify_images,
     evaluate_version,
     forget_loaded_models,
@@ -61,6 +62,7 @@ __all__ = [
     "ImportReport",
     "LabelledSet",
     "TrainingCancelled",
+    "classify_features",
     "classify_images",
     "default_training_config",
     "describe_training",

@@ -16,7 +16,7 @@ from ads.uploads import decode
 from ..ml.dataset import DatasetError, load_folder, scan_class_folders
 from ..ml.heads import Heads
 from ..ml.imagenet import top_labels
-from ..ml.predict import Predictor
+from ..ml.predict import Answers, Predictor
 from ..ml.preprocess import letterbox
 from ..models import ModelVersion, TrainingImage, photo_keys
 from . import shipped
@@ -32,16 +32,19 @@ from .evidence import evidence_of
 
 @dataclass
 class _Loaded:
-    predictor: Predictor
+    key: tuple  # the version and its serving file, and what was loaded from it
+    model: Predictor | Heads
     stamps: tuple  # the files' (mtime, size) when loaded
     checked_at: float  # time.monotonic() of the last look at the files
 
 
-_loaded: dict[tuple[int, str], _Loaded] = {}
+# Per slot: the model this process serves ("serving"), and the version in shadow's
+# ("shadow": its heads alone when it shares the served backbone, else its whole predictor).
+_loaded: dict[str, _Loaded] = {}
 _loaded_lock = threading.Lock()
 
 
-def predictor_for(version: ModelVersion) -> Predictor:
+def predictor_for(version: ModelVersion, slot: str = "serving") -> Predictor:
     """The version's LiteRT predictor, loaded from storage once per process.
 
     Keyed by the version: a task that finds another version active loads that one, so
@@ -49,22 +52,34 @@ def predictor_for(version: ModelVersion) -> Predictor:
     CLASSIFIER_ARTIFACT_CHECK_SECONDS it looks at the files again: a file replaced since
     is loaded and verified afresh, and refused if it is not the one the registry recorded.
     """
-    key = (version.pk, version.serving_artifact.name)
+    return _cached(slot, version, "predictor", load_predictor)
+
+
+def heads_for(version: ModelVersion) -> Heads:
+    """The heads of a version served after the shared backbone, for the shadow slot: what
+    scoring the backbone features another version's predictor computed needs."""
+    return _cached("shadow", version, "heads", load_heads)
+
+
+def _cached(slot: str, version: ModelVersion, kind: str, load):
+    key = (version.pk, version.serving_artifact.name, kind)
     with _loaded_lock:
-        loaded = _loaded.get(key)
+        loaded = _loaded.get(slot)
         now = time.monotonic()
+        if loaded and loaded.key != key:
+            loaded = None
         if loaded and now - loaded.checked_at < settings.CLASSIFIER_ARTIFACT_CHECK_SECONDS:
-            return loaded.predictor
+            return loaded.model
         stamps = _stamps(version)
         if loaded and loaded.stamps == stamps:
             loaded.checked_at = now
-            return loaded.predictor
-        # Keep one model per process (the active version changes rarely), and never the
-        # copy of a file that has changed: it is what the registry recorded, but no
-        # other process could load it any more.
-        _loaded.clear()
-        _loaded[key] = _Loaded(load_predictor(version), stamps, now)
-        return _loaded[key].predictor
+            return loaded.model
+        # One model per slot (the active version changes rarely), and never the copy of
+        # a file that has changed: it is what the registry recorded, but no other
+        # process could load it any more.
+        _loaded.pop(slot, None)
+        _loaded[slot] = _Loaded(key, load(version), stamps, now)
+        return _loaded[slot].model
 
 
 def _stamps(version: ModelVersion) -> tuple:
@@ -103,6 +118,21 @@ def load_predictor(version: ModelVersion) -> Predictor:
         raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
 
 
+def load_heads(version: ModelVersion) -> Heads:
+    """The version's heads, freshly loaded from its verified serving artifact."""
+    if version.served_backbone_id is None or not version.serving_artifact:
+        raise ClassifierError(f"model v{version.number} is not served as backbone then heads")
+    try:
+        heads = Heads(read_verified(version, "serving_artifact", f"model v{version.number}"))
+        if heads.n_classes != len(version.classes):
+            raise ValueError(
+                f"its heads answer {heads.n_classes} classes, not {len(version.classes)}"
+            )
+    except (OSError, ValueError) as error:
+        raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
+    return heads
+
+
 def forget_loaded_models() -> None:
     """Drop this process's cached models (tests: a fresh worker process)."""
     with _loaded_lock:
@@ -135,17 +165,41 @@ class Classification:
     # What it looks like to ImageNet, [[name, probability], ...] the likeliest first
     # (``ml.imagenet.top_labels``); empty when the version gives no backbone features.
     looks_like: list = field(default_factory=list)
+    # The backbone's features of the photo (versions served as backbone then heads): a
+    # version in shadow on the same backbone answers from them (``classify_features``).
+    features: np.ndarray | None = None
 
 
-def classify_images(images: list[bytes], version: ModelVersion) -> list[Classification]:
-    """Classify several photos in one batch; raises ``ImageError`` for an unreadable one."""
-    predictor = predictor_for(version)
+def classify_images(
+    images: list[bytes], version: ModelVersion, slot: str = "serving"
+) -> list[Classification]:
+    """Classify several photos in one batch; raises ``ImageError`` for an unreadable one.
+    ``slot``: "shadow" for the version in shadow (``predictor_for``)."""
+    predictor = predictor_for(version, slot)
     pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
     answers = predictor.answers(pixels)
     features = answers.features
     looks_like = (
         [[] for _ in images] if features is None else top_labels(features, version.backbone)
     )
+    return _classifications(version, answers, looks_like)
+
+
+def classify_features(features: np.ndarray, version: ModelVersion) -> list[Classification]:
+    """Classify photos from the served backbone's features ``(n, F)``, by ``version``'s
+    heads alone (the shadow slot): no second run of the backbone."""
+    heads = heads_for(version)
+    detector = heads.none_of_these
+    answers = Answers(
+        heads.probabilities(features),
+        features=features,
+        none_of_these=None if detector is None else detector.flags(features),
+    )
+    return _classifications(version, answers, [[] for _ in features])
+
+
+def _classifications(version: ModelVersion, answers: Answers, looks_like: list) -> list:
+    flags, features = answers.none_of_these, answers.features
     results = []
     for index, row in enumerate(answers.probabilities):
         best = int(row.argmax())
@@ -154,10 +208,9 @@ def classify_images(images: list[bytes], version: ModelVersion) -> list[Classifi
                 category=version.classes[best],
                 confidence=float(row[best]),
                 probabilities={c: float(p) for c, p in zip(version.classes, row, strict=True)},
-                none_of_these=None
-                if answers.none_of_these is None
-                else bool(answers.none_of_these[index]),
+                none_of_these=None if flags is None else bool(flags[index]),
                 looks_like=looks_like[index],
+                features=None if features is None else features[index],
             )
         )
     return results
