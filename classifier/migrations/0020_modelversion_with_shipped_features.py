@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classifier", "0018_evidence_and_promotion_overrides"),
+        ("classifier", "0019_shadow"),
     ]
 
     operations = [
