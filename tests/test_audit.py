@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -70,6 +73,27 @@ def labels(ad) -> list[tuple[str | None, bool]]:
     shas = ad.images.values_list("sha256", flat=True)
     rows = TrainingImage.objects.filter(sha256__in=shas).select_related("category")
     return sorted((row.category and row.category.slug, row.not_product) for row in rows)
+
+
+# --- The settings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "bad", "said"),
+    [
+        ("MODERATION_AUDIT_RATE", "2%", "must be a number, not '2%'"),
+        ("MODERATION_AUDIT_RATE", "2", "must be between 0.0 and 1.0, not 2.0"),
+        ("MODERATION_AUDIT_WINDOW_DAYS", "0", "must be at least 1, not 0"),
+    ],
+)
+def test_a_bad_audit_setting_stops_start_up_with_a_message(variable, bad, said):
+    run = subprocess.run(
+        [sys.executable, "-c", "import avito_mod.settings"],
+        cwd=Path(__file__).resolve().parent.parent, env={"PATH": "/usr/bin:/bin", variable: bad},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert f"{variable} {said}" in run.stderr, run.stderr[-2000:]
 
 
 # --- The draw ---------------------------------------------------------------------------

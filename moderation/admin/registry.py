@@ -11,7 +11,7 @@ from classifier.admin.registry import ModelVersionAdmin
 from classifier.models import ModelVersion
 
 from .. import audit
-from .audit_tables import live_audit
+from .audit_tables import live_audit as audit_table
 
 AUDIT_PARAMETER = "audit_days"
 
@@ -36,12 +36,12 @@ class ModelVersionWithAuditAdmin(ModelVersionAdmin):
             days = audit.window(asked)
         except audit.BadWindow as error:
             return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
-        context = {"live_audit": live_audit(days, request.path)}
+        context = {"live_audit": audit_table(days, request.path)}
         return super().changelist_view(request, context | (extra_context or {}))
 
     @admin.display(description="Live audit")
     def live_audit(self, obj: ModelVersion):
-        return live_audit(None, "", version=obj)
+        return audit_table(None, "", version=obj)
 
 
 admin.site.unregister(ModelVersion)
