@@ -1,10 +1,11 @@
 """Recipe search for the pretrained backbone: features once, then many heads on them.
 
-    python bench/backbone_recipes.py features --size 224 --resize letterbox
-    python bench/backbone_recipes.py heads
-    python bench/backbone_recipes.py finetune --size 224
+    python bench/backbone_recipes.py features --size 240 [--backbone NAME] [--resize letterbox]
+    python bench/backbone_recipes.py heads [--features efficientnet-lite1-letterbox240 ...]
+    python bench/backbone_recipes.py finetune --size 240
 
-``features`` runs the frozen ImageNet EfficientNet-Lite0 over the shared dataset (each photo
+``features`` runs a frozen ImageNet EfficientNet-Lite (Lite1 unless ``--backbone`` says)
+over the shared dataset (each photo
 and its mirror image) and keeps the pooled features in ``var/bench-features/``. ``heads``
 holds out a test split by near-copy groups (15 %), trains each recipe on the rest with the
 project's own ``classifier.ml.train.train`` (heads by folds, threshold from their
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ads.photos import perceptual_hash  # noqa: E402
+from classifier.ml.backbone import BACKBONES, DEFAULT_BACKBONE, LITE0  # noqa: E402
 from classifier.ml.dataset import scan_class_folders  # noqa: E402
 from classifier.ml.label_errors import confident_learning  # noqa: E402
 from classifier.ml.model import HeadConfig, build_head  # noqa: E402
@@ -81,13 +83,13 @@ def compute_features(args) -> None:
     )
     pixels, labels, hashes = dataset["pixels"], dataset["labels"], dataset["hashes"]
     aspects, names, classes = dataset["aspects"], dataset["names"], dataset["classes"]
-    model = pretrained_feature_extractor(args.size)
+    model = pretrained_feature_extractor(args.size, args.backbone)
     started = time.monotonic()
     plain = _run(model, pixels)
     mirrored = _run(model, pixels[:, :, ::-1])
     seconds = time.monotonic() - started
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"{args.resize}{args.size}.npz"
+    out = CACHE / f"{feature_file(args.backbone, args.resize, args.size)}.npz"
     np.savez(
         out,
         plain=plain.astype(np.float16),
@@ -99,6 +101,12 @@ def compute_features(args) -> None:
         classes=np.array(classes),
     )
     print(f"{out}: {len(pixels)} photos x 2 in {seconds:.0f} s ({2 * len(pixels) / seconds:.1f}/s)")
+
+
+def feature_file(backbone: str, resize: str, size: int) -> str:
+    """The cache's name for a backbone's features (Lite0's keep their earlier names)."""
+    prefix = "" if backbone == LITE0.name else f"{backbone.split('-imagenet')[0]}-"
+    return f"{prefix}{resize}{size}"
 
 
 def _run(model, pixels: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -294,11 +302,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("features")
     one.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    one.add_argument("--size", type=int, default=224)
+    one.add_argument("--size", type=int, default=240)
     one.add_argument("--resize", choices=["letterbox", "stretch"], default="letterbox")
+    one.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
     two = sub.add_parser("heads")
     two.add_argument(
-        "--features", nargs="+", default=["letterbox224", "stretch224", "letterbox160"]
+        "--features", nargs="+", default=["efficientnet-lite1-letterbox240", "letterbox224"]
     )
     two.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     two.add_argument("--splits", nargs="+", type=int, default=[1234, 77, 2024])
@@ -317,7 +326,7 @@ def main() -> None:
     )
     three = sub.add_parser("finetune")
     three.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    three.add_argument("--size", type=int, default=224)
+    three.add_argument("--size", type=int, default=240)
     three.add_argument("--first-trained", type=int, default=13, help="first block trained")
     three.add_argument("--epochs", type=int, default=4)
     three.add_argument("--learning-rate", type=float, default=1e-4)

@@ -1,7 +1,8 @@
-"""The converted EfficientNet-Lite0 with its own ImageNet head, over the shared dataset.
+"""A converted EfficientNet-Lite with its own ImageNet head, over the shared dataset.
 
     python bench/imagenet_check.py                     # letterboxed, as the classifier serves
     python bench/imagenet_check.py --resize crop       # ImageNet's evaluation crop
+    python bench/imagenet_check.py --backbone efficientnet-lite0-imagenet
 
 A check of the weights conversion on real photos, independent of any head we train: per
 class folder, the most frequent top-1 ImageNet classes, and the share of photos whose top-5
@@ -26,46 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from classifier.ml.backbone import BACKBONES, DEFAULT_BACKBONE  # noqa: E402
 from classifier.ml.dataset import scan_class_folders  # noqa: E402
 from classifier.ml.preprocess import ImageError, decode_image, letterbox  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/datasets/avito-phone-laptop/train"
 
-# ImageNet-1k indices (0-based, the order of Keras' imagenet_class_index.json and of the
-# torch weights' classifier), checked against two public copies of the list. Only the
-# classes this check names: the products', and others seen often in this dataset.
-IMAGENET_NAMES = {
-    446: "binder, ring-binder",
-    480: "cash machine",
-    482: "cassette player",
-    487: "cellular telephone",
-    499: "cleaver, meat cleaver",
-    508: "computer keyboard",
-    527: "desktop computer",
-    548: "entertainment center",
-    556: "fire screen",
-    590: "hand-held computer",
-    605: "iPod",
-    620: "laptop, laptop computer",
-    626: "lighter",
-    631: "lotion",
-    632: "loudspeaker",
-    651: "microwave",
-    662: "modem",
-    664: "monitor",
-    673: "mouse, computer mouse",
-    681: "notebook, notebook computer",
-    726: "plane (carpenter's)",
-    745: "projector",
-    761: "remote control",
-    782: "screen, CRT screen",
-    804: "soap dispenser",
-    810: "space bar",
-    838: "sunscreen",
-    844: "switch, electric switch",
-    851: "television",
-    916: "web site",
-}
+# ImageNet-1k indices of the classes that name the products.
 PRODUCT_CLASSES = {
     "laptop": {620, 681, 527, 664, 782, 508},
     "phone": {487, 590, 605},
@@ -104,7 +72,9 @@ def read(path: Path) -> Image.Image:
 
 
 def name(index: int) -> str:
-    return IMAGENET_NAMES.get(index, "(not named here)")
+    from classifier.ml.imagenet import class_names
+
+    return class_names()[index]
 
 
 def report(folder: str, top5: np.ndarray, shown: int) -> None:
@@ -124,7 +94,8 @@ def report(folder: str, top5: np.ndarray, shown: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULT_BACKBONE)
+    parser.add_argument("--size", type=int, help="input size (default: the backbone's native)")
     parser.add_argument("--resize", choices=["letterbox", "crop"], default="letterbox")
     parser.add_argument("--limit", type=int, default=0, help="photos per folder (0: all)")
     parser.add_argument("--batch", type=int, default=32)
@@ -141,8 +112,9 @@ def main() -> None:
 
     print(f"machine: {machine()}, python {platform.python_version()}")
     print(f"command: python {' '.join(sys.argv)}")
-    model = build_imagenet_classifier(args.size)
-    load_imagenet_weights(model)
+    args.size = args.size or BACKBONES[args.backbone].native_size
+    model = build_imagenet_classifier(args.size, args.backbone)
+    load_imagenet_weights(model, args.backbone)
     resize = {"letterbox": letterbox, "crop": center_crop}[args.resize]
     started, total = time.monotonic(), 0
     for folder, paths in scan_class_folders(args.data).items():

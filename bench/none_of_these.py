@@ -1,6 +1,6 @@
 """How well the shipped model tells photos of none of its categories, and which rule to use.
 
-    python bench/none_of_these.py [--data DIR] [--model classifier/default_model/v4]
+    python bench/none_of_these.py [--data DIR] [--model classifier/default_model/v5]
 
 Runs the shipped model's served form (the int8 backbone in LiteRT, its heads in NumPy) over
 the shared dataset's photos. The photos an import holds out for evaluation (the default
@@ -54,7 +54,7 @@ from classifier.services.importing import ImportReport, assign_subsets, read_fol
 from tests.images import drawn_photo  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
-MODEL = ROOT / "classifier/default_model/v4"
+MODEL = ROOT / "classifier/default_model/v5"
 RATE = 0.01
 
 

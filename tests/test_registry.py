@@ -35,9 +35,9 @@ def test_migrate_creates_the_default_categories():
 
 
 def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
-    """v1 (the first releases' CNN), v2 and v3 are kept for rollback; v4, v3's recipe served
-    as the int8 backbone then the heads (which tells photos of none of the categories),
-    serves."""
+    """v1 (the first releases' CNN), v2, v3 and v4 (on Lite0) are kept for rollback; v5,
+    v4's recipe on EfficientNet-Lite1, served as the int8 backbone then the heads (which
+    tells photos of none of the categories), serves."""
     first, default = manifest_of(FIRST_MODEL_DIR), manifest_of(DEFAULT_MODEL_DIR)
     old = ModelVersion.objects.get(number=1)
     assert old.status == ModelVersion.Status.RETIRED
@@ -50,15 +50,16 @@ def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
 
     assert ModelVersion.objects.get(number=2).status == ModelVersion.Status.RETIRED
     assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
+    assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
     version = ModelVersion.objects.active()
-    assert version.number == 4
+    assert version.number == 5
     assert version.served_backbone.backbone == version.backbone
     assert version.classes == default["classes"] == ["laptop", "phone"]
     assert version.threshold == default["threshold"]
     assert version.backbone == default["backbone"] == backbone_id(version.input_size)
     assert version.training_photos and version.training_photos == default["training_photos"]
     assert version.trained_on == default["trained_on"] == len(version.training_photos)
-    assert ModelVersion.objects.count() == 4
+    assert ModelVersion.objects.count() == 5
     laptop, phone = classify_images([jpeg_bytes("laptop", 1), jpeg_bytes("phone", 1)], version)
     assert 0.0 < laptop.confidence <= 1.0
     assert set(laptop.probabilities) == {"laptop", "phone"}
@@ -222,7 +223,7 @@ def registry() -> list[tuple]:
     )
 
 
-def test_install_default_model_on_an_empty_registry_installs_all_and_activates_v4(media):
+def test_install_default_model_on_an_empty_registry_installs_all_and_activates_v5(media):
     ModelVersion.objects.all().delete()
     ServedBackbone.objects.all().delete()
 
@@ -230,39 +231,47 @@ def test_install_default_model_on_an_empty_registry_installs_all_and_activates_v
 
     assert "Registered the shipped model v2 as v2 (retired)." in said
     assert "Registered the shipped model v3 as v3 (retired)." in said
-    assert "Registered the shipped model v4 as v4, now active." in said
-    old, previous, v3, default = ModelVersion.objects.order_by("number")
+    assert "Registered the shipped model v4 as v4 (retired)." in said
+    assert "Registered the shipped model v5 as v5, now active." in said
+    old, previous, v3, v4, default = ModelVersion.objects.order_by("number")
     assert (old.number, old.status) == (1, ModelVersion.Status.RETIRED)
     assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
     assert (previous.number, previous.status) == (2, ModelVersion.Status.RETIRED)
     assert previous.backbone == manifest_of(PRETRAINED_MODEL_DIRS[0])["backbone"]
     assert (v3.number, v3.status) == (3, ModelVersion.Status.RETIRED)
-    assert (default.number, default.status) == (4, ModelVersion.Status.ACTIVE)
+    assert (v4.number, v4.status) == (4, ModelVersion.Status.RETIRED)
+    assert (default.number, default.status) == (5, ModelVersion.Status.ACTIVE)
     assert default.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
-    assert default.backbone != previous.backbone  # features of another backbone revision
+    assert default.backbone != v4.backbone != previous.backbone  # features never mixed
     assert default.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
     # v3 and v4 trained on the same photos: the served form tells them apart.
-    assert (v3.served_backbone, default.served_backbone) == (None, ServedBackbone.objects.get())
+    assert v3.served_backbone is None
+    # v4 and v5 each served after the int8 form of their own backbone.
+    assert {v4.served_backbone.backbone, default.served_backbone.backbone} == {
+        v4.backbone,
+        default.backbone,
+    }
+    assert ServedBackbone.objects.count() == 2
     assert predictor_for(default).heads.none_of_these is not None
-    for version in (previous, v3, default):
+    for version in (previous, v3, v4, default):
         assert predictor_for(version).input_size == version.input_size  # its files are stored
     before = registry()
     assert "registered already" in install_default_model()
     assert registry() == before
 
 
-def test_an_install_where_v3_is_active_gets_v4_active_and_v3_kept(media):
-    """A database migrated before v4 shipped: v4 arrives and takes over from v3, which
+def test_an_install_where_v4_is_active_gets_v5_active_and_v4_kept(media):
+    """A database migrated before v5 shipped: v5 arrives and takes over from v4, which
     stays in the registry for rollback."""
-    ModelVersion.objects.filter(number=4).delete()
-    ModelVersion.objects.filter(number=3).update(status="active")
+    ModelVersion.objects.filter(number=5).delete()
+    ModelVersion.objects.filter(number=4).update(status="active")
 
     said = install_default_model()
 
-    assert "Registered the shipped model v4 as v4, now active." in said
+    assert "Registered the shipped model v5 as v5, now active." in said
     active = ModelVersion.objects.active()
-    assert (active.number, active.backbone) == (4, manifest_of(DEFAULT_MODEL_DIR)["backbone"])
-    assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
+    assert (active.number, active.backbone) == (5, manifest_of(DEFAULT_MODEL_DIR)["backbone"])
+    assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
 
 
 def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
@@ -281,7 +290,7 @@ def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
     shipped.refresh_from_db()
     assert shipped.threshold == released["threshold"]
     assert shipped.metrics["target_risk"] == 0.02
-    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.RETIRED, 4)
+    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.RETIRED, 5)
     assert registry() == before
     assert "registered already" in install_default_model()
 
@@ -297,7 +306,7 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     media, tiny_package, django_user_model
 ):
     """A database migrated before v2 shipped, where an admin promoted a version of their
-    own: v2 and v3 arrive retired, v4 as a candidate, v1 learns what it trained on, and
+    own: v2, v3 and v4 arrive retired, v5 as a candidate, v1 learns what it trained on, and
     nothing else moves."""
     from classifier import retraining
     from tests.conftest import register_version
@@ -312,13 +321,14 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     said = install_default_model()
 
     assert (
-        "Registered the shipped model v4 as candidate v5; v2, promoted by an admin, stays "
+        "Registered the shipped model v5 as candidate v6; v2, promoted by an admin, stays "
         "active" in said
     )
     assert ModelVersion.objects.active() == own
     assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
     assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
-    shipped = ModelVersion.objects.get(number=5)
+    assert ModelVersion.objects.get(number=5).status == ModelVersion.Status.RETIRED
+    shipped = ModelVersion.objects.get(number=6)
     assert shipped.status == ModelVersion.Status.CANDIDATE
     assert shipped.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
     assert shipped.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]

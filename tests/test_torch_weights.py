@@ -240,11 +240,18 @@ def test_refuses_garbage(data):
 # --- The mapping, on the package's ImageNet weights ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def imagenet_state():
+# Each package's state dict: its entries, BatchNorm layers and MBConv blocks.
+PACKAGES = {
+    "efficientnet-lite0-imagenet": (296, 49, 16),
+    "efficientnet-lite1-imagenet": (386, 64, 21),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(PACKAGES))
+def imagenet_state(request):
     from classifier.ml.backbone import weights_path
 
-    return load_state_dict(weights_path())
+    return request.param, load_state_dict(weights_path(request.param))
 
 
 class _RecordingState(dict):
@@ -263,22 +270,85 @@ class _RecordingState(dict):
         return super().get(key, default)
 
 
-def test_package_file_holds_the_lite0_state_dict(imagenet_state):
-    assert len(imagenet_state) == 296
-    assert imagenet_state["_conv_stem.weight"].shape == (32, 3, 3, 3)
-    assert imagenet_state["_fc.weight"].shape == (1000, 1280)
+def test_package_file_holds_its_state_dict(imagenet_state):
+    name, state = imagenet_state
+    entries, _, _ = PACKAGES[name]
+    assert len(state) == entries
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_fc.weight"].shape == (1000, 1280)
+
+
+def test_the_blocks_are_read_from_the_weights(imagenet_state):
+    from classifier.ml.backbone import block_specs
+
+    name, state = imagenet_state
+    specs = block_specs(state)
+    assert len(specs) == PACKAGES[name][2]
+    # Stages are runs of one output width; each starts at the family's stride.
+    widths = [spec["out"] for spec in specs]
+    assert sorted(set(widths)) == [16, 24, 40, 80, 112, 192, 320]
+    assert [spec["stride"] for spec in specs if spec["stride"] == 2] == [2, 2, 2, 2]
+    assert all(spec["in"] == before["out"] for before, spec in zip(specs, specs[1:], strict=False))
+    if name.startswith("efficientnet-lite1"):
+        repeats = [widths.count(width) for width in dict.fromkeys(widths)]
+        assert repeats == [1, 3, 3, 4, 4, 5, 1]
 
 
 def test_mapping_uses_every_tensor_but_the_batch_counters(imagenet_state):
     from classifier.ml.backbone import keras_weights
 
-    state = _RecordingState(imagenet_state)
+    name, imagenet = imagenet_state
+    entries, batch_norms, _ = PACKAGES[name]
+    state = _RecordingState(imagenet)
     weights = keras_weights(state)
 
-    counters = {key for key in imagenet_state if key.endswith(".num_batches_tracked")}
-    assert len(counters) == 49  # one per BatchNorm
-    assert state.read == set(imagenet_state) - counters
-    assert sum(len(values) for values in weights.values()) == 296 - 49
+    counters = {key for key in imagenet if key.endswith(".num_batches_tracked")}
+    assert len(counters) == batch_norms
+    assert state.read == set(imagenet) - counters
+    assert sum(len(values) for values in weights.values()) == entries - batch_norms
+
+
+def test_a_tensor_the_mapping_does_not_use_is_an_error(imagenet_state):
+    from classifier.ml.backbone import ArchitectureError, keras_weights
+
+    _, state = imagenet_state
+    with pytest.raises(ArchitectureError, match=r"unused: \['_blocks.3._se_reduce.weight'\]"):
+        keras_weights(state | {"_blocks.3._se_reduce.weight": np.zeros((4, 96, 1, 1))})
+
+
+def test_a_missing_tensor_is_an_error(imagenet_state):
+    from classifier.ml.backbone import ArchitectureError, keras_weights
+
+    _, state = imagenet_state
+    damaged = {k: v for k, v in state.items() if k != "_blocks.2._bn1.running_var"}
+    with pytest.raises(ArchitectureError, match=r"no _blocks.2._bn1.running_var"):
+        keras_weights(damaged)
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused_when_loaded():
+    from classifier.ml.backbone import (
+        build_feature_extractor,
+        imagenet_weights,
+        load_imagenet_weights,
+    )
+
+    weights = dict(imagenet_weights())
+    weights["block5_dw_conv"] = [np.zeros((3, 3, 240, 1), np.float32)]  # the kernel is 5 x 5
+    with pytest.raises(ValueError, match="block5_dw_conv"):
+        load_imagenet_weights(build_feature_extractor(32), weights=weights)
+
+
+def test_weights_of_another_family_are_refused(imagenet_state):
+    from classifier.ml.backbone import ArchitectureError, block_specs
+
+    _, state = imagenet_state
+    wider = state | {"_conv_head.weight": np.zeros((1536, 320, 1, 1), np.float32)}
+    with pytest.raises(ArchitectureError, match="head of 1536"):
+        block_specs(wider)
+    with pytest.raises(ArchitectureError, match="unknown backbone"):
+        from classifier.ml.backbone import spec_of
+
+        spec_of("efficientnet-b7/r2/600px-letterbox")
 
 
 def test_loaded_imagenet_classifier_gives_other_probabilities_than_an_unloaded_one():

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
-from .backbone import HEAD_FEATURES, IMAGENET_CLASSES, weights_path
+from .backbone import DEFAULT_BACKBONE, HEAD_FEATURES, IMAGENET_CLASSES, spec_of, weights_path
 
 # As for the categories (``classifier.models.top_categories``): at most three names, those
 # under 5 % left out, the first always there.
@@ -26,35 +27,36 @@ TOP_AT_LEAST = 0.05
 class ImagenetHead:
     weight: np.ndarray  # (HEAD_FEATURES, 1000) float32
     bias: np.ndarray  # (1000,) float32
-    names: tuple[str, ...]  # readable class names, in the weights' order
 
 
-_head: ImagenetHead | None = None
+_heads: dict[str, ImagenetHead] = {}
 _head_lock = threading.Lock()
 
 
-def imagenet_head() -> ImagenetHead:
-    """The head's weights and class names, read once per process (threads wait for the
-    first read rather than each reading the 19 MB weights file)."""
-    global _head
+def imagenet_head(backbone: str = DEFAULT_BACKBONE) -> ImagenetHead:
+    """The ImageNet head of ``backbone`` (a name or a backbone id) with the class names,
+    read once per process (threads wait for the first read rather than each reading the
+    weights file)."""
+    name = spec_of(backbone).name
     with _head_lock:
-        if _head is None:
-            _head = _load()
-        return _head
+        if name not in _heads:
+            _heads[name] = _load(name)
+        return _heads[name]
 
 
-def _load() -> ImagenetHead:
+def _load(backbone: str) -> ImagenetHead:
     from .torch_weights import load_state_dict
 
     # Only the classifier is kept (5 MB); the rest of the state dict is dropped here.
-    state = load_state_dict(weights_path())
+    state = load_state_dict(weights_path(backbone))
     weight = np.ascontiguousarray(state["_fc.weight"].T, dtype=np.float32)
     bias = np.asarray(state["_fc.bias"], dtype=np.float32)
     if weight.shape != (HEAD_FEATURES, IMAGENET_CLASSES):
         raise ValueError(f"unexpected ImageNet head of shape {weight.shape}")
-    return ImagenetHead(weight, bias, class_names())
+    return ImagenetHead(weight, bias)
 
 
+@cache
 def class_names() -> tuple[str, ...]:
     """ImageNet-1k's curated readable names (e.g. 487 "mobile phone"), from the
     ``imagenet-classes`` package: the 1000 names are data, not code to write by hand."""
@@ -67,10 +69,10 @@ def class_names() -> tuple[str, ...]:
     return names
 
 
-def probabilities(features: np.ndarray) -> np.ndarray:
-    """``(n, F)`` backbone features (the pooled head's first) to ``(n, 1000)`` ImageNet
-    probabilities: softmax(features[:, :1280] @ W + b)."""
-    head = imagenet_head()
+def probabilities(features: np.ndarray, backbone: str = DEFAULT_BACKBONE) -> np.ndarray:
+    """``(n, F)`` features of ``backbone`` (the pooled head's first) to ``(n, 1000)``
+    ImageNet probabilities: softmax(features[:, :1280] @ W + b)."""
+    head = imagenet_head(backbone)
     logits = np.asarray(features, dtype=np.float32)[:, :HEAD_FEATURES] @ head.weight + head.bias
     logits -= logits.max(axis=1, keepdims=True)  # exp cannot overflow
     exp = np.exp(logits)
@@ -80,7 +82,7 @@ def probabilities(features: np.ndarray) -> np.ndarray:
 def top_of(probabilities: np.ndarray) -> list[list]:
     """One photo's likeliest ImageNet classes as ``[[name, probability], ...]``, the
     likeliest first; at most ``TOP_SHOWN``, those under ``TOP_AT_LEAST`` left out."""
-    names = imagenet_head().names
+    names = class_names()
     order = np.argsort(-probabilities, kind="stable")[:TOP_SHOWN]
     return [
         [names[i], round(float(probabilities[i]), 4)]
@@ -89,6 +91,6 @@ def top_of(probabilities: np.ndarray) -> list[list]:
     ]
 
 
-def top_labels(features: np.ndarray) -> list[list[list]]:
-    """Each photo's ``top_of`` its ImageNet probabilities, from the backbone's features."""
-    return [top_of(row) for row in probabilities(features)]
+def top_labels(features: np.ndarray, backbone: str = DEFAULT_BACKBONE) -> list[list[list]]:
+    """Each photo's ``top_of`` its ImageNet probabilities, from ``backbone``'s features."""
+    return [top_of(row) for row in probabilities(features, backbone)]

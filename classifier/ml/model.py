@@ -1,4 +1,4 @@
-"""The classifier: the pretrained EfficientNet-Lite0 backbone and a small head over the
+"""The classifier: the pretrained EfficientNet-Lite backbone and a small head over the
 categories, trained on the backbone's pooled features.
 
 Training fits only the head, on features computed once per photo (``features``); the served

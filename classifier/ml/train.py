@@ -19,7 +19,7 @@ from .model import HeadConfig, build_head
 @dataclass(frozen=True)
 class TrainingConfig:
     # The default recipe (see classifier/default_model/README.md for how it was chosen).
-    input_size: int = 224
+    input_size: int = 240
     head: HeadConfig = field(default_factory=lambda: HeadConfig(hidden=128, dropout=0.4))
     # One head per fold, each trained on the other folds (by near-copy groups); the model
     # averages them, and every photo is judged out of fold by the head that did not see it.

@@ -142,7 +142,9 @@ def classify_images(images: list[bytes], version: ModelVersion) -> list[Classifi
     pixels = np.stack([letterbox(decode(data), version.input_size) for data in images])
     answers = predictor.answers(pixels)
     features = answers.features
-    looks_like = [[] for _ in images] if features is None else top_labels(features)
+    looks_like = (
+        [[] for _ in images] if features is None else top_labels(features, version.backbone)
+    )
     results = []
     for index, row in enumerate(answers.probabilities):
         best = int(row.argmax())

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--epochs", type=int, help="Epochs of the head's training.")
         parser.add_argument(
-            "--size", type=int, help="The backbone's input size in pixels (default 224)."
+            "--size", type=int, help="The backbone's input size in pixels (default 240)."
         )
         parser.add_argument(
             "--hidden", type=int, help="Width of the head's hidden layer; 0: a linear head."
