@@ -186,10 +186,18 @@ class Ad(models.Model):
     def back_to_review(self, category: Category, reason: str, suggested_category, since) -> None:
         """Undo a moderator's decision: in review again as it was, in its seller's
         ``category``, at its old place in the queue (``since``)."""
+        self._restore(self.Status.NEEDS_REVIEW, category, reason, suggested_category, since)
+
+    def back_to_published(self, category: Category, since) -> None:
+        """Undo a moderator's decision on an ad published alone that they were asked to
+        check: published again in ``category``, as routed at ``since``."""
+        self._restore(self.Status.PUBLISHED, category, "", None, since)
+
+    def _restore(self, status, category: Category, reason, suggested_category, since) -> None:
         self.category = category
         self.rejection_reason, self.rejection_note = "", ""
         self._route(
-            self.Status.NEEDS_REVIEW,
+            status,
             reason,
             suggested_category,
             also=("category", "rejection_reason", "rejection_note"),

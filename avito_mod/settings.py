@@ -414,6 +414,13 @@ MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60)
 MODERATION_CLAIM_SECONDS = env_int("MODERATION_CLAIM_SECONDS", 300)
 # How many ads at the top of a moderator's queue page are held for them.
 MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5)
+# The live audit: this share of the ads the model publishes alone also goes to moderators
+# (the ad stays published), whose answers measure how often automatic decisions are wrong,
+# per category (moderation/audit.py). 0 turns it off.
+MODERATION_AUDIT_RATE = env_float("MODERATION_AUDIT_RATE", 0.02, low=0.0, high=1.0)
+# The days of audits the admin index's notice and /metrics measure (the pulse page and the
+# registry offer 7, 30 and 90).
+MODERATION_AUDIT_WINDOW_DAYS = env_int("MODERATION_AUDIT_WINDOW_DAYS", 30, low=1)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "moderation.tasks.requeue_stale_ads",

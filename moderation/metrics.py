@@ -3,8 +3,8 @@
 setting: it sits below the apps it counts). Here, at the top layer, because it counts what
 every app keeps.
 
-Ads, the queues, predictions, training runs and decisions all live in the database, which
-every web process and worker host shares: counting them at scrape time (five aggregate
+Ads, the queues, predictions, training runs, decisions and audits all live in the database, which
+every web process and worker host shares: counting them at scrape time (six aggregate
 queries) gives the same answer whichever web process answers, survives restarts, and needs
 no port on the worker hosts. The inference latency is the one each worker measured and
 stored with its predictions (``Prediction.latency_ms``: the batch's time per photo).
@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
@@ -29,6 +30,7 @@ from prometheus_client.core import (
 from ads.models import Ad
 from classifier.models import ModelVersion, Prediction
 
+from . import audit
 from .models import ModerationDecision
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def _from_database() -> Iterator[Metric]:
     yield from predictions({v["pk"]: v["number"] for v in versions})
     yield from training(versions)
     yield from decisions()
+    yield from audits()
 
 
 def ads_and_queues() -> Iterator[Metric]:
@@ -185,3 +188,45 @@ def decisions() -> Iterator[Metric]:
         made.add_metric([action], row["n"])
         undone.add_metric([action], row["undone"])
     yield from (made, undone)
+
+
+def audits() -> Iterator[Metric]:
+    """The live audit of automatic decisions over MODERATION_AUDIT_WINDOW_DAYS, per category
+    the model published ads in: the error rate with its 95 % interval (only where some audit
+    was answered: no answer is no figure, not 0), and the counts it rests on."""
+    days = settings.MODERATION_AUDIT_WINDOW_DAYS
+    window = f" over the last {days} days (MODERATION_AUDIT_WINDOW_DAYS)"
+    labels = ["category"]
+    families = {
+        "rate": GaugeMetricFamily(
+            "avito_audit_error_rate",
+            "Share of audited automatic decisions that moderators corrected" + window,
+            labels=labels,
+        ),
+        "low": GaugeMetricFamily(
+            "avito_audit_error_rate_low", "Lower end of its 95 % Wilson interval", labels=labels
+        ),
+        "high": GaugeMetricFamily(
+            "avito_audit_error_rate_high", "Upper end of its 95 % Wilson interval", labels=labels
+        ),
+        "answered": GaugeMetricFamily(
+            "avito_audits_answered", "Audits moderators answered" + window, labels=labels
+        ),
+        "wrong": GaugeMetricFamily(
+            "avito_audits_wrong", "Audits whose ad moderators corrected" + window, labels=labels
+        ),
+        "waiting": GaugeMetricFamily(
+            "avito_audits_waiting", "Audits waiting for a moderator" + window, labels=labels
+        ),
+    }
+    for error in audit.live_errors(days):
+        slug = [error.category.slug]
+        families["answered"].add_metric(slug, error.answered)
+        families["wrong"].add_metric(slug, error.wrong)
+        families["waiting"].add_metric(slug, error.waiting)
+        if error.answered:
+            low, high = error.interval
+            families["rate"].add_metric(slug, error.rate)
+            families["low"].add_metric(slug, low)
+            families["high"].add_metric(slug, high)
+    yield from families.values()

@@ -112,3 +112,57 @@ class ReviewClaim(models.Model):
 
     def __str__(self) -> str:
         return f"ad {self.ad_id} held for {self.moderator} until {self.expires_at:%H:%M:%S}"
+
+
+class AuditQuerySet(models.QuerySet):
+    def open(self) -> AuditQuerySet:
+        """Waiting for a moderator's answer, on an ad still published as the model left it."""
+        return self.filter(decision__isnull=True, ad__status=Ad.Status.PUBLISHED)
+
+    def answered(self) -> AuditQuerySet:
+        return self.filter(decision__isnull=False)
+
+
+class Audit(models.Model):
+    """An ad the pipeline published alone, drawn at random (``MODERATION_AUDIT_RATE``) for a
+    moderator to check while it stays published: the answers measure, per category, how
+    often automatic decisions are wrong (``moderation.audit``). One per ad, ever."""
+
+    # Kept when the seller deletes the ad: an answered audit still counts.
+    ad = models.OneToOneField(
+        Ad, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit"
+    )
+    category = models.ForeignKey(
+        Category,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The category the model published the ad in",
+    )
+    model_version = models.ForeignKey(
+        "classifier.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version that published it",
+    )
+    sampled_at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text="When the model published the ad"
+    )
+    # The moderator's answer; cleared again if they undo it.
+    decision = models.OneToOneField(
+        ModerationDecision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit",
+    )
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-sampled_at", "-id"]
+        default_permissions = ()  # made by the pipeline, answered in the review queue
+
+    def __str__(self) -> str:
+        return f"audit of ad {self.ad_id} ({self.category}, {self.sampled_at:%Y-%m-%d})"

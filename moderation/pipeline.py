@@ -30,6 +30,7 @@ from classifier.services import ClassifierError, classify_images
 from classifier.services.artifacts import ArtifactMismatch
 from classifier.services.evidence import review_only_classes
 
+from . import audit
 from .policy import PhotoVerdict, Routing, decide, review
 
 logger = logging.getLogger(__name__)
@@ -185,14 +186,19 @@ def _apply(ad: Ad, routing: Routing, version: ModelVersion | None = None) -> str
     decided_at = (
         Coalesce("decided_at", Value(now)) if routing.status == Ad.Status.NEEDS_REVIEW else now
     )
-    claimed = Ad.objects.filter(
-        pk=ad.pk, status=Ad.Status.PENDING, updated_at=ad.updated_at
-    ).update(
-        status=routing.status,
-        review_reason=routing.reason,
-        suggested_category=routing.suggested_category,
-        decided_at=decided_at,
-    )
+    with transaction.atomic():
+        claimed = Ad.objects.filter(
+            pk=ad.pk, status=Ad.Status.PENDING, updated_at=ad.updated_at
+        ).update(
+            status=routing.status,
+            review_reason=routing.reason,
+            suggested_category=routing.suggested_category,
+            decided_at=decided_at,
+        )
+        # Published alone: perhaps drawn for the live audit too. In the same transaction,
+        # so that a published ad was either drawn or not, never lost between the two.
+        audited = claimed and routing.status == Ad.Status.PUBLISHED
+        audited = audited and audit.sample(ad, version, now)
     if not claimed:
         # Edited while we classified: the edit may not have asked for a new run (a price
         # change), so ask again rather than leave the ad pending until the sweep.
@@ -203,6 +209,8 @@ def _apply(ad: Ad, routing: Routing, version: ModelVersion | None = None) -> str
     # One line per routing, with the version: an ad routed twice by one version would be a
     # broken claim (bench/faults.py counts these lines).
     logger.info("ad %s routed by model v%s: %s", ad.pk, version.number if version else "-", outcome)
+    if audited:
+        logger.info("ad %s drawn for the live audit of automatic decisions", ad.pk)
     return outcome
 
 

@@ -6,6 +6,11 @@ it meanwhile, therefore never decide it twice: the first wins, the others get
 ``NotInReview`` and change nothing. (PostgreSQL locks the row; SQLite, which has no row
 locks, serialises writing transactions, which begin IMMEDIATE in this project's settings.)
 
+An ad the model published alone and drawn for the live audit (``moderation.audit``) is
+decided the same way while it waits in the queue: accepting (confirming) keeps it
+published, recategorizing or rejecting it corrects the model, and the decision is the
+audit's answer.
+
 A decision also labels the ad's photos for training: accepted or recategorized photos get
 the published category, photos rejected as "not the product" become negative examples, and
 other rejections give no label.
@@ -23,7 +28,8 @@ from django.utils import timezone
 from ads.models import Ad, Category
 from classifier.services import label_photos, labels_of, unlabel
 
-from .models import ModerationDecision, ReviewClaim
+from . import audit
+from .models import Audit, ModerationDecision, ReviewClaim
 from .roles import DECIDE_AD
 
 Action = ModerationDecision.Action
@@ -60,9 +66,11 @@ def decide(
     note = note.strip()
     with transaction.atomic():
         ad = Ad.objects.select_for_update().filter(pk=ad_id).first()
-        _check_in_review(ad_id, ad)
+        opened = _check_in_review(ad_id, ad)
         photos = list(ad.images.all())
         decision = _record(ad, photos, moderator, action, category, reason, note)
+        if opened is not None:
+            audit.answer(opened, decision)
         if action == Action.REJECT:
             ad.reject(decision.rejection_reason, note)
         else:
@@ -78,11 +86,16 @@ def _action(action: str) -> str:
     return Action(action)
 
 
-def _check_in_review(ad_id: int, ad: Ad | None) -> None:
+def _check_in_review(ad_id: int, ad: Ad | None) -> Audit | None:
+    """Raises ``NotInReview`` unless the ad is in review or published with an open audit;
+    returns that audit (locked), or None for an ad in review."""
     if ad is None:
         raise NotInReview(f"Ad {ad_id} no longer exists (its seller deleted it); nothing done.")
     if ad.status == Ad.Status.NEEDS_REVIEW:
-        return
+        return None
+    opened = audit.open_audit(ad)
+    if opened is not None:
+        return opened
     if ad.status == Ad.Status.PENDING:
         raise NotInReview(
             f"“{ad}” left the queue: it is being classified again (its seller changed it, "
@@ -178,12 +191,18 @@ def undo(decision_id: int, moderator) -> Ad:
         ad = Ad.objects.select_for_update().filter(pk=decision.ad_id).first()
         _check_undoable(decision, ad)
         unlabel(decision, decision.labels_before)
-        ad.back_to_review(
-            decision.from_category,
-            decision.review_reason,
-            decision.suggested_category,
-            decision.in_review_since,
-        )
+        answered = audit.answered_by(decision)
+        if answered is not None:
+            # An audit's answer: published again as the model left it, the audit open.
+            ad.back_to_published(decision.from_category, decision.in_review_since)
+            audit.reopen(answered)
+        else:
+            ad.back_to_review(
+                decision.from_category,
+                decision.review_reason,
+                decision.suggested_category,
+                decision.in_review_since,
+            )
         decision.undone_at = timezone.now()
         decision.save(update_fields=["undone_at"])
     return ad

@@ -15,7 +15,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect, JsonResponse, QueryDict
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -27,9 +27,10 @@ from ads.admin import photo_url
 from ads.models import Ad, AdImage, Category
 from classifier.models import Prediction
 
-from .. import pulse, services
+from .. import audit, pulse, services
 from ..models import ModerationDecision, ReviewItem
 from ..roles import DECIDE_AD
+from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
 from .summaries import summary
@@ -39,6 +40,8 @@ PULSE = "moderation.view_queue_pulse"
 Action = ModerationDecision.Action
 CONTROLS_TEMPLATE = "admin/moderation/reviewitem/decide_controls.html"
 FACTS_TEMPLATE = "admin/moderation/reviewitem/facts.html"
+# What marks an audit in the queue; sellers never see it.
+AUDIT_NOTE = "Audit: published automatically by the model — check it"
 # Photos in the queue: large enough to tell a phone's back from a laptop's lid.
 QUEUE_PHOTO_PX = 160
 
@@ -84,6 +87,24 @@ class PredictedCategoryFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(predicted))
 
 
+class KindFilter(admin.SimpleListFilter):
+    """Ads waiting for a decision, or ads the model published that moderators are asked to
+    check (the live audit, ``moderation.audit``)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("review", "Waiting for a decision"), ("audit", "Audit: published automatically")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "review":
+            return queryset.filter(status=Ad.Status.NEEDS_REVIEW)
+        if self.value() == "audit":
+            return queryset.filter(status=Ad.Status.PUBLISHED)
+        return queryset
+
+
 class ReviewQueueChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
@@ -111,6 +132,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     list_display = ["photos", "title", "facts", "decide"]
     list_display_links = ["title"]
     list_filter = [
+        KindFilter,
         "review_reason",
         ("category", SellerCategoryFilter),
         PredictedCategoryFilter,
@@ -127,7 +149,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         "price",
         "seller_category",
         "suggestion",
-        "review_reason",
+        "why_here",
         "waiting",
         "seller",
         "created_at",
@@ -138,8 +160,9 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # A fixed number of queries for any page (the changelist's own list_select_related
         # is ignored once the queryset selects related rows itself).
+        # The ads in review, and those the model published that are drawn for its audit.
         queryset = super().get_queryset(request).visible_to(request.user)
-        return queryset.in_review().with_photos().select_related("seller")
+        return audit.in_queue(queryset).with_photos().select_related("seller")
 
     def changelist_view(self, request, extra_context=None):
         # The admin's navigation sidebar would take a quarter of a laptop's screen from the
@@ -185,7 +208,8 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     @admin.display(description="Ad", ordering="decided_at")
     def facts(self, ad: Ad):
         """Price, seller, the seller's and the suggested category, why it is here, how long."""
-        return render_to_string(FACTS_TEMPLATE, {"ad": ad, "waiting": self.waiting(ad)})
+        context = {"ad": ad, "waiting": self.waiting(ad), "audit_note": AUDIT_NOTE}
+        return render_to_string(FACTS_TEMPLATE, context)
 
     @admin.display(description="Photos and what the model sees in them")
     def large_photos(self, ad: Ad):
@@ -198,6 +222,12 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     @admin.display(description="Suggested category", ordering="suggested_category__name")
     def suggestion(self, ad: Ad) -> str:
         return ad.suggested_category.name if ad.suggested_category else "—"
+
+    @admin.display(description="Why here")
+    def why_here(self, ad: Ad) -> str:
+        if ad.audited:
+            return AUDIT_NOTE
+        return ad.get_review_reason_display() or "—"
 
     @admin.display(description="Waiting", ordering="decided_at")
     def waiting(self, ad: Ad) -> str:
@@ -223,9 +253,14 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     def pulse_view(self, request):
         """The queue's pulse for admins: its length and oldest ad, decisions per day and
-        per moderator, and how often moderators follow the model's suggestion."""
+        per moderator, how often moderators follow the model's suggestion, and the live
+        audit of automatic decisions over the window chosen (``?audit_days=``)."""
         if not request.user.has_perm(PULSE):
             raise PermissionDenied
+        try:
+            days = audit.window(request.GET.get("audit_days"))
+        except audit.BadWindow as error:
+            return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
         figures = pulse.pulse(days=7)
         context = {
             **self.admin_site.each_context(request),
@@ -233,6 +268,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "pulse": figures,
             "charts": pulse_charts(figures),
+            "live_audit": live_audit(days, request.path),
         }
         return TemplateResponse(request, "admin/moderation/pulse.html", context)
 

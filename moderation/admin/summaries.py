@@ -29,6 +29,9 @@ def summary(decisions: list[ModerationDecision]) -> str:
 
 
 def _outcome(decision: ModerationDecision) -> str:
+    audited = hasattr(decision, "audit")  # the answer to an audit of an automatic decision
+    if decision.action == Action.ACCEPT and audited:
+        return f"“{decision.ad}” confirmed: it stays published in {decision.to_category}."
     if decision.action == Action.ACCEPT:
         return f"“{decision.ad}” accepted: published in {decision.to_category}."
     if decision.action == Action.RECATEGORIZE:
