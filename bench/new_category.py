@@ -94,31 +94,34 @@ def machine() -> dict:
 
 @contextmanager
 def fresh_database(keep: bool):
-    """``DATABASE_URL`` naming a new PostgreSQL database on the same server, created here and
-    dropped afterwards (unless ``keep``); nothing to do for SQLite (the scratch file)."""
+    """``DATABASE_URL`` naming a new PostgreSQL database on the same server (created through
+    its ``postgres`` database: the named one need not exist), dropped afterwards unless
+    ``keep``; nothing to do for SQLite (a file in the scratch directory)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         yield "sqlite"
         return
     import psycopg
 
-    server, _, _ = url.rpartition("/")
-    name = f"{url.rpartition('/')[2].split('?')[0]}_newcat_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = f"{server}/{name}"
+    server, _, named = url.rpartition("/")
+    name, _, options = named.partition("?")
+    created = f"{name or 'avito_mod'}_newcat_{os.getpid()}"
+    maintenance = f"{server}/postgres" + (f"?{options}" if options else "")
+    with psycopg.connect(maintenance, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{created}"')
+    os.environ["DATABASE_URL"] = f"{server}/{created}" + (f"?{options}" if options else "")
     try:
-        yield f"postgresql ({name})"
+        yield f"postgresql ({created})"
     finally:
         os.environ["DATABASE_URL"] = url
         if keep:
-            print(f"database kept: {name}", file=sys.stderr)
+            print(f"database kept: {created}", file=sys.stderr)
         else:
             from django.db import connections
 
             connections.close_all()
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with psycopg.connect(maintenance, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)')
 
 
 def setup_django(scratch: Path) -> None:
@@ -357,7 +360,8 @@ def run(args: argparse.Namespace, scratch: Path, config=None) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = arguments(argv)
     scratch = Path(tempfile.mkdtemp(prefix="avito-newcat-"))
-    print(f"machine: {machine()}", file=sys.stderr)
+    started_on = machine()
+    print(f"machine: {started_on}", file=sys.stderr)
     print(f"command: python {' '.join(sys.argv)}", file=sys.stderr, flush=True)
     try:
         with fresh_database(args.keep) as database:
@@ -368,7 +372,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"scratch data directory kept: {scratch}", file=sys.stderr)
         else:
             shutil.rmtree(scratch)
-    result |= {"database": database, "machine": machine()}
+    # The load at the start and at the end: the cores are often shared.
+    result |= {
+        "database": database,
+        "machine": started_on | {"load_1min_end": machine()["load_1min"]},
+    }
     print(json.dumps(result), flush=True)
     return result
 
