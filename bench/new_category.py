@@ -326,10 +326,12 @@ def run(args: argparse.Namespace, scratch: Path, config=None) -> dict:
     active = ModelVersion.objects.active()
     measure_on_evaluation_set(active)  # nothing imported: the shipped evaluation photos
     before = shipped_figures(active)
+    states_before = {slug: str(s) for slug, s in category_states(active).items()}
     added = add_category(args, scratch)
     version, trained = train_compare_promote(config, active)
     after = shipped_figures(version)
-    state = category_states(version)[args.category]
+    states = category_states(version)
+    state = states[args.category]
     others = post_others(other_photos(args, scratch), args.category)
     return {
         "train_s": trained["train_s"],
@@ -343,6 +345,9 @@ def run(args: argparse.Namespace, scratch: Path, config=None) -> dict:
         "category": args.category,
         "new_category_photos": added,
         "new_category_needs": state.needs,
+        # Every category's state under that version: do the shipped ones still publish?
+        "states": {slug: str(s) for slug, s in states.items()},
+        "states_before": states_before,
         "version_before": f"v{active.number}",
         "version_after": f"v{version.number}",
         "promoted": trained["promoted"],
