@@ -13,7 +13,6 @@ import pytest
 
 from bench import new_category
 from classifier import retraining, services
-from classifier.ml import features as ml_features
 from classifier.models import ModelVersion
 from classifier.services import shipped
 from tests.conftest import TINY_SIZE, tiny_config
@@ -39,16 +38,7 @@ def shipped_model(tmp_path, settings, media):
     (``CLASSIFIER_SHIPPED_FEATURES``), and an active version trained on their training
     side only (from their photos, as the shipped model was built)."""
     every = services.folder_set(write_dataset(tmp_path / "shipped", per_class=50), TINY_SIZE)
-    photos = shipped.ShippedPhotos(
-        ml_features.backbone_id(TINY_SIZE),
-        TINY_SIZE,
-        every.classes,
-        every.features,
-        every.labels,
-        every.sha256,
-        every.hashes,
-        every.held_out,
-    )
+    photos = shipped.ShippedPhotos.of_folder(every, TINY_SIZE)
     shipped.write(tmp_path / "features.npz", photos)
     settings.CLASSIFIER_SHIPPED_FEATURES = str(tmp_path / "features.npz")
     training_side = tmp_path / "shipped-training"
