@@ -180,6 +180,12 @@ EXPECTED: dict[str, list[Case]] = {
         post(staff_only(403, 302)),
     ],
     "admin:classifier_modelversion_cancel": [get(staff_only(405, 405)), post(staff_only(403, 302))],
+    # Shadow: admins only; the fixture's version cannot enter it (refused with a message).
+    "admin:classifier_modelversion_shadow": [get(staff_only(405, 405)), post(staff_only(403, 302))],
+    "admin:classifier_modelversion_leave_shadow": [
+        get(staff_only(405, 405)),
+        post(staff_only(403, 302)),
+    ],
     "admin:classifier_modelversion_evaluate": [
         get(staff_only(405, 405)),
         post(staff_only(403, 302)),
