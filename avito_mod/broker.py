@@ -106,6 +106,18 @@ def server_command(folder: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def probe_client(url: str, timeout: float):
+    """A redis-py client with short connect and read timeouts and no retries (which would
+    multiply the timeout), for a health probe or a heartbeat."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def wait_until_up(url: str, seconds: float = 10.0) -> None:
     import redis
 

@@ -383,6 +383,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
+# Each worker writes a heartbeat to the broker this often; a queue none of whose workers beat
+# within WORKER_STALE_AFTER_SECONDS has no worker (/readyz/workers, the pulse page, the admin
+# index's notice, /metrics; avito_mod/workers.py).
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, low=1)
+WORKER_STALE_AFTER_SECONDS = env_int("WORKER_STALE_AFTER_SECONDS", 15, low=2)
 # Training runs on a queue of its own: one worker process (a GPU machine in production).
 CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
 TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")

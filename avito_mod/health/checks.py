@@ -19,6 +19,8 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, connections
 from django.db.utils import load_backend
 
+from avito_mod.broker import probe_client
+
 # The clients' own limits: a connect or read that takes longer has failed.
 REDIS_TIMEOUT_SECONDS = 1.0
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
@@ -62,22 +64,11 @@ def broker() -> None:
     _ping_redis(settings.BROKER_REDIS_URL)
 
 
-def redis_probe_client(url: str, timeout: float = REDIS_TIMEOUT_SECONDS):
-    """A client of its own for one probe: no pooled connection outlives it, and no retries,
-    which would multiply the timeout."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
-    )
-
-
 def _ping_redis(url: str) -> None:
     import redis
 
-    client = redis_probe_client(url)
+    # A client per probe: no pooled connection outlives a probe.
+    client = probe_client(url, timeout=REDIS_TIMEOUT_SECONDS)
     try:
         client.ping()
     except (redis.RedisError, OSError) as error:
