@@ -25,9 +25,9 @@ from tests.live import ROOT, wait_for
 SLEEPER = "python -c \"import time; print('sleeper up', flush=True); time.sleep(600)\""
 
 
-def test_the_procfile_lists_the_broker_first_then_web_and_both_workers():
+def test_the_procfile_lists_the_broker_first_then_web_both_workers_and_beat():
     names = [name for name, _ in read_procfile(ROOT / "Procfile")]
-    assert names == ["broker", "web", "worker", "training"]
+    assert names == ["broker", "web", "worker", "training", "beat"]
 
 
 def test_each_line_becomes_a_program_in_order_with_the_broker_only_when_embedded():
@@ -36,7 +36,13 @@ def test_each_line_becomes_a_program_in_order_with_the_broker_only_when_embedded
         processes, data_dir=Path("/d"), root=ROOT, embedded_broker=True, password="p"
     )
     order = re.findall(r"\[program:(\w+)\]\ncommand=.*\ndirectory=.*\npriority=(\d+)", config)
-    assert order == [("broker", "10"), ("web", "20"), ("worker", "30"), ("training", "40")]
+    assert order == [
+        ("broker", "10"),
+        ("web", "20"),
+        ("worker", "30"),
+        ("training", "40"),
+        ("beat", "50"),
+    ]
     # The shell expands ${VAR:-default}; supervisord's own %(...)s needs % doubled.
     assert "-n training@%%h" in config
     assert "${CLASSIFIER_INFERENCE_QUEUE:-inference}" in config
