@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from ads.models import Ad, Category
 from classifier.ml.stats import wilson
@@ -18,6 +17,7 @@ from classifier.models import ModelVersion
 from moderation import audit
 from moderation.models import Audit, ModerationDecision
 from tests.factories import make_ad
+from tests.scrapes import TOKEN, scrape, value
 from tests.test_audit import moderator, moderator_client  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -25,19 +25,6 @@ pytestmark = pytest.mark.django_db
 PULSE = "admin:moderation_reviewitem_pulse"
 REGISTRY = "admin:classifier_modelversion_changelist"
 Action = ModerationDecision.Action
-TOKEN = "metrics-test-token-" + "t" * 20
-
-
-def scrape(text: str) -> dict[tuple[str, frozenset], float]:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 def answered(slug: str, right: int, wrong: int = 0, *, other: int = 0, days_ago: float = 1,

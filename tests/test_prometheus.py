@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 import requests
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
 from ads.models import Ad, Category
@@ -22,24 +21,10 @@ from moderation import services as moderation
 from moderation.metrics import DatabaseCollector
 from tests.images import jpeg_bytes
 from tests.live import ROOT, celery_worker, wait_for
+from tests.scrapes import TOKEN, scrape, value
 from tests.test_retraining import drawn, import_drawn, make_moderator, train_candidate
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "metrics-test-token-" + "t" * 20
-
-
-def scrape(text: str) -> dict[tuple[str, frozenset], float]:
-    """Every sample of a scrape, keyed by its name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 # --- Who may read it ---------------------------------------------------------------

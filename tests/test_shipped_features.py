@@ -47,16 +47,7 @@ def shipped_file(tmp_path, settings):
         {kind: [(kind, seed) for seed in SHIPPED_SEEDS] for kind in ("laptop", "phone")},
     )
     every = services.folder_set(folder, TINY_SIZE)
-    photos = shipped.ShippedPhotos(
-        ml_features.backbone_id(TINY_SIZE),
-        TINY_SIZE,
-        every.classes,
-        every.features,
-        every.labels,
-        every.sha256,
-        every.hashes,
-        every.held_out,
-    )
+    photos = shipped.ShippedPhotos.of_folder(every, TINY_SIZE)
     path = tmp_path / "features.npz"
     shipped.write(path, photos)
     settings.CLASSIFIER_SHIPPED_FEATURES = str(path)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from .. import retraining, services
 from ..models import LabelCheck, ModelVersion, TrainingImage
+from ..services import shipped
 from . import example_photos
 from .common import REFRESH_SECONDS, back_to_list, is_running, post_view
 
@@ -148,6 +149,7 @@ class TrainingImageAdmin(admin.ModelAdmin):
         check = LabelCheck.objects.first()
         context = {
             "summary": services.training_set_summary(),
+            "shipped_photos": shipped.summary(),
             "active_version": ModelVersion.objects.active(),
             "label_check": check,
             "can_check_labels": request.user.has_perm(retraining.TRAIN),

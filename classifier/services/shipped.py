@@ -41,6 +41,21 @@ class ShippedPhotos:
     def slugs(self) -> list[str]:
         return [self.classes[label] for label in self.labels]
 
+    @classmethod
+    def of_folder(cls, every, input_size: int) -> ShippedPhotos:
+        """A folder's photos (``datasets.folder_set``: all of them, with ``held_out``) as
+        the shipped model's, for the default backbone at ``input_size``."""
+        return cls(
+            ml_features.backbone_id(input_size),
+            input_size,
+            every.classes,
+            every.features,
+            every.labels,
+            every.sha256,
+            every.hashes,
+            every.held_out,
+        )
+
     def only(self, keep: np.ndarray) -> ShippedPhotos:
         indices = np.flatnonzero(keep)
         return ShippedPhotos(

@@ -54,17 +54,7 @@ class Command(BaseCommand):
         # What the model knows travels with it (services.shipped): the features of every
         # photo, its label, its content and near-copy hashes, its side of the split.
         shipped.write(
-            out / "features.npz",
-            shipped.ShippedPhotos(
-                result.metrics["backbone"],
-                config.input_size,
-                every.classes,
-                every.features,
-                every.labels,
-                every.sha256,
-                every.hashes,
-                every.held_out,
-            ),
+            out / "features.npz", shipped.ShippedPhotos.of_folder(every, config.input_size)
         )
         manifest = {
             "classes": result.classes,

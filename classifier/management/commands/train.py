@@ -31,6 +31,11 @@ class Command(BaseCommand):
             "--hidden", type=int, help="Width of the head's hidden layer; 0: a linear head."
         )
         parser.add_argument("--seed", type=int, help="Random seed (default 1234).")
+        parser.add_argument(
+            "--without-shipped",
+            action="store_true",
+            help="Train on this database's photos alone, without the shipped photos' features.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the metrics as JSON.")
         parser.add_argument(
             "--queue",
@@ -52,6 +57,7 @@ class Command(BaseCommand):
                 data_dir=options["data"],
                 config=config,
                 callbacks=[EpochProgressBar(self.stderr)],
+                with_shipped=not options["without_shipped"],
             )
         except (DatasetError, ClassifierError, ValueError) as error:
             raise CommandError(str(error)) from error
@@ -72,7 +78,7 @@ class Command(BaseCommand):
         if chosen:
             raise CommandError(f"--queue trains the default recipe; drop {', '.join(chosen)}")
         try:
-            version = request_training(None)
+            version = request_training(None, with_shipped=not options["without_shipped"])
         except ClassifierError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
