@@ -7,11 +7,15 @@ import sys
 from celery import Celery
 from celery.signals import beat_init, worker_init
 
+from .workers import Heartbeat
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "avito_mod.settings")
 
 app = Celery("avito_mod")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker's heartbeat in the broker, for the health checks (avito_mod/workers.py).
+app.steps["consumer"].add(Heartbeat)
 
 
 @worker_init.connect

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -101,22 +100,3 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
                 f"{name} must list addresses or networks (10.0.0.0/8), not {item!r}"
             ) from None
     return networks
-
-
-def filesystem_broker_options(folder: Path) -> dict:
-    """Transport options for kombu's filesystem broker in ``folder`` (created if missing)."""
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"),
-        "store_processed": False,
-        # Broadcast (control) messages; kombu's default is ./control in the working directory.
-        "control_folder": str(folder / "control"),
-        # How long a worker sleeps when it finds no task it may take. kombu's default, 1 s,
-        # is also slept whenever the worker already holds as many tasks as it may prefetch,
-        # which capped a busy worker at about two ads a second; a folder listing every
-        # 20 ms costs next to nothing.
-        "polling_interval": 0.02,
-    }

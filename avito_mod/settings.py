@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from . import broker
 from .env import (
     env_bool,
     env_choice,
@@ -21,7 +22,6 @@ from .env import (
     env_optional_float,
     env_rate,
     env_str,
-    filesystem_broker_options,
 )
 from .storage import default_storage_config
 
@@ -347,48 +347,47 @@ CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES = env_int(
 )
 
 # --- Celery ---------------------------------------------------------------------
-# Redis when REDIS_URL is set; otherwise kombu's filesystem transport under the data
-# directory, which carries tasks between the web process and a real worker on one machine.
+# Redis when REDIS_URL is set; otherwise the embedded broker: a Valkey server (Redis
+# protocol) on a Unix socket in $AVITO_DATA_DIR/broker, which bin/run starts first and
+# keeps alive (avito_mod/broker.py). Either way Celery runs on its Redis transport.
 REDIS_URL = env_str("REDIS_URL", "")
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Longer than any task may take, or Redis re-delivers a task still running.
-        "visibility_timeout": 3600,
-        "socket_connect_timeout": 3,
+BROKER_EMBEDDED = not REDIS_URL
+BROKER_FOLDER = DATA_DIR / "broker"
+# REDIS_URL may also name a Redis on a socket of this machine: unix:///run/redis/redis.sock
+CELERY_BROKER_URL = (
+    broker.celery_url_for(REDIS_URL) if REDIS_URL else broker.celery_url(BROKER_FOLDER)
+)
+# The same server for redis-py (the cache, the health checks, the workers' heartbeats).
+BROKER_REDIS_URL = broker.redis_url(CELERY_BROKER_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Longer than any task may take, or Redis re-delivers a task still running.
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 3,
+}
+# Rate-limit counters, shared by all web processes: in the broker's Redis.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": BROKER_REDIS_URL,
+        "KEY_PREFIX": "avito-mod",
     }
-else:
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(DATA_DIR / "broker")
-# Rate-limit counters, shared by all web processes: in Redis when there is one, else in files.
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "avito-mod",
-        }
-    }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": DATA_DIR / "cache",
-        }
-    }
+}
 CELERY_TASK_IGNORE_RESULT = True
 # At least once: a task is acknowledged after it ran, and re-delivered if its worker died.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# One task per pool process at a time on Redis: a task waits in the broker, where any worker
-# can take it, rather than behind a busy one. The filesystem broker is polled instead of
-# pushing: a few tasks in hand keep the pool busy between polls (and it never re-delivers
-# anyway: the sweep re-sends what a dead worker held).
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1 if REDIS_URL else 4
+# One task per pool process at a time: a task waits in the broker, where any worker can take
+# it, rather than behind a busy one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # An upload must not hang on a broker that is down: fail fast, the sweep re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CLASSIFIER_INFERENCE_QUEUE = env_str("CLASSIFIER_INFERENCE_QUEUE", "inference")
+# Each worker writes a heartbeat to the broker this often; a queue none of whose workers beat
+# within WORKER_STALE_AFTER_SECONDS has no worker (/readyz/workers, the pulse page, the admin
+# index's notice, /metrics; avito_mod/workers.py).
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, low=1)
+WORKER_STALE_AFTER_SECONDS = env_int("WORKER_STALE_AFTER_SECONDS", 15, low=2)
 # Training runs on a queue of its own: one worker process (a GPU machine in production).
 CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
 TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")

@@ -10,7 +10,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .env import filesystem_broker_options
+from .broker import celery_url, redis_url
 from .settings import *  # noqa: F403
 from .settings import DATABASES, REDIS_URL, STORAGES, task_routes
 
@@ -39,7 +39,11 @@ CLASSIFIER_TRAINING_QUEUE = os.environ.setdefault(
 )
 CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING_QUEUE)
 if not REDIS_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(_SCRATCH / "broker")
+    # The embedded broker of this run (tests/conftest.py starts it), in its scratch folder:
+    # the workers tests start find it there too.
+    BROKER_FOLDER = _SCRATCH / "broker"
+    CELERY_BROKER_URL = celery_url(BROKER_FOLDER)
+    BROKER_REDIS_URL = redis_url(CELERY_BROKER_URL)
 
 # Rate-limit counters per test process, never shared with another run through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

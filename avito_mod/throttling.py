@@ -1,5 +1,5 @@
-"""Rate limits, counted in the default cache (Redis when REDIS_URL is set, so that every web
-process counts together): per account, and per client address signed in or not (several
+"""Rate limits, counted in the default cache (the broker's Redis, so that every web process
+counts together): per account, and per client address signed in or not (several
 accounts behind one address share its limit).
 
 The client address is DRF's rule, in one place: the connection's address, or the

@@ -5,7 +5,7 @@ posted to both upload endpoints: nothing may be a server error or leave anything
 
 Takes ``Tests/images/`` from Pillow's source distribution on PyPI for the installed
 version (``pip download --no-binary :all: --no-deps pillow==X``, kept in
-``var/pillow-sdist/``), then, in a scratch data directory (SQLite and the filesystem broker,
+``var/pillow-sdist/``), then, in a scratch data directory (SQLite and an embedded broker,
 or ``DATABASE_URL`` / ``REDIS_URL`` when set), runs the Procfile's web server and one
 inference worker and posts every file once as a one-photo ad (``POST /api/v1/ads/``) and
 once to the quick check (``POST /api/v1/classify/``). Then it waits for every ad it got a
@@ -30,7 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import UNLIMITED_QUICK_CHECKS, UNLIMITED_UPLOADS, bench_env  # noqa: E402
+from bench.pipeline import (  # noqa: E402
+    UNLIMITED_QUICK_CHECKS,
+    UNLIMITED_UPLOADS,
+    bench_env,
+    broker_for,
+)
 
 CACHE = ROOT / "var/pillow-sdist"
 
@@ -65,12 +70,18 @@ def main() -> None:
     args = parser.parse_args()
     files = corpus()[: args.limit]
     scratch = Path(tempfile.mkdtemp(prefix="avito-pillow-"))
+    with broker_for(scratch) as broker:
+        run_corpus(args, files, scratch, broker)
+
+
+def run_corpus(args, files, scratch: Path, broker: dict) -> None:
     queue = f"bench-{os.getpid()}"
     env = bench_env(
         CLASSIFIER_INFERENCE_QUEUE=queue,
         AVITO_DATA_DIR=str(scratch),
         **UNLIMITED_UPLOADS,
         **UNLIMITED_QUICK_CHECKS,
+        **broker,
     )
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)

@@ -5,7 +5,7 @@
     [--concurrency 2] [--clients 4 | --rate 10] [--storage local|s3]
 
 Starts its own web server and worker processes against the services the environment names
-(the defaults, SQLite and the filesystem broker, when nothing is set), posts the ads over
+(the defaults, SQLite and an embedded broker of its own, when nothing is set), posts the ads over
 HTTP, and waits until every ad is decided. Closed loop by default: ``--clients`` threads
 each post their next ad as soon as the last one is answered, so past saturation a backlog
 builds up. Open loop with ``--rate R``: ad i is sent at i/R seconds, however long earlier
@@ -32,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,25 @@ def bench_env(**values: str) -> dict:
     }
     os.environ.update(env)
     return env
+
+
+@contextmanager
+def broker_for(scratch: Path) -> Iterator[dict]:
+    """The Redis ``REDIS_URL`` names, else an embedded broker of the bench's own in
+    ``scratch`` (as ``bin/run`` starts one): the ``REDIS_URL`` to add to the environment."""
+    if os.environ.get("REDIS_URL"):
+        yield {}
+        return
+    from avito_mod.broker import embedded_server, redis_url
+
+    with embedded_server(scratch / "broker") as url:
+        yield {"REDIS_URL": redis_url(url), "AVITO_BENCH_EMBEDDED_BROKER": "1"}
+
+
+def describe_broker(env: dict) -> str:
+    if env.get("AVITO_BENCH_EMBEDDED_BROKER"):
+        return f"embedded ({env['REDIS_URL']})"
+    return env["REDIS_URL"]
 
 
 def free_port() -> int:
@@ -147,15 +168,22 @@ def main() -> None:
     queue = f"bench-{os.getpid()}"
     own_data = {} if "DATABASE_URL" in os.environ else {"AVITO_DATA_DIR": str(scratch)}
     bucket, s3_server = bucket_env(scratch) if args.storage == "s3" else ({}, None)
-    env = bench_env(CLASSIFIER_INFERENCE_QUEUE=queue, **UNLIMITED_UPLOADS, **own_data, **bucket)
     python = sys.executable
     try:
-        # On a new bucket, the active model's files are copied in after migrating (below);
-        # the system check, which loads them, would stop migrate before.
-        skip = ["--skip-checks"] if args.storage == "s3" else []
-        migrate = [python, "manage.py", "migrate", "-v0", *skip]
-        subprocess.run(migrate, cwd=ROOT, env=env, check=True)
-        bench(args, env, queue, scratch)
+        with broker_for(scratch) as broker:
+            env = bench_env(
+                CLASSIFIER_INFERENCE_QUEUE=queue,
+                **UNLIMITED_UPLOADS,
+                **own_data,
+                **bucket,
+                **broker,
+            )
+            # On a new bucket, the active model's files are copied in after migrating
+            # (below); the system check, which loads them, would stop migrate before.
+            skip = ["--skip-checks"] if args.storage == "s3" else []
+            migrate = [python, "manage.py", "migrate", "-v0", *skip]
+            subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+            bench(args, env, queue, scratch)
     finally:
         if s3_server is not None:
             s3_server.stop()
@@ -238,7 +266,7 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
     }
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(
-        f"database: {django.db.connection.vendor}; broker: {env.get('REDIS_URL') or 'filesystem'}"
+        f"database: {django.db.connection.vendor}; broker: {describe_broker(env)}"
         f"; storage: {describe_storage()}"
     )
     load = f"offered {args.rate:g} ads/s" if args.rate else f"clients: {args.clients}"

@@ -1,5 +1,6 @@
 """The review queue's pulse, for admins: how long it is, how old its oldest ad, how fast
-moderators decide, and how often they follow the model's suggestion."""
+moderators decide, and how often they follow the model's suggestion; and whether the workers
+that classify and train are alive."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
 from ads.models import Ad
+from avito_mod import workers
 
 from .models import ModerationDecision
 
@@ -105,3 +107,29 @@ def _followed(decisions, since, days: int) -> dict:
             (day, per_day[day][1] / per_day[day][0]) for day in _days(since, days) if day in per_day
         ],
     }
+
+
+def worker_states() -> dict:
+    """The workers as the pulse page shows them: each role's, or why they cannot be seen."""
+    try:
+        return {"queues": list(workers.liveness().values()), "unknown": ""}
+    except workers.Unknown as error:
+        return {"queues": [], "unknown": str(error)}
+
+
+def worker_notices() -> list[str]:
+    """For the admin index: ads waiting for classification while no inference worker is
+    alive ("No inference worker for 2 min: 14 ads waiting for classification.")."""
+    waiting = Ad.objects.filter(status=Ad.Status.PENDING).count()
+    if not waiting:
+        return []
+    ads = f"{waiting} ad{'s' if waiting != 1 else ''} waiting for classification"
+    try:
+        inference = workers.liveness()["inference"]
+    except workers.Unknown as error:
+        return [f"The workers cannot be seen (the broker does not answer: {error}): {ads}."]
+    if inference.up:
+        return []
+    if inference.last_seen is None:
+        return [f"No inference worker has ever answered: {ads}."]
+    return [f"No inference worker for {workers.ago(inference.last_seen)}: {ads}."]

@@ -9,6 +9,27 @@ from tests.live import deployment_env
 # The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
 pytest_plugins = ["tests.browser", "tests.s3"]
 
+_embedded_broker = None
+
+
+def pytest_sessionstart(session):
+    """With no REDIS_URL, this run's own embedded broker (avito_mod.broker) in its scratch
+    folder, for the workers and servers the tests start (CI sets REDIS_URL: a real Redis)."""
+    global _embedded_broker
+    from django.conf import settings
+
+    if settings.BROKER_EMBEDDED:
+        from avito_mod.broker import embedded_server
+
+        _embedded_broker = embedded_server(settings.BROKER_FOLDER)
+        _embedded_broker.__enter__()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _embedded_broker is not None:
+        _embedded_broker.__exit__(None, None, None)
+
+
 # The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
 TINY_SIZE = 32
 

@@ -26,6 +26,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
+from avito_mod.broker import embedded_server as embedded_broker
 from avito_mod.health.checks import public_reason
 from avito_mod.health.probes import REUSE_SECONDS, Readiness
 from bench.pipeline import free_port
@@ -48,7 +49,9 @@ committing = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the tests run on SQLite (no DATABASE_URL)"
 )
-on_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="no REDIS_URL: filesystem broker")
+on_redis = pytest.mark.skipif(
+    not settings.REDIS_URL, reason="no REDIS_URL: the embedded broker is on a socket, no proxy"
+)
 
 
 @dataclass
@@ -121,7 +124,7 @@ def start_server(tmp: Path, env: dict) -> Server:
             "DJANGO_SETTINGS_MODULE": "avito_mod.test_settings",
             "AVITO_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
             "AVITO_TEST_MEDIA_ROOT": str(media),
-            "AVITO_TEST_SCRATCH": str(tmp),  # its own broker folders (filesystem broker)
+            "AVITO_TEST_SCRATCH": str(tmp),  # its own embedded broker's folder, if it has one
             # Production's answers: no debug, plain HTTP redirected to HTTPS, allowed hosts only.
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": "health-test-" + "k" * 40,
@@ -185,6 +188,8 @@ def through(links) -> dict:
     if links["redis"] is not None:
         number = settings.REDIS_URL.rstrip("/").rsplit("/", 1)[-1]
         env["REDIS_URL"] = f"redis://127.0.0.1:{links['redis'].port}/{number}"
+    else:  # this run's embedded broker, on its socket
+        env["REDIS_URL"] = settings.BROKER_REDIS_URL
     return env
 
 
@@ -409,28 +414,42 @@ def test_replaced_model_file_is_named_and_ready_again_after(server, registry):
 
 @pytest.fixture(scope="module")
 def embedded_server(django_db_setup, links, tmp_path_factory):
-    """The web server on the embedded broker (no REDIS_URL): its folders under its own."""
+    """The web server on an embedded broker (no REDIS_URL) in its own data folder, and a
+    function that stops (False) or starts (True) that broker."""
     env = {}
     if links["database"] is not None:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    server = start_server(tmp_path_factory.mktemp("embedded"), env)
-    yield server
+    tmp = tmp_path_factory.mktemp("embedded")
+    broker = {"running": None}
+
+    def broker_running(wanted: bool) -> None:
+        if broker["running"] is not None:
+            broker["running"].__exit__(None, None, None)
+            broker["running"] = None
+        if wanted:
+            broker["running"] = embedded_broker(tmp / "broker")
+            broker["running"].__enter__()
+
+    broker_running(True)
+    server = start_server(tmp, env)
+    yield server, broker_running
     stop_server(server)
+    broker_running(False)
 
 
 @live
-def test_embedded_broker_missing_folder_is_named_and_ready_again_after(embedded_server):
-    server = embedded_server
+def test_embedded_broker_stopped_is_named_and_ready_again_after_its_restart(embedded_server):
+    server, broker_running = embedded_server
     body, _ = server.ready()
     if connection.vendor == "sqlite":
         assert body["checks"]["database"]["status"] == "up"  # the SQLite file
-    queue = Path(server.env["AVITO_TEST_SCRATCH"]) / "broker" / "queue"
-    queue.rename(queue.with_name("queue-moved"))
+    broker_running(False)
     try:
         body, _ = server.down("broker")
-        assert "missing" in body["checks"]["broker"]["reason"]
+        # Its socket file is gone with it.
+        assert "no such file" in body["checks"]["broker"]["reason"].lower()
     finally:
-        queue.with_name("queue-moved").rename(queue)
+        broker_running(True)
     server.ready()
 
 

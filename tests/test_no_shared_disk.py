@@ -5,8 +5,9 @@ tests/s3.py). A seller uploads, the worker classifies, a moderator decides in th
 queue, an admin retrains on the training worker and promotes, and the new version serves;
 then no process has written a file to its own disk's media folder.
 
-SQLite and the filesystem broker are files, so this needs DATABASE_URL and REDIS_URL: it is
-skipped without them, except in CI (or with AVITO_REQUIRE_POSTGRES), where that fails."""
+SQLite is a file and the embedded broker a socket of one machine, so this needs DATABASE_URL
+and REDIS_URL: it is skipped without them, except in CI (or with AVITO_REQUIRE_POSTGRES),
+where that fails."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def shared_services():
         if not present
     ]
     if missing:
-        reason = f"needs {' and '.join(missing)}: SQLite and the filesystem broker are files"
+        reason = f"needs {' and '.join(missing)}: SQLite and the embedded broker are one machine's"
         if IN_CI or os.environ.get("AVITO_REQUIRE_POSTGRES"):
             pytest.fail(reason)
         pytest.skip(reason)

@@ -1,6 +1,7 @@
 """End to end on real components: HTTP upload -> broker -> a real Celery worker process ->
 database -> final status. In CI the broker is Redis and the database PostgreSQL; locally
-the filesystem broker and SQLite. The model is a tiny real one trained in the test run."""
+the embedded broker (a Valkey server on a socket) and SQLite. The model is a tiny real one
+trained in the test run."""
 
 from __future__ import annotations
 

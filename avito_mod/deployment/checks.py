@@ -37,8 +37,8 @@ def check_role(app_configs=None, **kwargs):
     if not settings.REDIS_URL:
         errors.append(
             checks.Error(
-                "no REDIS_URL: the filesystem broker only carries tasks between processes of "
-                "one machine",
+                "no REDIS_URL: the embedded broker listens on a Unix socket, which only "
+                "processes of this machine reach",
                 hint="Set REDIS_URL=redis://… on every host.",
                 id="deployment.E003",
             )

@@ -8,18 +8,18 @@ are set where they have them, so that a thread stuck on a hung peer ends by itse
 from __future__ import annotations
 
 import copy
-import os
 import re
 import traceback
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connections
 from django.db.utils import load_backend
+
+from avito_mod.broker import probe_client
 
 # The clients' own limits: a connect or read that takes longer has failed.
 REDIS_TIMEOUT_SECONDS = 1.0
@@ -56,50 +56,25 @@ def database() -> None:
 
 
 def broker() -> None:
-    """Redis answers a PING; the filesystem broker's folders are there and writable."""
+    """The broker's Redis answers a PING (over TCP, or the embedded one's Unix socket)."""
     url = settings.CELERY_BROKER_URL
     scheme = url.split("://", 1)[0]
-    if scheme in ("redis", "rediss"):
-        _ping_redis(url)
-    elif scheme == "filesystem":
-        _broker_folders(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
-    else:
+    if scheme not in ("redis", "rediss", "redis+socket"):
         raise Down(f"no readiness check for a {scheme}:// broker")
+    _ping_redis(settings.BROKER_REDIS_URL)
 
 
 def _ping_redis(url: str) -> None:
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    # A client per probe: no pooled connection outlives a probe; no retries, which would
-    # multiply the timeout.
-    client = redis.Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),
-    )
+    # A client per probe: no pooled connection outlives a probe.
+    client = probe_client(url, timeout=REDIS_TIMEOUT_SECONDS)
     try:
         client.ping()
-    except redis.RedisError as error:
+    except (redis.RedisError, OSError) as error:
         raise Down(public_reason(error)) from error
     finally:
         client.close()
-
-
-def _broker_folders(options: dict) -> None:
-    # Never write a file there: a worker would take it for a task.
-    for key in ("data_folder_in", "data_folder_out", "control_folder"):
-        folder = Path(options[key])
-        if not folder.is_dir():
-            raise Down(f"the broker's folder {folder.name!r} ({key}) is missing")
-        if not _writable(folder):
-            raise Down(f"the broker's folder {folder.name!r} ({key}) is not writable")
-
-
-def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def storage() -> None:

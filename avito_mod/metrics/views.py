@@ -11,6 +11,8 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 
+from avito_mod.workers import WorkersCollector
+
 from .access import refusal
 
 
@@ -29,6 +31,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     registry = prometheus_client.CollectorRegistry()
     # First, so that the process's figures below count this scrape's queries too.
     registry.register(import_string(settings.METRICS_DATABASE_COLLECTOR)())
+    registry.register(WorkersCollector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # gunicorn's processes (avito_mod/gunicorn.conf.py): the sum over all of them, so
         # that the process that happens to answer speaks for the whole server.

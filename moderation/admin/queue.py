@@ -269,6 +269,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             "pulse": figures,
             "charts": pulse_charts(figures),
             "live_audit": live_audit(days, request.path),
+            "workers": pulse.worker_states(),
         }
         return TemplateResponse(request, "admin/moderation/pulse.html", context)
 
