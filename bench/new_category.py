@@ -53,6 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from avito_mod.broker import embedded_server  # noqa: E402
 from tests.images import drawn_photo, encode  # noqa: E402
 
 DRAWN_KINDS = ("camera", "watch", "phone", "laptop")
@@ -130,7 +131,8 @@ def setup_django(scratch: Path) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "avito_mod.settings"
     os.environ["AVITO_DATA_DIR"] = str(scratch)
     # Everything in the scratch directory: ads posted here are classified in this process,
-    # and the tasks their commit sends go to a filesystem broker no worker reads.
+    # and the tasks their commit sends go to the scratch directory's embedded broker, which
+    # no worker reads (``main``).
     for variable in ("REDIS_URL", "AVITO_MEDIA_ROOT", "AVITO_STORAGE_URL"):
         os.environ.pop(variable, None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"machine: {started_on}", file=sys.stderr)
     print(f"command: python {' '.join(sys.argv)}", file=sys.stderr, flush=True)
     try:
-        with fresh_database(args.keep) as database:
+        with fresh_database(args.keep) as database, embedded_server(scratch / "broker"):
             setup_django(scratch)
             result = run(args, scratch)
     finally:
