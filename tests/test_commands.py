@@ -12,6 +12,7 @@ from ads.models import Category
 from classifier import fairness
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
+from tests.conftest import TINY_SIZE
 from tests.conftest import stored_files as all_stored_files
 from tests.images import jpeg_bytes, write_dataset
 
@@ -299,11 +300,11 @@ def test_build_default_model_writes_a_loadable_model_and_manifest(
     dataset_dir, tmp_path, media, child_env
 ):
     out_dir = tmp_path / "default"
-    # Run as it is run, in a process of its own: the backbone at the recipe's input size
-    # takes gigabytes while it computes features, given back to the system when it ends.
+    # Run as it is run, in a process of its own (the backbone takes gigabytes while it
+    # computes features, given back to the system when it ends); at the tests' input size.
     built = subprocess.run(
         [sys.executable, "manage.py", "build_default_model", str(dataset_dir)]
-        + ["--out", str(out_dir), "--epochs", "1"],
+        + ["--out", str(out_dir), "--epochs", "1", "--size", str(TINY_SIZE)],
         cwd=PROJECT_DIR,
         env=child_env,
         capture_output=True,
@@ -341,7 +342,18 @@ def test_build_default_model_writes_a_loadable_model_and_manifest(
     from classifier.ml.predict import Predictor
     from classifier.ml.preprocess import preprocess
 
-    # Served as the shipped v4 is: the int8 backbone, then the heads and the detector.
+    # What it knows travels with it: every photo's features, with its side of the split.
+    from classifier.services import shipped
+
+    features = shipped.read(out_dir / "features.npz")
+    assert (features.backbone, features.input_size) == (manifest["backbone"], TINY_SIZE)
+    assert len(features) == 96 and int(features.evaluation.sum()) == len(held_out)
+    trained_photos = [
+        sha for sha, out in zip(features.sha256, features.evaluation, strict=True) if not out
+    ]
+    assert fairness.photo_keys(trained_photos) == manifest["training_photos"]
+
+    # Served as the shipped v5 is: the int8 backbone, then the heads and the detector.
     heads = Heads((out_dir / "heads.npz").read_bytes())
     predictor = Predictor(
         (out_dir / "backbone.tflite").read_bytes(),

@@ -27,13 +27,20 @@ class Command(BaseCommand):
         parser.add_argument("directory", type=Path)
         parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
         parser.add_argument("--epochs", type=int, help="Override the default recipe's epochs.")
+        parser.add_argument(
+            "--size", type=int, help="Override the default recipe's input size (tests: 32)."
+        )
 
-    def handle(self, *args, directory: Path, out: Path, epochs: int | None, **options):
+    def handle(
+        self, *args, directory: Path, out: Path, epochs: int | None, size: int | None, **options
+    ):
         from classifier.ml.progress import EpochProgressBar
 
         config = default_training_config()
         if epochs is not None:
             config = replace(config, epochs=epochs)
+        if size is not None:
+            config = replace(config, input_size=size)
         try:
             every = folder_set(directory, config.input_size)
         except DatasetError as error:
