@@ -30,6 +30,7 @@ from . import comparing
 from .comparing import Row
 from .ml.stats import Counts, counts, pair
 from .models import (
+    SERVING_FIELDS,
     ModelVersion,
     ModelVersionEvent,
     Prediction,
@@ -44,19 +45,7 @@ PROMOTE = "classifier.promote_modelversion"
 Action = ModelVersionEvent.Action
 Status = ModelVersion.Status
 # What scoring reads of the version in shadow (as ``ModelVersionQuerySet.serving``).
-FIELDS = (
-    "number",
-    "status",
-    "classes",
-    "input_size",
-    "threshold",
-    "serving_artifact",
-    "served_backbone",
-    "backbone",
-    "evidence",
-    "in_shadow",
-    "shadow_since",
-)
+FIELDS = (*SERVING_FIELDS, "in_shadow", "shadow_since")
 
 
 class ShadowError(ClassifierError):

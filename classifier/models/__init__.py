@@ -15,6 +15,7 @@ from .training_images import (
     training_image_path,
 )
 from .versions import (
+    SERVING_FIELDS,
     ModelVersion,
     ModelVersionEvent,
     ModelVersionQuerySet,
@@ -24,6 +25,7 @@ from .versions import (
 
 __all__ = [
     "PHOTO_KEY_DIGITS",
+    "SERVING_FIELDS",
     "SUSPICION_FIELDS",
     "ImageFeatures",
     "LabelCheck",

@@ -16,17 +16,22 @@ class ModelVersionQuerySet(models.QuerySet):
         """The active version with only what classifying reads: its large JSON fields
         (metrics, training curves, the photos it trained on) took ~4 ms to load and decode
         on every quick check and every classified ad."""
-        fields = (
-            "number",
-            "status",
-            "classes",
-            "input_size",
-            "threshold",
-            "serving_artifact",
-            "served_backbone",
-            "evidence",
-        )
-        return self.filter(status=ModelVersion.Status.ACTIVE).only(*fields).first()
+        return self.filter(status=ModelVersion.Status.ACTIVE).only(*SERVING_FIELDS).first()
+
+
+# What classifying reads of a version (the active one, and one in shadow); the backbone id
+# names the ImageNet head its labels come from.
+SERVING_FIELDS = (
+    "number",
+    "status",
+    "classes",
+    "input_size",
+    "threshold",
+    "serving_artifact",
+    "served_backbone",
+    "backbone",
+    "evidence",
+)
 
 
 def artifact_path(instance: ModelVersion, filename: str) -> str:
