@@ -57,9 +57,10 @@ def _rule():
             "category the version knows publishes alone.</p>"
         )
     return format_html(
-        "<p>A category publishes alone with at least {} evaluation photos and at most {} "
-        "errors among those decided alone as it (CLASSIFIER_TARGET_RISK); until then its "
-        "ads go to moderators (<em>review-only</em>).</p>",
+        "<p>A category publishes alone with at least {} evaluation photos, unless its errors "
+        "among those decided alone as it are shown to pass {} (CLASSIFIER_TARGET_RISK: the "
+        "95 % interval's lower end above it); until then its ads go to moderators "
+        "(<em>review-only</em>).</p>",
         needed,
         f"{settings.CLASSIFIER_TARGET_RISK:.1%}",
     )
