@@ -58,18 +58,18 @@ def test_the_shipped_categories_keep_publishing_on_the_shipped_figures(settings,
     production rule, before any evaluation photo is labelled."""
     settings.CLASSIFIER_MIN_EVALUATION_PHOTOS = 189
     store_shipped_files()
-    v4 = ModelVersion.objects.active()
-    states = category_states(v4)
+    v5 = ModelVersion.objects.active()
+    states = category_states(v5)
     assert {slug: s.state for slug, s in states.items()} == {
         "laptop": "publishing",
         "phone": "publishing",
     }
-    decided = round(v4.metrics["coverage_at_threshold"] * v4.metrics["n"])
+    decided = round(v5.metrics["coverage_at_threshold"] * v5.metrics["n"])
     assert states["phone"].counts.n == 1413 and states["phone"].counts.claimed == decided
     assert states["phone"].source == "the shipped figures, all classes together"
-    assert not ModelVersion.objects.get(pk=v4.pk).evidence  # pages only read
+    assert not ModelVersion.objects.get(pk=v5.pk).evidence  # pages only read
     assert review_only_classes(ModelVersion.objects.serving()) == frozenset()
-    assert ModelVersion.objects.get(pk=v4.pk).evidence  # kept: workers read it per ad
+    assert ModelVersion.objects.get(pk=v5.pk).evidence  # kept: workers read it per ad
 
 
 def test_a_category_with_too_few_evaluation_photos_is_review_only_until_it_has_enough(

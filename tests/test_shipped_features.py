@@ -245,3 +245,11 @@ def test_features_of_another_backbone_or_size_are_not_used(shipped_file, setting
     assert shipped.usable(TINY_SIZE, {"laptop", "phone"}, "train") is None
     settings.CLASSIFIER_SHIPPED_FEATURES = "off"
     assert shipped.shipped_photos() is None and services.photos_per_category()[0].shipped_train == 0
+
+
+def test_counts_survive_a_side_with_nothing_left_to_add(shipped_file, settings):
+    """Only the shipped categories' held-out photos count once their training photos are
+    all in the database: the counts still come (a side with none must not end them)."""
+    photos, _ = shipped_file
+    assert shipped.counts({"laptop", "phone"})[("laptop", "train")] > 0
+    assert shipped.counts({"camera"}) == {}

@@ -126,16 +126,20 @@ def shipped_photos() -> ShippedPhotos | None:
     return _cache[key]
 
 
-def usable(size: int, slugs: set[str], subset: str) -> ShippedPhotos | None:
+def usable(
+    size: int, slugs: set[str], subset: str, known: set[str] | None = None
+) -> ShippedPhotos | None:
     """The shipped photos of ``subset`` (training or evaluation) that count for a version at
     ``size`` pixels over categories ``slugs``: of the same backbone id, of those categories,
-    and not in the database (where its copy, and label, rule)."""
+    and not in the database (where its copy, and label, rule; ``known``: the database's
+    sha256s, when the caller has them already)."""
     from ..ml.features import backbone_id
 
     photos = shipped_photos()
     if photos is None or photos.backbone != backbone_id(size):
         return None
-    known = set(TrainingImage.objects.values_list("sha256", flat=True))
+    if known is None:
+        known = set(TrainingImage.objects.values_list("sha256", flat=True))
     keep = np.array(
         [
             slug in slugs and sha not in known
@@ -165,10 +169,11 @@ def counts(slugs: set[str]) -> dict[tuple[str, str], int]:
     photos = shipped_photos()
     if photos is None:
         return {}
+    known = set(TrainingImage.objects.values_list("sha256", flat=True))  # read once for both
     found: dict[tuple[str, str], int] = {}
     for subset in (TrainingImage.Subset.TRAIN, TrainingImage.Subset.EVALUATION):
-        photos = usable(photos.input_size, slugs, subset)
-        for slug in photos.slugs if photos is not None else []:
+        counted = usable(photos.input_size, slugs, subset, known)
+        for slug in counted.slugs if counted is not None else []:
             found[slug, subset] = found.get((slug, subset), 0) + 1
     return found
 
