@@ -33,7 +33,12 @@ def test_the_procfile_lists_the_broker_first_then_web_both_workers_and_beat():
 def test_each_line_becomes_a_program_in_order_with_the_broker_only_when_embedded():
     processes = read_procfile(ROOT / "Procfile")
     config = supervisord_config(
-        processes, data_dir=Path("/d"), root=ROOT, embedded_broker=True, password="p"
+        processes,
+        data_dir=Path("/d"),
+        root=ROOT,
+        embedded_broker=True,
+        password="p",
+        supervisord_pid=1,
     )
     order = re.findall(r"\[program:(\w+)\]\ncommand=.*\ndirectory=.*\npriority=(\d+)", config)
     assert order == [
@@ -47,7 +52,12 @@ def test_each_line_becomes_a_program_in_order_with_the_broker_only_when_embedded
     assert "-n training@%%h" in config
     assert "${CLASSIFIER_INFERENCE_QUEUE:-inference}" in config
     on_redis = supervisord_config(
-        processes, data_dir=Path("/d"), root=ROOT, embedded_broker=False, password="p"
+        processes,
+        data_dir=Path("/d"),
+        root=ROOT,
+        embedded_broker=False,
+        password="p",
+        supervisord_pid=1,
     )
     assert "[program:broker]" not in on_redis and "[program:web]" in on_redis
 
@@ -161,3 +171,24 @@ def test_a_process_that_keeps_failing_at_start_is_retried_later_each_time(folder
         assert supervised.state_of("sleeper") == "RUNNING"
     finally:
         supervised.stop()
+
+
+def test_supervisord_killed_takes_its_processes_with_it_and_a_new_run_starts(running):
+    pids = [running.pid("broker"), running.pid("sleeper")]
+    running.process.kill()  # supervisord itself (bin/run's process), SIGKILL
+    running.process.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:  # ended, or ended and not yet reaped by init (a zombie holds no socket)
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+        except FileNotFoundError:
+            return True
+
+    wait_for(lambda: all(gone(pid) for pid in pids), 10, running.text)
+    # The broker's socket and supervisord's are free for the next bin/run.
+    again = Supervised(running.folder, f"broker: python -m avito_mod.broker\nsleeper: {SLEEPER}\n")
+    try:
+        broker.wait_until_up(broker.celery_url(running.folder / "broker"), seconds=10)
+        assert again.state_of("broker") == "RUNNING"
+    finally:
+        again.stop()

@@ -10,7 +10,8 @@ process supervisord watches). A program that exits is started again at once and 
 ``START_SECONDS`` of its start is retried after 1 s, 2 s, 3 s… and given up after
 ``START_RETRIES`` tries in a row (``gave up: … entered FATAL state``). Each program's output
 goes to ``$AVITO_DATA_DIR/logs/<name>.log`` and, each line prefixed with its name, to the
-terminal (``avito_mod.processes.output``).
+terminal (``avito_mod.processes.output``). Each program, and the output listener, is
+started through ``avito_mod.processes.tied``, so that it stops if supervisord is killed.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def supervisord_config(
     root: Path,
     embedded_broker: bool,
     password: str,
+    supervisord_pid: int,
 ) -> str:
-    """The configuration (it holds ``password``, supervisorctl's: keep the file private)."""
+    """The configuration (it holds ``password``, supervisorctl's: keep the file private).
+    ``supervisord_pid``: the process supervisord will run as, whose death stops the programs."""
+    # By its path: ``-m`` would import the package avito_mod, and Celery with it (0.7 s).
+    launcher = Path(__file__).with_name("tied.py")
+    tied = f"{shlex.quote(sys.executable)} {shlex.quote(str(launcher))} {supervisord_pid} "
     logs = data_dir / "logs"
     control = {"username": "avito", "password": password}
     sections = [
@@ -78,7 +84,7 @@ def supervisord_config(
         _section("supervisorctl", serverurl=f"unix://{data_dir / 'supervisor.sock'}", **control),
         _section(
             "eventlistener:output",
-            command=f"{sys.executable} -m avito_mod.processes.output",
+            command=f"{tied}{sys.executable} -m avito_mod.processes.output",
             directory=root,
             events="PROCESS_LOG",
             buffer_size=10000,
@@ -90,14 +96,14 @@ def supervisord_config(
     ]
     wanted = [(n, c) for n, c in processes if embedded_broker or n != BROKER]
     for order, (name, command) in enumerate(wanted, 1):
-        sections.append(_program(name, command, order, root, logs))
+        sections.append(_program(name, command, order, root, logs, tied))
     return "\n".join(sections)
 
 
-def _program(name: str, command: str, order: int, root: Path, logs: Path) -> str:
+def _program(name: str, command: str, order: int, root: Path, logs: Path, tied: str) -> str:
     return _section(
         f"program:{name}",
-        command="/bin/sh -c " + shlex.quote(f"exec {command}"),
+        command=tied + "/bin/sh -c " + shlex.quote(f"exec {command}"),
         directory=root,
         priority=10 * order,  # started in the Procfile's order, stopped in reverse
         autorestart="true",

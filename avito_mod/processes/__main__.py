@@ -25,6 +25,7 @@ def main() -> None:
         root=ROOT,
         embedded_broker=settings.BROKER_EMBEDDED,
         password=secrets.token_urlsafe(24),
+        supervisord_pid=os.getpid(),  # execv below keeps it
     )
     config.unlink(missing_ok=True)
     with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
