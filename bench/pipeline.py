@@ -155,6 +155,15 @@ def main() -> None:
     load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")
     load.add_argument("--rate", type=float, help="open loop: ads offered per second")
     parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=60,
+        metavar="PHOTOS",
+        help="instead of the load: one photo at a time (60), its time split by stage "
+        "(CPU and wall ms; bench/stages.py)",
+    )
+    parser.add_argument(
         "--storage",
         choices=("local", "s3"),
         default="local",
@@ -183,7 +192,10 @@ def main() -> None:
             skip = ["--skip-checks"] if args.storage == "s3" else []
             migrate = [python, "manage.py", "migrate", "-v0", *skip]
             subprocess.run(migrate, cwd=ROOT, env=env, check=True)
-            bench(args, env, queue, scratch)
+            if args.profile:
+                profile(args, env, queue)
+            else:
+                bench(args, env, queue, scratch)
     finally:
         if s3_server is not None:
             s3_server.stop()
@@ -281,6 +293,55 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
         services.delete_ad(ad)
     seller.delete()
     print(json.dumps(summary))
+
+
+def profile(args, env: dict, queue: str) -> None:
+    """``--profile``: the split per stage of one photo from upload to decision."""
+    import django
+
+    os.environ["DJANGO_HTTPS"] = "false"  # plain HTTP, as the bench's web server
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from ads import services
+    from ads.models import Ad
+    from bench.stages import profile as split_by_stage
+    from classifier.models import ModelVersion
+
+    version = ModelVersion.objects.active()
+    if args.storage == "s3" and version is not None:
+        copy_model_to_bucket(version)
+    seller = get_user_model().objects.create_user(f"bench-{os.getpid()}")
+    token = Token.objects.create(user=seller).key
+    photos = [ad_photos[0][1] for _, ad_photos in photos_for(args.profile)]
+    try:
+        split = split_by_stage(photos, queue, token)
+    finally:
+        for ad in Ad.objects.filter(seller=seller):
+            services.delete_ad(ad)
+        seller.delete()
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores")
+    print(f"database: {django.db.connection.vendor}; broker: {describe_broker(env)}")
+    print(f"storage: {describe_storage()}; model: v{version.number if version else '-'}")
+    for name, figures in split["stages"].items():
+        print(f"{name:<22} cpu {figures['cpu_ms']:7.2f} ms   wall {figures['wall_ms']:7.2f} ms")
+    print(
+        f"{'total':<22} cpu {split['total_cpu_ms']:7.2f} ms   wall {split['total_wall_ms']:7.2f} ms"
+    )
+    print(json.dumps(split | {"cpu": cpu_name(), "database": django.db.connection.vendor}))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), and whether it has AVX-512 VNNI."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.machine())  # fmt: skip
+    return f"{name} ({'with' if 'avx512_vnni' in info else 'no'} AVX-512 VNNI)"
 
 
 def bucket_env(scratch: Path):
