@@ -300,6 +300,15 @@ CLASSIFIER_ARTIFACT_CHECK_SECONDS = env_float(
 )
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
+# The decoding budget of each photo (ads/photos.py): bytes held at the peak (the picture at
+# its bytes per pixel, the conversions' copies, a progressive JPEG's coefficients; a JPEG
+# over it is decoded at 1/2, 1/4 or 1/8 of its size when that fits), CPU seconds, and scans
+# of a progressive JPEG (each a pass over the whole picture; cameras write at most ~20).
+CLASSIFIER_MAX_DECODE_BYTES = env_int("CLASSIFIER_MAX_DECODE_BYTES", 256 * 1024 * 1024, low=1)
+CLASSIFIER_MAX_DECODE_SECONDS = env_float(
+    "CLASSIFIER_MAX_DECODE_SECONDS", 1.0, low=0.001, high=600.0
+)
+CLASSIFIER_MAX_JPEG_SCANS = env_int("CLASSIFIER_MAX_JPEG_SCANS", 32, low=1)
 # The sellers' quick check (POST /api/v1/classify/): requests per account, and per client
 # address whoever is signed in ("number/second|minute|hour|day").
 CLASSIFIER_QUICK_CHECK_USER_RATE = env_rate("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")
