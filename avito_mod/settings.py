@@ -92,6 +92,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request counts and latencies per view for /metrics (django-prometheus): first and last.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Bodies over their view's cap: 413 before anything reads them (avito_mod/body_limits.py).
+    "avito_mod.body_limits.BodyLimitMiddleware",
     # /healthz and /readyz, before the HTTPS redirect and the host check: load balancers
     # probe each process by its address over plain HTTP (avito_mod/health/).
     "avito_mod.health.middleware.HealthProbeMiddleware",
@@ -261,6 +263,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Ads --------------------------------------------------------------------------
+# Request bodies are refused (413) above their view's cap before they are read: the upload
+# views take ADS_MAX_PHOTOS (quick check: one) photos of ADS_MAX_PHOTO_BYTES, the admins'
+# example photos CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES, plus 1 MiB of form; every other view
+# this many bytes (avito_mod/body_limits.py; deploy/nginx has the same caps).
+AVITO_MAX_REQUEST_BYTES = env_int("AVITO_MAX_REQUEST_BYTES", 4 * 1024 * 1024, low=1024)
 # Each uploaded photo is refused above this many bytes (before it is decoded).
 ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
 ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
