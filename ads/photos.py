@@ -7,8 +7,12 @@ classifier's Django-free ``ml`` package builds on it.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
+import re
 import struct
+import time
 import warnings
 from functools import cache
 
@@ -20,6 +24,25 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ALPHA_BACKGROUND = (255, 255, 255)
 # Decompression-bomb guard: a thumbnail-sized model has no use for more pixels than this.
 MAX_PIXELS = 40_000_000
+# The decoding budget (issue 27): bytes a decode may hold at its peak (see ``decode_bytes``),
+# CPU seconds it may take, and scans a JPEG may have. Each scan of a progressive JPEG is a
+# pass over all the picture's blocks (some 0.8 ns a pixel here), which no check can
+# interrupt: libjpeg's default progression writes 10 scans, mozjpeg and Photoshop fewer
+# than 20; 32 cost about 1 s at the pixel cap.
+MAX_DECODE_BYTES = 256 * 1024 * 1024
+MAX_DECODE_SECONDS = 1.0
+MAX_JPEG_SCANS = 32
+# Bytes a pixel takes in Pillow's memory, by mode: one for "1" (unpacked), "L" and "P", two
+# for 16-bit greyscale, four for the rest ("I", "F", and every multi-band mode, RGB padded).
+_ONE_BYTE, _TWO_BYTES = {"1", "L", "P"}, {"I;16", "I;16L", "I;16B", "I;16N"}
+# The conversions after decoding hold at most two more copies of 4 bytes a pixel at once
+# (the sRGB or RGBA copy and the RGB result) and an alpha mask.
+_WORKING_BYTES_PER_PIXEL = 9
+# The decoder reads the file in blocks this large; the CPU clock is checked between blocks.
+_READ_BLOCK = 16 * 1024
+# The next marker after a scan's entropy-coded data (where FF is stuffed as FF 00 and
+# restart markers FF D0-D7 belong to the scan).
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 # MPO is how Pillow names a JPEG carrying more pictures after the first (phones' depth
 # maps and HDR gain maps, 3D cameras): its first picture is an ordinary JPEG.
@@ -65,6 +88,9 @@ def decode_image(
     max_pixels: int = MAX_PIXELS,
     min_side: int = 1,
     max_aspect: float | None = None,
+    max_bytes: int = MAX_DECODE_BYTES,
+    max_seconds: float = MAX_DECODE_SECONDS,
+    max_scans: int = MAX_JPEG_SCANS,
 ) -> Image.Image:
     """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
 
@@ -73,18 +99,29 @@ def decode_image(
     animated GIF/WebP/PNG and multi-picture JPEG. Pictures with more than ``max_pixels``
     pixels, a side longer than ``MAX_SIDE`` or shorter than ``min_side``, or longer than
     ``max_aspect`` times their width (or the other way round) are refused before their
-    pixels are decoded. Whatever a decoder raises becomes an ``ImageError``.
+    pixels are decoded, and so are JPEGs of more than ``max_scans`` scans and pictures
+    whose decode would hold more than ``max_bytes`` (a JPEG is decoded at 1/2, 1/4 or 1/8
+    of its size instead when that fits). A decode that takes more than ``max_seconds`` of
+    CPU is stopped between blocks of the file, or refused after. Whatever a decoder raises
+    becomes an ``ImageError``.
     """
     if not data:
         raise ImageError("the file is empty")
+    started = time.thread_time()
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=DECODERS)
+            image = Image.open(_Clocked(data, started + max_seconds), formats=DECODERS)
             _check_header(image, max_pixels, min_side, max_aspect)
-            image.seek(0)
+            image.seek(0)  # the first frame only: no other frame is ever decoded
+            _check_cost(image, data, max_bytes, max_scans)
+            image.decodermaxblock = _READ_BLOCK
             image.load()
+            # One step at a time, each dropping the previous copy of the picture.
+            _upright(image)
+            image = _in_srgb(image)
+            image = to_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -95,7 +132,28 @@ def decode_image(
         raise ImageError(f"the image is damaged or truncated ({error})") from None
     except Exception as error:  # noqa: BLE001 - a decoder's bug must not be a server error
         raise ImageError(f"the image could not be decoded ({type(error).__name__})") from None
-    return to_rgb(_in_srgb(_upright(image)))
+    spent = time.thread_time() - started
+    if spent > max_seconds:
+        raise _too_slow(spent, max_seconds)
+    return image
+
+
+class _Clocked(io.BytesIO):
+    """The file as the decoders read it, refusing to go on once the CPU budget is spent."""
+
+    def __init__(self, data: bytes, deadline: float):
+        super().__init__(data)
+        self.deadline = deadline
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.thread_time() > self.deadline:
+            raise _too_slow()
+        return super().read(size)
+
+
+def _too_slow(spent: float | None = None, most: float | None = None) -> ImageError:
+    took = f" ({spent:.2f} s of CPU; at most {most:g} s)" if spent is not None else ""
+    return ImageError(f"the image takes too long to decode{took}")
 
 
 def _check_header(
@@ -121,6 +179,81 @@ def _check_header(
         )
 
 
+def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int) -> None:
+    """Refuse what would cost more than the budget, before any pixel is decoded; shrink a
+    JPEG whose full size would hold too much but a smaller one fits (libjpeg scales while
+    decoding, for less CPU too)."""
+    jpeg = image.format in ("JPEG", "MPO")
+    if jpeg:
+        scans = jpeg_scans(data, stop_after=max_scans)
+        if scans > max_scans:
+            raise ImageError(
+                f"the JPEG has too many progressive scans (more than {max_scans}; "
+                "cameras write at most about 20): save it again as an ordinary JPEG"
+            )
+    components = len(image.layer) if jpeg else 0
+    multi_scan = jpeg and scans > 1
+    needed = decode_bytes(image.mode, image.size, components, multi_scan)
+    if needed <= max_bytes:
+        return
+    width, height = image.size
+    for scale in (2, 4, 8) if jpeg else ():
+        size = (math.ceil(width / scale), math.ceil(height / scale))
+        if decode_bytes(image.mode, size, components, multi_scan, image.size) <= max_bytes:
+            # Pillow picks the largest scale that keeps at least the size asked for.
+            image.draft(image.mode, (width // scale, height // scale))
+            return
+    raise ImageError(
+        f"the image needs too much memory to decode ({width}x{height} pixels in mode "
+        f"{image.mode}: {needed / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB)"
+    )
+
+
+def decode_bytes(
+    mode: str,
+    size: tuple[int, int],
+    components: int = 0,
+    multi_scan: bool = False,
+    coded_size: tuple[int, int] | None = None,
+) -> int:
+    """Bytes a decode to ``size`` in ``mode`` holds at its peak: the picture in Pillow's
+    layout, the working copies of the conversions to RGB and, for a JPEG of several scans,
+    libjpeg's buffer of every coefficient of its ``components`` (two bytes each, at the
+    ``coded_size``, whatever the scale decoded to)."""
+    pixels = size[0] * size[1]
+    per_pixel = 1 if mode in _ONE_BYTE else 2 if mode in _TWO_BYTES else 4
+    coded = coded_size or size
+    coefficients = 2 * components * coded[0] * coded[1] if multi_scan else 0
+    return pixels * (per_pixel + _WORKING_BYTES_PER_PIXEL) + coefficients
+
+
+def jpeg_scans(data: bytes, stop_after: int) -> int:
+    """The number of scans of the JPEG's first picture (up to its end marker), counted as
+    libjpeg finds them (bytes between segments skipped), up to ``stop_after`` + 1."""
+    scans, position, end = 0, 2, len(data)
+    while position + 4 <= end and scans <= stop_after:
+        marker = data[position + 1] if data[position] == 0xFF else 0
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xD9:  # end of the picture
+            break
+        if marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # garbage or standalone
+            found = _NEXT_MARKER.search(data, position + 1)
+            if found is None:
+                break
+            position = found.start()
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            found = _NEXT_MARKER.search(data, position)
+            if found is None:
+                break
+            position = found.start()
+    return scans
+
+
 def _not_an_image(data: bytes) -> str:
     # Name what Pillow cannot open but sellers do send, so they learn what to change.
     name = _named_format(data[:1024])
@@ -141,12 +274,11 @@ def _named_format(head: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
-        # Corrupt EXIF must not cost the photo: keep it as stored.
-        return image
+def _upright(image: Image.Image) -> None:
+    """Turn the picture as its EXIF orientation says, in place (no copy when upright)."""
+    # Corrupt EXIF must not cost the photo: keep it as stored.
+    with contextlib.suppress(OSError, ValueError, SyntaxError, TypeError, KeyError):
+        ImageOps.exif_transpose(image, in_place=True)
 
 
 @cache
@@ -185,21 +317,31 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Flatten any Pillow mode to 8-bit RGB."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
-        # 16/32-bit greyscale: scale down to 8 bits instead of clipping at 255.
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") else max(array.max(), 1.0)
-        grey = np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode in (*_TWO_BYTES, "I"):
+        return _deep_grey(image).convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        image = image.convert("RGBA")
+        if image.mode != "RGBA":
+            image = image.convert("RGBA")
         background = Image.new("RGB", image.size, ALPHA_BACKGROUND)
         background.paste(image, mask=image.getchannel("A"))
         return background
     # CMYK, YCbCr, L, 1, F, HSV, LAB: Pillow's converters handle these.
     return image.convert("RGB")
+
+
+def _deep_grey(image: Image.Image) -> Image.Image:
+    """16/32-bit greyscale scaled down to 8 bits (not clipped at 255), in integers and in
+    stripes: no copy of the whole picture wider than its 8-bit result."""
+    peak = 65535 if image.mode in _TWO_BYTES else max(int(image.getextrema()[1]), 1)
+    width, height = image.size
+    grey = np.empty((height, width), np.uint8)
+    rows = max(1, (1 << 20) // max(width, 1))
+    for top in range(0, height, rows):
+        stripe = np.asarray(image.crop((0, top, width, min(top + rows, height))), np.int64)
+        grey[top : top + rows] = np.clip(stripe * 255 // peak, 0, 255)
+    return Image.fromarray(grey, "L")
 
 
 def perceptual_hash(image: Image.Image) -> int:

@@ -5,7 +5,8 @@ for these rules, whichever way a photo comes in (an ad's photos, the quick check
 A photo is read up to the byte cap (``ADS_MAX_PHOTO_BYTES``), decoded fully by content
 (``classifier.ml.preprocess.decode_image``: JPEG, PNG, WebP, GIF; the first frame of an
 animation; EXIF orientation applied; at most ``CLASSIFIER_MAX_IMAGE_PIXELS`` pixels and at
-least ``MIN_SIDE`` px on each side) and re-encoded as JPEG. Re-encoding without passing
+least ``MIN_SIDE`` px on each side; within the decoding budget ``CLASSIFIER_MAX_DECODE_*``
+and ``CLASSIFIER_MAX_JPEG_SCANS``) and re-encoded as JPEG. Re-encoding without passing
 metadata on drops all of it (EXIF, GPS position, XMP, ICC profiles) and anything appended
 to the picture (a zip after a JPEG), and means only pixels we decoded ourselves are ever
 stored or served. The name the client gave is kept only as a label, sanitized.
@@ -75,7 +76,7 @@ def stored_form(image: Image.Image, name: str = "", data: bytes | None = None) -
     ads' photos): encoding it again would change its bytes, hence its identity (sha256),
     and lose quality twice.
     """
-    if data is not None and is_stored_form(data):
+    if data is not None and is_stored_form(data, image.size):
         stored = data
     else:
         buffer = io.BytesIO()
@@ -92,13 +93,15 @@ def stored_form(image: Image.Image, name: str = "", data: bytes | None = None) -
     )
 
 
-def is_stored_form(data: bytes) -> bool:
+def is_stored_form(data: bytes, size: tuple[int, int]) -> bool:
     """Whether ``data`` is a JPEG as ``stored_form`` writes them: baseline, RGB, no segment
     but a bare JFIF header (no EXIF, XMP, ICC profile, comment or thumbnail), and nothing
-    after the picture's end marker. Call it on data ``decode`` accepted."""
+    after the picture's end marker, of the ``size`` decoded (not shrunk to fit the decoding
+    budget). Call it on data ``decode`` accepted."""
     with Image.open(io.BytesIO(data)) as image:
         plain = (
             image.format == "JPEG"
+            and image.size == size
             and image.mode == "RGB"
             and [(marker, len(body)) for marker, body in image.applist] == [("APP0", 14)]
             and not {"comment", "progressive", "progression"} & set(image.info)
@@ -141,6 +144,9 @@ def decode(data: bytes) -> Image.Image:
         max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS,
         min_side=MIN_SIDE,
         max_aspect=settings.ADS_MAX_ASPECT_RATIO,
+        max_bytes=settings.CLASSIFIER_MAX_DECODE_BYTES,
+        max_seconds=settings.CLASSIFIER_MAX_DECODE_SECONDS,
+        max_scans=settings.CLASSIFIER_MAX_JPEG_SCANS,
     )
 
 

@@ -92,6 +92,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request counts and latencies per view for /metrics (django-prometheus): first and last.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Bodies over their view's cap: 413 before anything reads them (avito_mod/body_limits.py).
+    "avito_mod.body_limits.BodyLimitMiddleware",
     # /healthz and /readyz, before the HTTPS redirect and the host check: load balancers
     # probe each process by its address over plain HTTP (avito_mod/health/).
     "avito_mod.health.middleware.HealthProbeMiddleware",
@@ -261,6 +263,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Ads --------------------------------------------------------------------------
+# Request bodies are refused (413) above their view's cap before they are read: the upload
+# views take ADS_MAX_PHOTOS (quick check: one) photos of ADS_MAX_PHOTO_BYTES, the admins'
+# example photos CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES, plus 1 MiB of form; every other view
+# this many bytes (avito_mod/body_limits.py; deploy/nginx has the same caps).
+AVITO_MAX_REQUEST_BYTES = env_int("AVITO_MAX_REQUEST_BYTES", 4 * 1024 * 1024, low=1024)
 # Each uploaded photo is refused above this many bytes (before it is decoded).
 ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
 ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
@@ -300,6 +307,15 @@ CLASSIFIER_ARTIFACT_CHECK_SECONDS = env_float(
 )
 # Images larger than this are refused before decoding (decompression bombs).
 CLASSIFIER_MAX_IMAGE_PIXELS = env_int("CLASSIFIER_MAX_IMAGE_PIXELS", 40_000_000)
+# The decoding budget of each photo (ads/photos.py): bytes held at the peak (the picture at
+# its bytes per pixel, the conversions' copies, a progressive JPEG's coefficients; a JPEG
+# over it is decoded at 1/2, 1/4 or 1/8 of its size when that fits), CPU seconds, and scans
+# of a progressive JPEG (each a pass over the whole picture; cameras write at most ~20).
+CLASSIFIER_MAX_DECODE_BYTES = env_int("CLASSIFIER_MAX_DECODE_BYTES", 256 * 1024 * 1024, low=1)
+CLASSIFIER_MAX_DECODE_SECONDS = env_float(
+    "CLASSIFIER_MAX_DECODE_SECONDS", 1.0, low=0.001, high=600.0
+)
+CLASSIFIER_MAX_JPEG_SCANS = env_int("CLASSIFIER_MAX_JPEG_SCANS", 32, low=1)
 # The sellers' quick check (POST /api/v1/classify/): requests per account, and per client
 # address whoever is signed in ("number/second|minute|hour|day").
 CLASSIFIER_QUICK_CHECK_USER_RATE = env_rate("CLASSIFIER_QUICK_CHECK_USER_RATE", "60/min")

@@ -1,0 +1,173 @@
+"""Photos decoded within a budget (issue 27): scans of a JPEG, bytes (not pixels) held by
+the decode, CPU seconds; each refusal a 400 naming the photo, ordinary photos unchanged."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from rest_framework.test import APIClient
+
+from ads.models import Ad
+from ads.photos import to_rgb
+from ads.uploads import decode
+from tests.costly import deep_png, many_frames_gif, many_scans_jpeg
+from tests.factories import ad_form, upload
+from tests.images import drawn_photo, encode
+
+pytestmark = pytest.mark.django_db
+
+ADS, QUICK_CHECK = "/api/v1/ads/", "/api/v1/classify/"
+
+
+def post_photo(user, url: str, name: str, data: bytes):
+    client = APIClient()
+    client.force_authenticate(user)
+    photo = upload(name, data)
+    if url == QUICK_CHECK:
+        return client.post(url, {"image": photo, "category": "phone"}, format="multipart")
+    return client.post(url, ad_form(photos=[upload("front.jpg", seed=1), photo]), "multipart")
+
+
+def photo(size=(1200, 900), mode: str = "RGB", fmt: str = "JPEG", **options) -> bytes:
+    """A drawn product photo (not a flat test card), in ``mode`` and ``fmt``."""
+    image = drawn_photo("phone", 3, size=(size[0] // 8, size[1] // 8)).resize(size)
+    if mode == "I;16":
+        grey = np.asarray(image.convert("L"), np.uint16) * 257
+        return encode(Image.fromarray(grey), fmt)  # uint16: mode I;16
+    return encode(image.convert(mode), fmt, **options)
+
+
+@pytest.mark.parametrize("url", [ADS, QUICK_CHECK])
+def test_refuses_a_jpeg_with_more_scans_than_cameras_write(seller, media, settings, url):
+    settings.CLASSIFIER_MAX_JPEG_SCANS = 32
+    data = many_scans_jpeg((64, 64), scans=33)
+
+    response = post_photo(seller, url, "scans.jpg", data)
+
+    assert response.status_code == 400
+    assert "'scans.jpg'" in str(response.data) and "too many progressive scans" in str(
+        response.data
+    )
+    assert not Ad.objects.exists()
+
+
+def test_accepts_progressive_jpegs_as_encoders_write_them(seller, media):
+    for options in ({"progressive": True}, {"progressive": True, "optimize": True}):
+        assert post_photo(seller, ADS, "p.jpg", photo(**options)).status_code == 201
+
+
+@pytest.mark.parametrize("url", [ADS, QUICK_CHECK])
+def test_the_memory_budget_counts_bytes_per_pixel_not_pixels(seller, media, settings, url):
+    # 8-bit greyscale needs 1 + 9 bytes a pixel at most, 16-bit 2 + 9: a budget between the
+    # two takes the first and refuses the second of the same size.
+    size = (300, 200)
+    settings.CLASSIFIER_MAX_DECODE_BYTES = int(size[0] * size[1] * 10.5)
+    eight, sixteen = photo(size, "L", "PNG"), photo(size, "I;16", "PNG")
+
+    refused = post_photo(seller, url, "deep.png", sixteen)
+
+    assert refused.status_code == 400
+    assert "'deep.png'" in str(refused.data) and "too much memory" in str(refused.data)
+    assert "mode I;16" in str(refused.data)
+    if url == ADS:
+        assert post_photo(seller, url, "grey.png", eight).status_code == 201
+
+
+def test_a_one_bit_png_counts_a_byte_a_pixel(seller, media, settings):
+    settings.CLASSIFIER_MAX_DECODE_BYTES = 300 * 300 * 10 - 1
+
+    response = post_photo(seller, ADS, "bits.png", deep_png((300, 300), bits=1))
+
+    assert response.status_code == 400 and "too much memory" in str(response.data)
+
+
+def test_a_jpeg_over_the_memory_budget_is_decoded_smaller(seller, media, settings):
+    size = (1600, 1200)
+    # Room for a quarter of the pixels, not for all.
+    settings.CLASSIFIER_MAX_DECODE_BYTES = size[0] * size[1] * 13 // 3
+
+    response = post_photo(seller, ADS, "big.jpg", photo(size))
+
+    assert response.status_code == 201, response.data
+    stored = Ad.objects.get().images.get(position=1)
+    assert (stored.width, stored.height) == (800, 600)
+
+
+def test_a_progressive_jpeg_counts_its_coefficients(settings):
+    data = photo((1600, 1200), progressive=True)
+    # Room for the picture at full size, not for libjpeg's coefficients besides.
+    settings.CLASSIFIER_MAX_DECODE_BYTES = 1600 * 1200 * 13 + 1000
+    assert decode(photo((1600, 1200))).size == (1600, 1200)
+
+    assert decode(data).size == (800, 600)
+
+
+@pytest.mark.parametrize("url", [ADS, QUICK_CHECK])
+def test_a_decode_over_the_cpu_budget_is_refused(seller, media, settings, url):
+    settings.CLASSIFIER_MAX_DECODE_SECONDS = 0.0001
+    noise = np.random.default_rng(1).integers(0, 256, (900, 1200, 3), dtype=np.uint8)
+
+    response = post_photo(seller, url, "slow.png", encode(Image.fromarray(noise), "PNG"))
+
+    assert response.status_code == 400
+    assert "'slow.png'" in str(response.data) and "too long to decode" in str(response.data)
+
+
+def test_only_the_first_frame_of_a_long_animation_is_decoded(seller, media):
+    response = post_photo(seller, ADS, "long.gif", many_frames_gif(frames=2000))
+
+    assert response.status_code == 201, response.data
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        ("JPEG", "RGB"),
+        ("JPEG", "L"),
+        ("JPEG", "CMYK"),
+        ("PNG", "RGB"),
+        ("PNG", "L"),
+        ("PNG", "P"),
+        ("PNG", "RGBA"),
+        ("PNG", "I;16"),
+        ("WEBP", "RGB"),
+        ("WEBP", "RGBA"),
+        ("GIF", "P"),
+    ],
+)
+def test_ordinary_photos_pass_the_budget(fmt, mode):
+    image = decode(photo((2000, 1500), mode, fmt))
+
+    assert (image.mode, image.size) == ("RGB", (2000, 1500))
+
+
+def test_a_twelve_megapixel_phone_photo_is_decoded_whole():
+    data = photo((4032, 3024), quality=90)
+
+    assert decode(data).size == (4032, 3024)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_deep_greyscale_is_scaled_to_eight_bits_in_integers(mode):
+    # Taller than one stripe of the conversion, with values across the whole range.
+    width, height = 1500, 1000
+    peak = 65535 if mode == "I;16" else 1_000_000
+    values = np.linspace(0, peak, width * height, dtype=np.int64).reshape(height, width)
+    image = Image.fromarray(values.astype(np.uint16 if mode == "I;16" else np.int32))
+    assert image.mode == mode
+
+    grey = np.asarray(to_rgb(image))[..., 0]
+
+    assert np.array_equal(grey, (values * 255 // peak).astype(np.uint8))
+
+
+def test_a_png_of_sixteen_bits_keeps_its_values(settings):
+    data = photo((640, 480), "I;16", "PNG")
+
+    rgb = decode(data)
+
+    expected = np.asarray(Image.open(io.BytesIO(data)), np.int64) * 255 // 65535
+    assert np.array_equal(np.asarray(rgb)[..., 1], expected.astype(np.uint8))
