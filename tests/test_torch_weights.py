@@ -336,7 +336,7 @@ def with_state_pickle(raw: bytes) -> bytes:
 
 def _build_on(module: str, name: str) -> bytes:
     """``{"w": module.name}``, then BUILD on that global with ``{"dtype": "float64"}``."""
-    value = "float64".encode()
+    value = b"float64"
     return (
         b"\x80\x02}(X\x01\x00\x00\x00w"
         + f"c{module}\n{name}\n".encode()
