@@ -1,6 +1,7 @@
 """Failed sign-ins and lock-outs in the admin (admins only): django-axes' ``AccessAttempt``
-rows, one per username, address and browser, with what each one's account and address
-count now, and actions that unlock them."""
+rows, one per username, address and browser, with what the account at that address and the
+address count now, how much of the account's budget of guesses is used, and actions that
+unlock them."""
 
 from __future__ import annotations
 
@@ -12,24 +13,26 @@ from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import guesses
+
 
 def with_counts(queryset: QuerySet, request) -> QuerySet:
-    """Each row with the failures its account and its address count now (within the
-    cool-off), as the sign-in checks them."""
+    """Each row with the failures its account at its address and its address count now
+    (within the cool-off), as the sign-in checks them."""
     recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - get_cool_off(request))
 
-    def total(field: str) -> Coalesce:
+    def total(*fields: str) -> Coalesce:
         sums = (
-            recent.filter(**{field: OuterRef(field)})
+            recent.filter(**{field: OuterRef(field) for field in fields})
             .order_by()
-            .values(field)
+            .values(*fields)
             .annotate(total=Sum("failures_since_start"))
             .values("total")
         )
         return Coalesce(Subquery(sums, output_field=IntegerField()), 0)
 
     return queryset.annotate(
-        account_failures=total("username"), address_failures=total("ip_address")
+        account_failures=total("username", "ip_address"), address_failures=total("ip_address")
     )
 
 
@@ -64,6 +67,7 @@ class SignInFailureAdmin(admin.ModelAdmin):
         "path_info",
         "account_count",
         "address_count",
+        "guesses_used",
     ]
     list_filter = [LockedOutFilter, "path_info"]
     search_fields = ["username", "ip_address"]
@@ -89,13 +93,18 @@ class SignInFailureAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="account's failures", ordering="account_failures")
+    @admin.display(description="account's failures here", ordering="account_failures")
     def account_count(self, attempt) -> str:
         return self._count(attempt.account_failures)
 
     @admin.display(description="address's failures", ordering="address_failures")
     def address_count(self, attempt) -> str:
         return self._count(attempt.address_failures)
+
+    @admin.display(description="guesses from unknown places")
+    def guesses_used(self, attempt) -> str:
+        used, budget = guesses.used(attempt.username or ""), settings.SIGNIN_ACCOUNT_GUESSES
+        return f"{used} of {budget}: used up" if used >= budget else f"{used} of {budget}"
 
     @staticmethod
     def _count(failures: int) -> str:
@@ -105,7 +114,8 @@ class SignInFailureAdmin(admin.ModelAdmin):
         )
 
     @admin.action(
-        description="Unlock the selected accounts (their failures from every address)",
+        description="Unlock the selected accounts (their failures from every address, and "
+        "their budget of guesses)",
         permissions=["delete"],
     )
     def unlock_accounts(self, request, queryset):
@@ -122,6 +132,9 @@ class SignInFailureAdmin(admin.ModelAdmin):
         """Clear every failure sharing a selected row's ``field``, whatever the other one."""
         values = set(queryset.values_list(field, flat=True))
         deleted, _ = AccessAttempt.objects.filter(**{f"{field}__in": values}).delete()
+        if field == "username":
+            for username in values:
+                guesses.reset(username or "")
         self.message_user(
             request, f"Unlocked {len(values)} {what}: {deleted} row(s) cleared.", messages.SUCCESS
         )

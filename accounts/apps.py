@@ -8,6 +8,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from .limits import forget_failures_on_sign_in
+        from .limits import signed_in_with_password
 
-        user_logged_in.connect(forget_failures_on_sign_in, dispatch_uid="accounts-forget-failures")
+        user_logged_in.connect(signed_in_with_password, dispatch_uid="accounts-signed-in")

@@ -1,11 +1,15 @@
 """Failed sign-ins, limited on every way in: ``POST /api/v1/auth/token/``, the sellers'
 ``/accounts/login/`` and ``/admin/login/``.
 
-django-axes counts each failure in the database, per account (from any address) and per
-client address (whatever usernames it tried), and its authentication backend refuses a
-locked-out sign-in before the password is checked (settings: "Sign-in limits"). This module
-gives it the client address and the answer (a ``429`` with ``Retry-After`` and the wait in
-words), and forgives an account's failures from an address once its password is given there.
+django-axes counts each failure in the database, per account at one client address and per
+address (whatever usernames it tried), and its authentication backend refuses a locked-out
+sign-in before the password is checked (settings: "Sign-in limits"). Guesses at one account
+from many addresses are limited by its budget of checks (``accounts.guesses``), which its
+owner's known addresses and browsers are spared (``accounts.known``): nobody can lock a
+moderator out of her own desk by guessing her password elsewhere. This module gives axes
+the client address and the answer (a ``429`` with ``Retry-After`` and the wait in words),
+and, once an account's password is given, forgives its failures from that address and
+remembers the address and the browser.
 
 The answer is the same for an account that exists and one that does not: axes counts and
 locks any username, so a lock-out tells nothing about which names are real.
@@ -29,7 +33,13 @@ from django.utils import timezone
 
 from avito_mod.throttling import client_address
 
+from . import known
+
 LOCKED_OUT = "Too many failed sign-ins for this account or from your network. Try again in {wait}."
+TOO_MANY_GUESSES = (
+    "Too many sign-ins were tried for this account from networks it is not known on. Try "
+    "again in {wait}, or from a device or network you signed in from before."
+)
 BUSY = "Another sign-in from your network is under way. Try again in a moment."
 
 
@@ -87,7 +97,11 @@ def wait_text(seconds: int) -> str:
 def locked_out_response(
     request: HttpRequest, original_response=None, credentials: dict | None = None
 ) -> HttpResponse:
-    """``AXES_LOCKOUT_CALLABLE``: a locked-out sign-in's answer (the token API calls it too)."""
+    """``AXES_LOCKOUT_CALLABLE``: a locked-out sign-in's answer (the token API calls it too),
+    or the one of an account's used-up budget of guesses (``accounts.backends``)."""
+    wait = getattr(request, "signin_guesses_wait", None)
+    if wait is not None:
+        return refusal(request, TOO_MANY_GUESSES.format(wait=wait_text(wait)), wait)
     wait = seconds_locked_out(request, credentials)
     return refusal(request, LOCKED_OUT.format(wait=wait_text(wait)), wait)
 
@@ -116,7 +130,16 @@ def forget_failures(request: HttpRequest, username: str) -> int:
     return deleted
 
 
-def forget_failures_on_sign_in(sender, request, user, **kwargs) -> None:
-    """Receives ``user_logged_in`` (the sellers' and the admin's sign-in pages)."""
+def signed_in(request: HttpRequest, user) -> None:
+    """The right password: the account's failures from this address are forgiven, and this
+    address and browser are known to be its owner's from now on (``accounts.known``)."""
+    forget_failures(request, user.get_username())
+    known.remember(request, user, signin_address(request))
+
+
+def signed_in_with_password(sender, request, user, **kwargs) -> None:
+    """Receives ``user_logged_in`` (the sellers' and the admin's sign-in pages; not the
+    sign-up's, which checked no password but one just chosen: a new address is known then
+    too)."""
     if request is not None:
-        forget_failures(request, user.get_username())
+        signed_in(request, user)

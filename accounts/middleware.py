@@ -1,4 +1,5 @@
-"""One password check at a time per client address, on every way in."""
+"""One password check at a time per client address, on every way in; and the known-browser
+cookie of a sign-in with the right password (``accounts.known``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from . import known
 from .limits import BUSY, refusal, signin_address
 
 logger = logging.getLogger(__name__)
@@ -42,9 +44,11 @@ class OneSignInAtATimeMiddleware:
         if not self._take(key, token):
             return refusal(request, BUSY, wait=1)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         finally:
             self._give_back(key, token)
+        known.set_cookie(request, response)  # a sign-in with the right password: its browser
+        return response
 
     def paths(self) -> frozenset[str]:
         if self._paths is None:  # the URL configuration is loaded by the first request

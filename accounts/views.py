@@ -9,7 +9,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .limits import forget_failures, locked_out_response
+from .limits import locked_out_response, signed_in
 from .serializers import AuthTokenSerializer
 
 DETAIL = inline_serializer("SignInRefused", {"detail": serializers.CharField()})
@@ -19,7 +19,8 @@ class TokenView(ObtainAuthToken):
     """DRF's ``obtain_auth_token`` with the sign-in limits. Axes refuses a locked-out sign-in
     inside ``authenticate()``, which DRF then reports as wrong credentials; this view answers
     it as the other ways in do (``429``, ``Retry-After``, the wait in words). A correct
-    password forgives the account's failures from this address, as a sign-in page does."""
+    password forgives the account's failures from this address and makes the address and
+    the client (a cookie) known, as a sign-in page does."""
 
     serializer_class = AuthTokenSerializer
 
@@ -45,6 +46,6 @@ class TokenView(ObtainAuthToken):
                 )
             raise ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
-        forget_failures(request, user.get_username())
+        signed_in(request._request, user)  # the Django request: its cookie is set on the way out
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

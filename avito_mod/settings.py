@@ -177,16 +177,23 @@ LOGIN_REDIRECT_URL = "sellers:my-ads"
 # checks the password.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # The account's budget of guesses from places it is not known at (accounts/guesses.py).
+    "accounts.backends.GuessBudgetBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# This many failed sign-ins lock out the account (from any address) and, separately, the
-# client address (whatever usernames it tried), for SIGNIN_LOCKOUT_SECONDS after the last
-# failure that counted.
+# This many failed sign-ins lock out the account at that client address and, separately,
+# the address (whatever usernames it tried), for SIGNIN_LOCKOUT_SECONDS after the last
+# failure that counted. Not the account everywhere: anyone could then lock its owner out.
 SIGNIN_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5, low=1)
 SIGNIN_LOCKOUT_SECONDS = env_int("SIGNIN_LOCKOUT_SECONDS", 15 * 60, low=1)
+# At most this many passwords checked per username per SIGNIN_LOCKOUT_SECONDS from all the
+# addresses and browsers it never signed in from, together; its known ones (a sign-in with
+# the right password within SIGNIN_KNOWN_DAYS) are spared, so its owner is never locked out.
+SIGNIN_ACCOUNT_GUESSES = env_int("SIGNIN_ACCOUNT_GUESSES", 10, low=1)
+SIGNIN_KNOWN_DAYS = env_int("SIGNIN_KNOWN_DAYS", 90, low=1)
 AXES_FAILURE_LIMIT = SIGNIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=SIGNIN_LOCKOUT_SECONDS)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 # In the database: lock-outs outlive a restart and every web process sees the same ones.
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 # The project's client address (DJANGO_NUM_PROXIES deep in X-Forwarded-For), an IPv6

@@ -78,6 +78,15 @@ class ModerationDecision(models.Model):
     undone_at = models.DateTimeField(
         null=True, blank=True, help_text="Undone by its moderator: the ad went back to review."
     )
+    # The claim this decision overrode: the moderator who held the ad when it was taken over.
+    took_over_from = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Taken over from this moderator, who held the ad (an unexpired claim)",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -44,6 +44,18 @@ class NotInReview(DecisionError):
     """The ad left the queue (decided, edited by its seller, deleted) before the decision."""
 
 
+class HeldByAnother(DecisionError):
+    """Another moderator holds the ad (an unexpired claim): they may be deciding it now."""
+
+    def __init__(self, ad: Ad, claim: ReviewClaim):
+        self.holder = claim.moderator.get_username()
+        until = timezone.localtime(claim.expires_at)
+        super().__init__(
+            f"“{ad}” is held by {self.holder} until {until:%H:%M:%S}; nothing done. "
+            "Take it over to decide it anyway."
+        )
+
+
 def decide(
     ad_id: int,
     moderator,
@@ -52,13 +64,16 @@ def decide(
     category: Category | None = None,
     reason: str = "",
     note: str = "",
+    takeover: bool = False,
 ) -> ModerationDecision:
     """Accept, recategorize or reject ad ``ad_id`` as ``moderator`` and label its photos.
 
     ``category`` is used by recategorize (default: the ad's suggested category), ``reason``
     by reject (a ``Ad.RejectionReason``); ``note`` may go with any decision and is required
-    for a rejection for another reason. Raises ``DecisionError`` with a message for the
-    moderator, ``NotInReview`` when the ad is no longer in the queue.
+    for a rejection for another reason. An ad another moderator holds (an unexpired claim)
+    is decided only with ``takeover``, which the decision records. Raises ``DecisionError``
+    with a message for the moderator: ``NotInReview`` when the ad is no longer in the queue,
+    ``HeldByAnother`` when another holds it.
     """
     if not moderator.has_perm(DECIDE_AD):
         raise PermissionDenied(f"{moderator} may not decide ads in review")
@@ -67,8 +82,9 @@ def decide(
     with transaction.atomic():
         ad = Ad.objects.select_for_update().filter(pk=ad_id).first()
         opened = _check_in_review(ad_id, ad)
+        holder = _check_claim(ad, moderator, takeover)
         photos = list(ad.images.all())
-        decision = _record(ad, photos, moderator, action, category, reason, note)
+        decision = _record(ad, photos, moderator, action, category, reason, note, holder)
         if opened is not None:
             audit.answer(opened, decision)
         if action == Action.REJECT:
@@ -110,8 +126,26 @@ def _check_in_review(ad_id: int, ad: Ad | None) -> Audit | None:
     )
 
 
+def _check_claim(ad: Ad, moderator, takeover: bool):
+    """The moderator whose unexpired claim on ``ad`` this decision takes over, or None;
+    raises ``HeldByAnother`` unless ``takeover``. An expired claim holds nothing."""
+    claim = _others_claim(ad, moderator)
+    if claim is None:
+        return None
+    if not takeover:
+        raise HeldByAnother(ad, claim)
+    return claim.moderator
+
+
 def _record(
-    ad: Ad, photos, moderator, action: str, category: Category | None, reason: str, note: str
+    ad: Ad,
+    photos,
+    moderator,
+    action: str,
+    category: Category | None,
+    reason: str,
+    note: str,
+    took_over_from=None,
 ) -> ModerationDecision:
     to_category, rejection_reason = None, ""
     if action == Action.ACCEPT:
@@ -132,6 +166,7 @@ def _record(
         suggested_category=ad.suggested_category,
         in_review_since=ad.decided_at,
         labels_before=labels_of(photos),  # what an undo puts back
+        took_over_from=took_over_from,
     )
 
 
@@ -240,6 +275,17 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
     mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
     mine.update(expires_at=until)  # renewed while they are still at it
     return set(mine.values_list("ad_id", flat=True))
+
+
+def holder(ad: Ad, moderator):
+    """The other moderator who holds ``ad`` now, or None."""
+    claim = _others_claim(ad, moderator)
+    return claim.moderator if claim else None
+
+
+def _others_claim(ad: Ad, moderator) -> ReviewClaim | None:
+    active = ReviewClaim.objects.filter(ad=ad, expires_at__gt=timezone.now())
+    return active.exclude(moderator=moderator).select_related("moderator").first()
 
 
 def held_by_others(moderator):

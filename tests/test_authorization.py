@@ -190,15 +190,19 @@ EXPECTED: dict[str, list[Case]] = {
         get(staff_only(405, 405)),
         post(staff_only(403, 302)),
     ],
-    # The review queue's decisions: moderators and admins.
-    "admin:moderation_reviewitem_accept": [get(staff_only(405, 405)), post(staff_only(DONE, DONE))],
+    # The review queue's decisions: moderators and admins. The ad is held for the
+    # moderator (the fixture's claim): the admin takes it over (tests/test_claims.py).
+    "admin:moderation_reviewitem_accept": [
+        get(staff_only(405, 405)),
+        post(staff_only(DONE, DONE), lambda f, role: {"takeover": "1"}),
+    ],
     "admin:moderation_reviewitem_recategorize": [
         get(staff_only(405, 405)),
-        post(staff_only(DONE, DONE), lambda f, role: {"category": f.laptop.pk}),
+        post(staff_only(DONE, DONE), lambda f, role: {"category": f.laptop.pk, "takeover": "1"}),
     ],
     "admin:moderation_reviewitem_reject": [
         get(staff_only(405, 405)),
-        post(staff_only(DONE, DONE), lambda f, role: {"reason": "prohibited"}),
+        post(staff_only(DONE, DONE), lambda f, role: {"reason": "prohibited", "takeover": "1"}),
     ],
     # The queue's pulse: admins only.
     "admin:moderation_reviewitem_pulse": [get(staff_only(403, 200)), post(staff_only(405, 405))],

@@ -7,15 +7,20 @@ import collections
 import io
 import pickle
 import random
+import re
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from classifier.ml.torch_weights import (
     MAGIC_NUMBER,
+    MAX_TOTAL_BYTES,
     PROTOCOL_VERSION,
     WeightsError,
+    _allowed,
+    _RestrictedUnpickler,
     load_state_dict,
     read_state_dict,
 )
@@ -235,6 +240,141 @@ def test_refuses_garbage(data):
     except Exception as error:  # the point is which exception escapes
         raise AssertionError(f"{type(error).__name__} escaped: {error}") from error
     raise AssertionError("garbage was read as a state dict")
+
+
+# --- Hostile geometry and pickles -------------------------------------------------------
+# The file comes from an installed package: a supply-chain path. Each of these once crashed
+# the process (SIGSEGV), read memory past its storage, made a gigabyte array from a few
+# hundred bytes, or changed how a later, correct file loads.
+
+TEN = Storage("0", np.arange(10, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride", "offset", "said"),
+    [
+        ((10,), (-1,), 9, "negative stride"),
+        ((4000,), (1,), -4000, "negative storage offset"),
+        ((10,), (1,), -(2**62), "negative storage offset"),
+        ((2**15, 2**15), (0, 0), 0, "zero stride repeats one element"),
+        ((10,), (1,), 1, "reaches element 10 of a storage of 10 elements"),
+        ((3, 4), (4, 1), 0, "reaches element 11"),
+        ((), (), 10, "reaches element 10"),
+        ((-1,), (1,), 0, "negative size"),
+        ((2,), (1.5,), 0, "must be integers"),
+        ((2, 2), (1,), 0, "2 sizes but 1 strides"),
+    ],
+)
+def test_refuses_a_tensor_outside_its_storage(shape, stride, offset, said):
+    state = {"weight": tensor(TEN, shape, stride=stride, offset=offset)}
+
+    with pytest.raises(WeightsError, match=re.escape(said)):
+        read(legacy_bytes(state))
+
+
+def test_a_zero_stride_over_one_element_is_read():
+    state = {"row": tensor(TEN, (1, 3), stride=(0, 2), offset=4)}
+
+    np.testing.assert_array_equal(read(legacy_bytes(state))["row"], [[4.0, 6.0, 8.0]])
+
+
+def test_overlapping_strides_beyond_the_cap_are_refused_in_bounded_memory():
+    # Every element inside a 4,000-element storage, yet 10^12 values asked for.
+    state = {"weight": tensor(Storage("0", np.zeros(4000, np.float32)), (1000,) * 4, (1,) * 4)}
+    data = legacy_bytes(state)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(WeightsError, match=f"more than {MAX_TOTAL_BYTES} bytes"):
+            read(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024, peak
+
+
+def test_a_storage_claiming_more_elements_than_the_cap_is_refused_before_reading():
+    huge = Storage("0", np.zeros(7, np.float32))
+    data = legacy_bytes({"weight": tensor(huge)})
+    # The element count in the persistent id, and the one before the raw bytes.
+    claimed = (MAX_TOTAL_BYTES // 4 + 1).to_bytes(4, "little")
+    patched = data.replace(b"K\x07", b"J" + claimed, 1)
+    assert patched != data
+
+    with pytest.raises(WeightsError, match=f"more than {MAX_TOTAL_BYTES}"):
+        read(patched)
+
+
+def test_a_negative_element_count_is_refused():
+    data = legacy_bytes({"weight": tensor(Storage("0", np.zeros(7, np.float32)))})
+    patched = data.replace(b"K\x07", b"J" + (-7).to_bytes(4, "little", signed=True), 1)
+    assert patched != data
+
+    with pytest.raises(WeightsError, match="invalid element count -7"):
+        read(patched)
+
+
+def test_a_tensor_whose_storage_is_missing_is_refused():
+    data = legacy_bytes({"weight": tensor(TEN)})
+    keys = pickle_of(["0"])
+    without = data.replace(keys, pickle_of([]), 1)
+    assert without != data
+
+    with pytest.raises(WeightsError, match="its storage '0' is not in the file"):
+        read(without[: -(8 + 40)])
+
+
+def with_state_pickle(raw: bytes) -> bytes:
+    """A file whose state-dict pickle is ``raw``, written by hand, and no storages."""
+    out = io.BytesIO()
+    for header in (MAGIC_NUMBER, PROTOCOL_VERSION, SYSTEM):
+        _LegacyPickler(out).dump(header)
+    out.write(raw)
+    _LegacyPickler(out).dump([])
+    return out.getvalue()
+
+
+def _build_on(module: str, name: str) -> bytes:
+    """``{"w": module.name}``, then BUILD on that global with ``{"dtype": "float64"}``."""
+    value = b"float64"
+    return (
+        b"\x80\x02}(X\x01\x00\x00\x00w"
+        + f"c{module}\n{name}\n".encode()
+        + b"}X\x05\x00\x00\x00dtypeX"
+        + len(value).to_bytes(4, "little")
+        + value
+        + b"sbu."
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "said"),
+    [
+        ("torch", "FloatStorage", "attributes of _StorageType"),
+        ("torch._utils", "_rebuild_tensor_v2", "attributes of function"),
+        ("collections", "OrderedDict", "attributes of type"),
+    ],
+)
+def test_build_on_an_allowed_global_is_refused_and_changes_no_later_load(module, name, said):
+    weight = np.arange(6, dtype=np.float32) / 7
+    correct = legacy_bytes({"weight": tensor(Storage("0", weight))})
+
+    with pytest.raises(WeightsError, match=said):
+        read(with_state_pickle(_build_on(module, name)))
+
+    loaded = read(correct)["weight"]
+    assert loaded.dtype == np.float32
+    assert loaded.tobytes() == weight.tobytes()
+
+
+def test_each_load_gets_its_own_storage_types():
+    # A stand-in kept from one load is not the one the next load resolves.
+    first = _RestrictedUnpickler(io.BytesIO(b""), {}, _allowed())
+    second = _RestrictedUnpickler(io.BytesIO(b""), {}, _allowed())
+    a, b = (u.find_class("torch", "FloatStorage") for u in (first, second))
+    assert a is not b and a.dtype is b.dtype is np.float32
+    with pytest.raises(WeightsError):
+        a.dtype = np.float64
 
 
 # --- The mapping, on the package's ImageNet weights ---------------------------------------

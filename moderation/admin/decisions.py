@@ -34,7 +34,7 @@ class ModerationDecisionAdmin(admin.ModelAdmin):
     list_select_related = ["ad", "moderator", "from_category", "to_category"]
     date_hierarchy = "created_at"
     # A decision's page shows its list columns, the note, and whether it was undone.
-    fields = [*list_display, "note", "suggested_category", "undone_at"]
+    fields = [*list_display, "note", "suggested_category", "took_over_from", "undone_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
@@ -68,6 +68,7 @@ class DecisionInline(admin.TabularInline):
         "review_reason",
         "rejection_reason",
         "note",
+        "took_over_from",
         "undone_at",
     ]
     readonly_fields = fields
@@ -77,7 +78,9 @@ class DecisionInline(admin.TabularInline):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return queryset.select_related("moderator", "from_category", "to_category")
+        return queryset.select_related(
+            "moderator", "from_category", "to_category", "took_over_from"
+        )
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -59,6 +59,8 @@ class DecisionForm(forms.Form):
         choices=[("", "—"), *Ad.RejectionReason.choices], required=False, label="Reject as"
     )
     note = forms.CharField(required=False, max_length=1000, label="Note")
+    # Decide an ad another moderator holds (services.HeldByAnother): recorded on the decision.
+    takeover = forms.BooleanField(required=False, label="Take over")
 
 
 class ReviewActionForm(DecisionForm, helpers.ActionForm):
@@ -287,6 +289,10 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         try:
             fields = _fields_for(action, form.cleaned_data)
             decision = services.decide(object_id, request.user, action, **fields)
+        except services.HeldByAnother as error:
+            # The same status as an ad gone from the queue, and who holds this one: the
+            # queue may offer to take it over (POST again with takeover=1).
+            return JsonResponse({"message": str(error), "held_by": error.holder}, status=409)
         except services.NotInReview as error:
             return JsonResponse({"message": str(error)}, status=409)
         except services.DecisionError as error:
@@ -359,7 +365,9 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     # --- The decision controls, in a row and on the detail page
 
-    def _controls(self, ad: Ad, categories: list[Category], shortcuts: bool = False) -> str:
+    def _controls(
+        self, ad: Ad, categories: list[Category], shortcuts: bool = False, held_by=None
+    ) -> str:
         choices = [category for category in categories if category.pk != ad.category_id]
         # Preselect the suggestion only if it can be chosen (it may have been deactivated).
         offered = {category.pk for category in choices}
@@ -372,6 +380,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         }
         context = {
             "ad": ad,
+            "held_by": held_by,
             "form_id": f"decide-{ad.pk}",
             "urls": urls,
             "categories": choices,
@@ -384,7 +393,10 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and self.has_decide_permission(request):
             categories = list(Category.objects.active())
-            context["decide_controls"] = self._controls(obj, categories, shortcuts=True)
+            held_by = services.holder(obj, request.user)
+            context["decide_controls"] = self._controls(
+                obj, categories, shortcuts=True, held_by=held_by
+            )
             context["decide_form_id"] = f"decide-{obj.pk}"
             context["queue_filters"] = request.GET.get("_changelist_filters", "")
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -440,7 +452,7 @@ def _selected_ids(request, queryset) -> list[int]:
 
 def _fields_for(action: str, cleaned: dict) -> dict:
     # A row posts all its inputs whichever button was clicked: keep the clicked action's.
-    fields = {"note": cleaned["note"]}
+    fields = {"note": cleaned["note"], "takeover": cleaned["takeover"]}
     if action == Action.RECATEGORIZE:
         fields["category"] = cleaned["category"]
     elif action == Action.REJECT:
