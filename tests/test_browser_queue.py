@@ -208,7 +208,7 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
 
 
 def test_a_decision_refused_as_already_decided_says_so_in_the_row_and_moves_on(
-    seller, media, open_page
+    seller, media, shots, open_page
 ):
     from playwright.sync_api import expect
 
@@ -229,6 +229,7 @@ def test_a_decision_refused_as_already_decided_says_so_in_the_row_and_moves_on(
     expect(rows.first.locator(".review-row-note")).to_contain_text("already decided by otto")
     expect(rows.first).to_have_class(re.compile("review-refused"))
     expect(rows.nth(1)).to_have_class(re.compile("review-current"))
+    shots.take(page.tab, "refused-in-its-row")
     page.tab.keyboard.press("k")  # the keys pass over it
     expect(rows.nth(1)).to_have_class(re.compile("review-current"))
     page.tab.keyboard.press("a")

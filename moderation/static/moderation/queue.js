@@ -72,7 +72,7 @@
     }
   }
 
-  // A line at the top of the row's controls: who holds it, or why a decision was refused.
+  // A line over the row's photos: who holds it, or why a decision was refused.
   function noteIn(row, text) {
     let line = row.querySelector(".review-row-note");
     if (!text) return line?.remove();
@@ -80,7 +80,7 @@
       line = document.createElement("p");
       line.className = "review-row-note";
       line.setAttribute("role", "status");
-      row.querySelector(".review-decide")?.before(line);
+      row.querySelector(".review-photos")?.before(line);
     }
     line.textContent = text;
   }
