@@ -430,12 +430,14 @@ CELERY_TASK_ROUTES = task_routes(CLASSIFIER_INFERENCE_QUEUE, CLASSIFIER_TRAINING
 # applies while nothing waits in the inference queue, the longer one during a backlog.
 ADS_REQUEUE_PENDING_AFTER = env_int("ADS_REQUEUE_PENDING_AFTER", 30)
 ADS_REQUEUE_BACKLOGGED_AFTER = env_int("ADS_REQUEUE_BACKLOGGED_AFTER", 300)
-# How long after a decision its moderator may still undo it (the queue offers it for 8 s).
-MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60)
+# How long after a decision its moderator may still undo it (the queue's notice counts it down).
+MODERATION_UNDO_SECONDS = env_int("MODERATION_UNDO_SECONDS", 60, low=1)
 # How long the ads at the top of a moderator's queue are held for them (others skip them).
 MODERATION_CLAIM_SECONDS = env_int("MODERATION_CLAIM_SECONDS", 300)
 # How many ads at the top of a moderator's queue page are held for them.
-MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5)
+MODERATION_CLAIM_TOP = env_int("MODERATION_CLAIM_TOP", 5, low=1)
+# How often an open queue asks who holds its ads (one small query; others' ads are greyed).
+MODERATION_CLAIMS_POLL_SECONDS = env_int("MODERATION_CLAIMS_POLL_SECONDS", 4, low=1)
 # The live audit: this share of the ads the model publishes alone also goes to moderators
 # (the ad stays published), whose answers measure how often automatic decisions are wrong,
 # per category (moderation/audit.py). 0 turns it off.

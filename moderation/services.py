@@ -292,3 +292,18 @@ def held_by_others(moderator):
     """The ads that other moderators hold now (a subquery for the queue)."""
     active = ReviewClaim.objects.filter(expires_at__gt=timezone.now())
     return active.exclude(moderator=moderator).values("ad_id")
+
+
+def claims_among(moderator, ad_ids) -> tuple[set[int], dict[int, str]]:
+    """Of ``ad_ids``, those held for ``moderator`` now and those others hold (ad → holder's
+    username): one query, for the queue's live view of who holds what."""
+    active = ReviewClaim.objects.filter(ad_id__in=ad_ids, expires_at__gt=timezone.now())
+    mine, others = set(), {}
+    for ad_id, holder_id, holder in active.values_list(
+        "ad_id", "moderator_id", "moderator__username"
+    ):
+        if holder_id == moderator.pk:
+            mine.add(ad_id)
+        else:
+            others[ad_id] = holder
+    return mine, others

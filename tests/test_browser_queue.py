@@ -14,6 +14,12 @@ from tests.factories import PASSWORD, make_ad
 
 pytestmark = BROWSER_TESTS
 LAPTOP_SCREEN = {"width": 1366, "height": 768}
+DESKTOP_SCREEN = {"width": 1920, "height": 1080}
+# The rows wholly inside the window (the same measure as bench/moderator.py's rows_visible).
+ROWS_VISIBLE = """() => [...document.querySelectorAll('#result_list tbody tr')].filter((row) => {
+  const box = row.getBoundingClientRect();
+  return box.top >= 0 && box.bottom <= window.innerHeight;
+}).length"""
 # Long ImageNet names, three of them: the caption's second line must wrap under its photo.
 LOOKS_LIKE = [["notebook computer", 0.62], ["computer keyboard", 0.21], ["space bar", 0.08]]
 
@@ -48,11 +54,11 @@ def fill_queue(seller, count: int = 4) -> list[Ad]:
     return ads
 
 
-def moderator_tab(open_page, **options):
-    call_command("create_account", "mona", role="moderator", password=PASSWORD, stdout=StringIO())
+def moderator_tab(open_page, username: str = "mona", **options):
+    call_command("create_account", username, role="moderator", password=PASSWORD, stdout=StringIO())
     page = open_page(**options)
     page.tab.goto("/admin/login/?next=/admin/moderation/reviewitem/")
-    page.tab.get_by_label("Username:").fill("mona")
+    page.tab.get_by_label("Username:").fill(username)
     page.tab.get_by_label("Password:").fill(PASSWORD)
     page.tab.get_by_role("button", name="Log in").click()
     page.tab.wait_for_url("**/admin/moderation/reviewitem/")
@@ -62,10 +68,12 @@ def moderator_tab(open_page, **options):
 def test_the_queue_fits_a_laptop_screen_with_photos_large_enough_to_judge(
     seller, media, shots, open_page
 ):
-    ads = fill_queue(seller)
+    ads = fill_queue(seller, 6)
     page = moderator_tab(open_page, viewport=LAPTOP_SCREEN)
     tab = page.tab
     shots.take(tab, "queue-at-1366")
+    # Three whole ads on a laptop's screen (with the model's warning above them here).
+    assert tab.evaluate(ROWS_VISIBLE) >= 3
 
     overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the queue scrolls sideways by {overflow} px at 1366 x 768"
@@ -92,7 +100,24 @@ def test_the_queue_fits_a_laptop_screen_with_photos_large_enough_to_judge(
     for index in range(controls.count()):
         box = controls.nth(index).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= LAPTOP_SCREEN["width"], box
+    # The focused row is scrolled into view as the keys move down the queue.
+    for _ in range(5):
+        tab.keyboard.press("j")
+    current = tab.locator("#result_list tr.review-current")
+    assert current.evaluate("(row) => row.getBoundingClientRect().bottom") <= 768
+    assert current.evaluate("(row) => row.getBoundingClientRect().top") >= 0
     assert page.errors == []
+
+
+def test_a_desktop_screen_shows_more_ads_than_a_laptop(seller, media, shots, open_page):
+    fill_queue(seller, 8)
+    page = moderator_tab(open_page, viewport=DESKTOP_SCREEN)
+    shots.take(page.tab, "queue-at-1920")
+    # Four under the model's warning, which takes a fifth's place on an install with a model.
+    assert page.tab.evaluate(ROWS_VISIBLE) >= 4
+    photo = page.tab.locator(".review-photo img").first.bounding_box()
+    assert photo["width"] >= 160 and photo["height"] >= 160
+    assert page.tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
 
 
 def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shots, open_page):
@@ -107,8 +132,15 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     tab.on(
         "request", lambda request: posts.append(request.url) if request.method == "POST" else None
     )
-    requests = []
-    tab.on("request", lambda request: requests.append(request.url))
+    requests = []  # the page's own: not its icons, nor the poll of who holds what
+    tab.on(
+        "request",
+        lambda request: (
+            None
+            if "/static/" in request.url or "/claims/" in request.url
+            else requests.append(request.url)
+        ),
+    )
 
     tab.keyboard.press("a")  # accept the first ad, in place
 
@@ -121,11 +153,15 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     tab.wait_for_timeout(200)  # the top-up's answer is in
     assert len(requests) == 2 and requests[1].endswith("/admin/moderation/reviewitem/")
     assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
+    # The notice counts down the server's 60 s; the selection counter follows the rows.
+    expect(notice.get_by_role("button")).to_have_text(re.compile(r"Undo \(z\) · 5\d s left"))
+    expect(tab.locator(".action-counter")).to_have_text("0 of 2 selected")
     shots.take(tab, "accepted")
 
     tab.keyboard.press("z")
     expect(notice).to_contain_text("is back in the queue")
     expect(rows).to_have_count(3)
+    expect(tab.locator(".action-counter")).to_have_text("0 of 3 selected")
     assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.NEEDS_REVIEW
 
     tab.keyboard.press("j")  # the second ad
@@ -171,8 +207,8 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     assert page.errors == []
 
 
-def test_another_moderators_decision_meanwhile_removes_the_row_and_says_so(
-    seller, media, open_page
+def test_a_decision_refused_as_already_decided_says_so_in_the_row_and_moves_on(
+    seller, media, shots, open_page
 ):
     from playwright.sync_api import expect
 
@@ -187,11 +223,86 @@ def test_another_moderators_decision_meanwhile_removes_the_row_and_says_so(
 
     page.tab.keyboard.press("a")
 
+    rows = page.tab.locator("#result_list tbody tr")
     expect(page.tab.locator("#review-notice")).to_contain_text("was already decided by otto")
-    expect(page.tab.locator("#result_list tbody tr")).to_have_count(1)
+    # The row stays, greyed, saying why; the moderator's place moves to the next ad.
+    expect(rows.first.locator(".review-row-note")).to_contain_text("already decided by otto")
+    expect(rows.first).to_have_class(re.compile("review-refused"))
+    expect(rows.nth(1)).to_have_class(re.compile("review-current"))
+    shots.take(page.tab, "refused-in-its-row")
+    page.tab.keyboard.press("k")  # the keys pass over it
+    expect(rows.nth(1)).to_have_class(re.compile("review-current"))
+    page.tab.keyboard.press("a")
+    expect(page.tab.locator("#review-notice")).to_contain_text(f"“{ads[1]}” accepted")
     assert Ad.objects.get(pk=ads[0].pk).decisions.count() == 1
     # The browser logs the 409 itself; nothing else went wrong.
     assert [e for e in page.errors if "409" not in e] == []
+
+
+def test_two_moderators_see_each_others_ads_greyed_and_never_decide_them(
+    seller, media, shots, open_page, settings
+):
+    from playwright.sync_api import expect
+
+    settings.MODERATION_CLAIM_TOP = 2
+    settings.MODERATION_CLAIMS_POLL_SECONDS = 1
+    ads = fill_queue(seller, 6)
+    mona = moderator_tab(open_page, "mona", viewport=LAPTOP_SCREEN)  # holds ads 0 and 1
+    otto = moderator_tab(open_page, "otto", viewport=LAPTOP_SCREEN)  # 2 and 3: 0, 1 skipped
+    mona_rows, otto_rows = (p.tab.locator("#result_list tbody tr") for p in (mona, otto))
+    expect(otto_rows).to_have_count(4)
+
+    # Mona's page, loaded before Otto took his, greys them within a poll, naming him.
+    for n in (2, 3):
+        expect(mona_rows.nth(n)).to_have_class(re.compile("review-held"))
+        expect(mona_rows.nth(n)).to_contain_text("Held by otto")
+    shots.take(mona.tab, "otto-holds-two")
+    mona.tab.keyboard.press("a")  # ad 0; her next batch is claimed: ads 4 and 5
+    expect(mona_rows).to_have_count(5)
+    mona.tab.keyboard.press("a")  # ad 1; j passes over Otto's two
+    expect(mona_rows.first).to_have_class(re.compile("review-held"))
+    current = mona.tab.locator("#result_list tr.review-current")
+    expect(current.locator(f'button[form="decide-{ads[4].pk}"]').first).to_be_attached()
+    mona.tab.keyboard.press("k")  # nothing open above: she stays on ad 4
+    expect(current.locator(f'button[form="decide-{ads[4].pk}"]').first).to_be_attached()
+    # Otto's page now greys hers.
+    expect(otto_rows.nth(2)).to_have_class(re.compile("review-held"))
+    expect(otto_rows.nth(2)).to_contain_text("Held by mona")
+
+    for page, count in ((mona, 2), (otto, 2)):
+        for _ in range(count):
+            page.tab.keyboard.press("a")
+            page.tab.wait_for_timeout(300)
+    for ad in ads:
+        ad.refresh_from_db()
+        assert ad.status == Ad.Status.PUBLISHED, ad
+        assert ad.decisions.count() == 1, ad
+    deciders = {ad.decisions.get().moderator.username for ad in ads}
+    assert deciders == {"mona", "otto"}
+    assert mona.errors == [] and otto.errors == []
+
+
+def test_undo_says_it_is_too_late_once_the_servers_window_has_passed(
+    seller, media, open_page, settings
+):
+    from playwright.sync_api import expect
+
+    settings.MODERATION_UNDO_SECONDS = 3  # the page offers 2 s of it: an answer's way back
+    ads = fill_queue(seller, 2)
+    page = moderator_tab(open_page, viewport=LAPTOP_SCREEN)
+    notice = page.tab.locator("#review-notice")
+    expect(page.tab.locator("#review-keys")).to_contain_text("undo the last decision (for 3 s)")
+
+    page.tab.keyboard.press("a")
+    expect(notice.get_by_role("button")).to_have_text("Undo (z) · 2 s left")
+    expect(notice.get_by_role("button")).to_have_count(0, timeout=4000)
+
+    page.tab.keyboard.press("z")
+    expect(notice).to_contain_text(
+        f"Too late to undo “{ads[0]}”: a decision can be undone for 3 s."
+    )
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.PUBLISHED
+    assert page.errors == []
 
 
 def test_without_javascript_a_decision_posts_and_comes_back_to_the_queue(seller, media, open_page):

@@ -527,7 +527,7 @@ def test_the_queue_lists_only_ads_in_review_oldest_first(moderator_client, selle
     assert response.status_code == 200
     assert [ad.pk for ad in response.context["cl"].result_list] == [oldest.pk, middle.pk, newest.pk]
     assert "30\xa0minutes" in response.text  # how long the oldest has waited
-    assert "<h1>Review queue</h1>" in response.text
+    assert '<h1 class="visually-hidden">Review queue</h1>' in response.text  # in the crumbs
 
 
 def test_the_queue_filters_by_reason_category_prediction_and_searches(

@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ads.admin import photo_url
 from ads.models import Ad, AdImage, Category
@@ -33,6 +33,7 @@ from ..roles import DECIDE_AD
 from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
+from .queue_claims import claims_view, page_state
 from .summaries import summary
 
 PULSE = "moderation.view_queue_pulse"
@@ -108,6 +109,8 @@ class KindFilter(admin.SimpleListFilter):
 
 
 class ReviewQueueChangeList(ChangeList):
+    claimed: set[int] = set()  # the ads this page holds for its moderator
+
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
         if not request.user.has_perm(DECIDE_AD):
@@ -115,8 +118,11 @@ class ReviewQueueChangeList(ChangeList):
         # A team on one queue: skip the ads others hold, hold the top ones for this
         # moderator. Those lost to someone claiming them this very moment are left out too.
         queryset = queryset.exclude(pk__in=services.held_by_others(request.user))
+        if exclude_parameters is not None:  # the filters' counts: nothing to hold
+            return queryset
         top = list(queryset.values_list("pk", flat=True)[: settings.MODERATION_CLAIM_TOP])
-        lost = set(top) - services.claim(request.user, top)
+        self.claimed = services.claim(request.user, top)
+        lost = set(top) - self.claimed
         return queryset.exclude(pk__in=lost) if lost else queryset
 
     def get_results(self, request) -> None:
@@ -177,7 +183,13 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             if request.user.has_perm(PULSE)
             else None,
         }
-        return super().changelist_view(request, context | (extra_context or {}))
+        response = super().changelist_view(request, context | (extra_context or {}))
+        if isinstance(response, TemplateResponse) and "cl" in response.context_data:
+            claimed = response.context_data["cl"].claimed
+            response.context_data["queue_state"] = page_state(request, claimed) | {
+                "claims_url": reverse(f"admin:{self._url_name('claims')}")
+            }
+        return response
 
     def get_changelist(self, request, **kwargs):
         return ReviewQueueChangeList
@@ -251,6 +263,8 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         own.append(path("undo/<int:decision_id>/", undo, name=self._url_name("undo")))
         pulse_view = self.admin_site.admin_view(require_safe(self.pulse_view))
         own.append(path("pulse/", pulse_view, name=self._url_name("pulse")))
+        claims = self.admin_site.admin_view(require_http_methods(["GET", "POST"])(claims_view))
+        own.append(path("claims/", claims, name=self._url_name("claims")))
         return own + super().get_urls()
 
     def pulse_view(self, request):

@@ -1,8 +1,14 @@
 // The review queue, decided in place and by keyboard. A row's button sends one POST (asking
 // for JSON); the decided row leaves, the next one becomes current, and a notice says what
-// was done, with an Undo for a few seconds. When two rows are left, the next ads of the
-// queue are fetched and appended (which also holds them for this moderator). Without this
-// script the buttons still post and come back to the queue.
+// was done, with an Undo that counts down the server's undo window. When two rows are left,
+// the next ads of the queue are fetched and appended. Without this script the buttons still
+// post and come back to the queue.
+//
+// A team on one queue: every few seconds the page asks who holds its ads; those another
+// moderator holds are greyed with the holder's name, and the keys pass over them. Ads are
+// held for this moderator ahead of them (the next batch when fewer than two are left), and
+// never decided by key before the server said they are theirs. A decision refused because
+// someone else holds or decided the ad says so in its row; the next ad becomes current.
 //
 // Keys (never while typing in a field): j / k next and previous ad, a accept, c recategorize
 // in the category chosen (the suggestion), 1-4 reject for the numbered reason, z undo,
@@ -12,22 +18,155 @@
 (() => {
   const table = document.getElementById("result_list");
   if (!table) return;
+  const state = JSON.parse(document.getElementById("review-state").textContent);
   const notice = document.getElementById("review-notice");
   const help = document.getElementById("review-keys");
   const viewer = document.getElementById("review-viewer");
-  const UNDO_FOR = 8000;
-  let current = 0;
-  let lastUndo = null; // {url, row, index} of the last decision, while it can be undone
-  let noticeTimer = null;
-  let toppingUp = false;
+  const NOTICE_MS = 8000;
+  // The server's window, less a second for the answer's way back: "undo" never offered late.
+  const UNDO_MS = state.undo_seconds * 1000 - 1000;
+  const mine = new Set(state.mine); // ads the server holds for this moderator
   const gone = new Set(); // forms of the rows decided here: a top-up fetched before must not bring them back
+  let current = null; // the current row (an element: rows come and go around it)
+  let lastUndo = null; // {url, row, form, title, until} of the last decision
+  let countdown = null;
+  let toppingUp = false;
+  let claiming = null; // the claim under way, awaited by a key on an ad not yet held
+  let polling = false;
 
   const rows = () => [...table.querySelectorAll("tbody tr")];
   const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
+  const adOf = (row) => Number(formOf(row)?.slice("decide-".length));
+  const titleOf = (row) => row.querySelector(".field-title")?.textContent.trim() ?? "the ad";
+  // Another moderator holds it, or a decision on it was refused: the keys pass over it.
+  const open = (row) => !row.classList.contains("review-held") && !row.classList.contains("review-refused");
+  const deciding = state.decides;
 
-  // The next ads of the queue (same filters), appended with their forms; never twice.
+  function token() {
+    return document.querySelector("[name=csrfmiddlewaretoken]").value;
+  }
+
+  // --- The current row, and moving over the rows others hold
+
+  function select(row, focus = true) {
+    if (!row) return;
+    current = row;
+    rows().forEach((each) => each.classList.toggle("review-current", each === row));
+    row.scrollIntoView({ block: "nearest" });
+    if (focus) row.querySelector(".review-decide button[formaction]")?.focus({ preventScroll: true });
+  }
+
+  // The first open row at ``index`` or after it, else the last one before it.
+  function selectNear(index, focus = true) {
+    const all = rows();
+    const row = all.slice(index).find(open) ?? all.slice(0, index).reverse().find(open);
+    if (row) return select(row, focus);
+    current = null;
+    all.forEach((each) => each.classList.remove("review-current"));
+  }
+
+  function step(direction) {
+    const all = rows();
+    for (let i = all.indexOf(current) + direction; i >= 0 && i < all.length; i += direction) {
+      if (open(all[i])) return select(all[i]);
+    }
+  }
+
+  // A line over the row's photos: who holds it, or why a decision was refused.
+  function noteIn(row, text) {
+    let line = row.querySelector(".review-row-note");
+    if (!text) return line?.remove();
+    if (!line) {
+      line = document.createElement("p");
+      line.className = "review-row-note";
+      line.setAttribute("role", "status");
+      row.querySelector(".review-photos")?.before(line);
+    }
+    line.textContent = text;
+  }
+
+  function leave(row) {
+    const index = rows().indexOf(row);
+    const box = row.querySelector("input.action-select");
+    if (box) box.checked = false;
+    row.classList.remove("selected");
+    row.remove();
+    if (row === current) selectNear(index);
+  }
+
+  // --- Who holds what: asked every few seconds, and on claiming the next ads
+
+  async function ask(method, ids) {
+    const url = new URL(state.claims_url, window.location.href);
+    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method === "POST") {
+      options.body = new FormData();
+      options.body.set("csrfmiddlewaretoken", token());
+      options.body.set("ads", ids.join(","));
+    } else url.searchParams.set("ads", ids.join(","));
+    try {
+      const response = await fetch(url, options);
+      return response.ok ? await response.json() : null;
+    } catch {
+      return null; // asked again at the next poll
+    }
+  }
+
+  function apply(asked, answer) {
+    if (!answer) return;
+    const held = new Map(Object.entries(answer.held).map(([id, who]) => [Number(id), who]));
+    const left = new Set(answer.gone);
+    for (const id of asked) mine.delete(id);
+    for (const id of answer.mine) mine.add(id);
+    for (const row of rows()) {
+      const id = adOf(row);
+      if (!asked.includes(id) || row.classList.contains("review-refused")) continue;
+      if (left.has(id)) {
+        leave(row);
+        continue;
+      }
+      row.classList.toggle("review-held", held.has(id));
+      noteIn(row, held.has(id) ? `Held by ${held.get(id)}` : null);
+    }
+    if (current && !open(current)) selectNear(rows().indexOf(current));
+    count();
+  }
+
+  async function poll() {
+    if (polling || document.hidden || !deciding) return;
+    polling = true;
+    try {
+      const ids = rows().map(adOf).slice(0, 200); // the server's limit
+      if (ids.length) apply(ids, await ask("GET", ids));
+      topUp(); // few ads left to this moderator: the queue may have more since
+    } finally {
+      polling = false;
+    }
+  }
+
+  // Hold the next ads when fewer than two held for this moderator are left from the current
+  // one on; the ad about to be decided (``first``) goes first.
+  function claimAhead(first = null) {
+    if (claiming) return claiming;
+    const all = rows();
+    const ahead = all.slice(Math.max(0, all.indexOf(current))).filter(open).map(adOf);
+    if (first !== null) ahead.unshift(first);
+    const free = ahead.filter((id) => !mine.has(id));
+    const held = ahead.filter((id) => mine.has(id));
+    if (!deciding || !free.length || (first === null && held.length >= 2)) return Promise.resolve();
+    // The server holds the first free ones of these; the rest are asked to see who holds them.
+    const renewed = all.map(adOf).filter((id) => mine.has(id));
+    const ids = [...new Set([...free.slice(0, 4 * state.claim_top), ...renewed])].slice(0, 200);
+    claiming = ask("POST", ids)
+      .then((answer) => apply(ids, answer))
+      .finally(() => (claiming = null));
+    return claiming;
+  }
+
+  // --- The next ads of the queue (same filters), appended with their forms; never twice.
+
   async function topUp() {
-    if (toppingUp || rows().length > 2) return;
+    if (toppingUp || rows().slice(rows().indexOf(current) + 1).filter(open).length > 2) return;
     toppingUp = true;
     try {
       const response = await fetch(window.location.href, { credentials: "same-origin" });
@@ -44,7 +183,10 @@
         row.classList.remove("review-current");
         body.append(document.importNode(row, true));
       }
-      if (rows().length && !table.querySelector("tr.review-current")) select(0);
+      const held = page.getElementById("review-state");
+      if (held) JSON.parse(held.textContent).mine.forEach((id) => mine.add(id));
+      if (!current || !current.isConnected || !open(current)) selectNear(0);
+      count();
     } catch {
       // The page stays as it is; the moderator can reload it.
     } finally {
@@ -52,37 +194,46 @@
     }
   }
 
-  function select(index, focus = true) {
-    const all = rows();
-    if (!all.length) return;
-    current = Math.max(0, Math.min(index, all.length - 1));
-    all.forEach((row, i) => row.classList.toggle("review-current", i === current));
-    const row = all[current];
-    row.scrollIntoView({ block: "nearest" });
-    if (focus) row.querySelector(".review-decide button[formaction]")?.focus({ preventScroll: true });
+  // --- "0 of 39 selected" counts the rows on the page, as they come and go.
+
+  function count() {
+    const counter = document.querySelector(".actions .action-counter");
+    if (!counter || typeof ngettext !== "function") return;
+    const boxes = [...table.querySelectorAll("tbody input.action-select")];
+    const sel = boxes.filter((box) => box.checked).length;
+    counter.dataset.actionsIcnt = boxes.length;
+    const text = ngettext("%(sel)s of %(cnt)s selected", "%(sel)s of %(cnt)s selected", sel);
+    counter.textContent = interpolate(text, { sel, cnt: boxes.length }, true);
+    const all = document.getElementById("action-toggle");
+    if (all) all.checked = boxes.length > 0 && sel === boxes.length;
   }
 
-  function say(text, undo = null) {
-    clearTimeout(noticeTimer);
+  // --- The notice: what was done, and the Undo with the seconds it has left
+
+  function say(text) {
+    clearInterval(countdown);
     notice.replaceChildren(document.createTextNode(text + " "));
-    if (undo) {
-      const button = document.createElement("button");
+    notice.hidden = false;
+    const undoable = lastUndo && lastUndo.until > Date.now() ? lastUndo : null;
+    const until = Math.max(Date.now() + NOTICE_MS, undoable?.until ?? 0);
+    let button = null;
+    if (undoable) {
+      button = document.createElement("button");
       button.type = "button";
       button.className = "button";
-      button.textContent = "Undo (z)";
       button.addEventListener("click", undoLast);
       notice.append(button);
     }
-    notice.hidden = false;
-    noticeTimer = setTimeout(() => {
+    const tick = () => {
+      const left = undoable ? Math.ceil((undoable.until - Date.now()) / 1000) : 0;
+      if (button && left > 0 && lastUndo === undoable) button.textContent = `Undo (z) · ${left} s left`;
+      else button?.remove();
+      if (Date.now() < until) return;
+      clearInterval(countdown);
       notice.hidden = true;
-      lastUndo = null;
-      if (!rows().length) window.location.reload(); // nothing left to top up from
-    }, UNDO_FOR);
-  }
-
-  function token(form) {
-    return form.querySelector("[name=csrfmiddlewaretoken]").value;
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
   }
 
   async function post(url, body) {
@@ -105,45 +256,76 @@
     }
   }
 
+  // Refused (someone else holds or decided it): said in the row, which stays, greyed; the
+  // moderator goes on with the next ad.
+  function refused(row, message) {
+    const index = rows().indexOf(row);
+    row.classList.add("review-refused");
+    noteIn(row, message);
+    mine.delete(adOf(row));
+    if (row === current) selectNear(index + 1);
+    say(message);
+  }
+
   async function decide(button) {
     const form = document.getElementById(button.getAttribute("form"));
     const row = button.closest("tr");
+    const id = adOf(row);
     const note = document.querySelector(`input[name="note"][form="${form.id}"]`);
     if ("needsNote" in button.dataset && !note.value.trim()) {
       say("Say in the note why the ad is rejected, then choose Other again.");
       note.focus();
       return;
     }
+    // Not yet held for this moderator: hold it first (a claim under way may be for others).
+    for (let tries = 0; open(row) && row.isConnected && !mine.has(id) && tries < 2; tries++) {
+      await claimAhead(id);
+    }
+    if (!row.isConnected) return say(`“${titleOf(row)}” left the queue meanwhile; nothing done.`);
+    if (!open(row)) {
+      const note = row.querySelector(".review-row-note").textContent;
+      return say(row.classList.contains("review-held") ? `${note}: nothing done.` : note);
+    }
+    if (!mine.has(id)) return say(`“${titleOf(row)}” could not be held for you (no answer); try again.`);
     const data = new FormData(form); // the row's inputs name this form
     if (button.name) data.set(button.name, button.value);
     button.disabled = true;
     const answer = await post(button.formAction, data);
     button.disabled = false;
-    // Decided now, or by someone else before: either way it left the queue.
-    if (answer.ok || answer.status === 409) {
+    if (answer.status === 409) return refused(row, answer.message);
+    if (answer.ok) {
       const index = rows().indexOf(row);
       gone.add(form.id);
-      row.remove();
-      lastUndo = answer.ok ? { url: answer.undo, row, index, form } : null;
-      select(index);
+      mine.delete(id);
+      leave(row);
+      if (!current) selectNear(index);
+      lastUndo = { url: answer.undo, row, form, title: titleOf(row), until: Date.now() + UNDO_MS };
+      count();
       topUp();
+      claimAhead();
     }
-    say(answer.message, answer.ok);
+    say(answer.message);
   }
 
   async function undoLast() {
-    if (!lastUndo) return;
-    const { url, row, index, form } = lastUndo;
+    if (!lastUndo) return say("Nothing to undo.");
+    if (lastUndo.until <= Date.now()) {
+      const seconds = state.undo_seconds;
+      return say(`Too late to undo “${lastUndo.title}”: a decision can be undone for ${seconds} s.`);
+    }
+    const { url, row, form } = lastUndo;
     lastUndo = null;
     const data = new FormData();
-    data.set("csrfmiddlewaretoken", token(form));
+    data.set("csrfmiddlewaretoken", token());
     const answer = await post(url, data);
     if (answer.ok) {
       gone.delete(form.id);
-      const all = rows();
-      if (index < all.length) all[index].before(row);
+      const place = current?.isConnected ? current : null;
+      if (place) place.before(row);
       else table.querySelector("tbody").append(row);
-      select(index);
+      select(row);
+      count();
+      claimAhead(adOf(row));
     }
     say(answer.message);
   }
@@ -176,14 +358,14 @@
     const photo = event.target.closest(".review-photo a");
     if (photo) {
       event.preventDefault();
-      select(rows().indexOf(photo.closest("tr")), false);
+      select(photo.closest("tr"), false);
       view(photo.closest("tr"));
       return;
     }
     const button = event.target.closest(".review-decide button[formaction]");
     if (!button) return;
     event.preventDefault();
-    select(rows().indexOf(button.closest("tr")), false);
+    if (open(button.closest("tr"))) select(button.closest("tr"), false);
     decide(button);
   });
 
@@ -196,12 +378,12 @@
       event.preventDefault();
       return;
     }
-    const row = rows()[current];
+    const row = current?.isConnected && open(current) ? current : null;
     const buttons = row ? [...row.querySelectorAll(".review-decide button[formaction]")] : [];
     const reasons = buttons.filter((button) => button.name === "reason");
     let button = null;
-    if (key === "j") select(current + 1);
-    else if (key === "k") select(current - 1);
+    if (key === "j") step(1);
+    else if (key === "k") step(-1);
     else if (key === "z") undoLast();
     else if (key === "?") help.hidden = !help.hidden;
     else if (key === "v") view(row);
@@ -213,5 +395,13 @@
     if (button) decide(button);
   });
 
-  select(0, false);
+  // Django's own handler counts only the rows of the page as loaded; this one runs after it.
+  table.addEventListener("change", (event) => {
+    if (event.target.matches("input.action-select, #action-toggle")) count();
+  });
+
+  selectNear(0, false);
+  count();
+  claimAhead();
+  setInterval(poll, state.poll_seconds * 1000);
 })();
