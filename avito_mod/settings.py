@@ -306,7 +306,11 @@ CLASSIFIER_TENSORBOARD_DIR = Path(
 )
 # Threads per process for one inference. 1 suits many worker processes (one per core);
 # more lowers the latency of a large batch in a process that has the machine to itself.
-CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1)
+CLASSIFIER_INFERENCE_THREADS = env_int("CLASSIFIER_INFERENCE_THREADS", 1, low=1)
+# The form of the backbone a process serves: auto, the faster on its CPU of int8 (shipped)
+# and float32 (built by the training queue when first needed), timed when it loads a model;
+# or one of them (classifier/services/serving_forms.py).
+CLASSIFIER_SERVING_FORM = env_choice("CLASSIFIER_SERVING_FORM", ("auto", "int8", "float32"))
 # How often a process that has loaded a model looks at its files again (a stat, not a
 # hash): a file replaced since is verified against its recorded SHA-256 before any use.
 CLASSIFIER_ARTIFACT_CHECK_SECONDS = env_float(
@@ -413,7 +417,11 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, low=1)
 WORKER_STALE_AFTER_SECONDS = env_int("WORKER_STALE_AFTER_SECONDS", 15, low=2)
 # Training runs on a queue of its own: one worker process (a GPU machine in production).
 CLASSIFIER_TRAINING_QUEUE = env_str("CLASSIFIER_TRAINING_QUEUE", "training")
-TRAINING_TASKS = ("classifier.tasks.train_version", "classifier.tasks.find_label_errors")
+TRAINING_TASKS = (
+    "classifier.tasks.train_version",
+    "classifier.tasks.find_label_errors",
+    "classifier.tasks.build_serving_forms",
+)
 # Everything else: classification and the sweeps (the ads' purge of old keys among them).
 INFERENCE_TASKS = ("moderation.tasks.*", "classifier.tasks.*", "ads.tasks.*")
 

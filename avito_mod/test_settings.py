@@ -70,6 +70,10 @@ CLASSIFIER_MIN_EVALUATION_PHOTOS = 0
 # The shipped features (10 MB, of the shipped photos at 240 px) are left out: tests that
 # need shipped features write their own (tests/test_shipped_features.py).
 CLASSIFIER_SHIPPED_FEATURES = "off"
+# Tests serve the shipped int8 backbone, with no self-benchmark and no float32 form asked of
+# the training queue (17 s of TensorFlow), except where a test sets it
+# (tests/test_serving_forms.py, where the production default is checked too).
+CLASSIFIER_SERVING_FORM = "int8"
 # The live audit draws ads by their ids, which differ between runs: a published ad showing
 # up in the review queue now and then would make other tests' counts wobble. Off (0) except
 # where a test sets it (tests/test_audit*.py).

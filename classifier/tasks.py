@@ -14,6 +14,7 @@ from celery.signals import task_failure
 from django.db import connections
 
 from . import retraining
+from .services import serving_forms
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)
@@ -24,6 +25,12 @@ def train_version(version_id: int) -> str:
 @shared_task(acks_late=True, reject_on_worker_lost=False)
 def find_label_errors(check_id: int) -> str:
     return retraining.run_label_check(check_id)
+
+
+@shared_task
+def build_serving_forms(backbone_id: int) -> str:
+    """The training queue (TensorFlow there): a backbone's float32 form, built once."""
+    return serving_forms.build_float32(backbone_id)
 
 
 @shared_task

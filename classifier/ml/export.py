@@ -35,12 +35,14 @@ def load_keras(data: bytes) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
 
 
-def litert_bytes(model: keras.Model, calibration: np.ndarray | None = None) -> bytes:
+def litert_bytes(
+    model: keras.Model, calibration: np.ndarray | None = None, quantise: bool = True
+) -> bytes:
     """The LiteRT form: full integer, calibrated on ``calibration`` pixels when given,
-    else with 8-bit weights only (dynamic range)."""
+    else with 8-bit weights only (dynamic range); float32 throughout when not ``quantise``."""
     import tensorflow as tf
 
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT] if quantise else []}
     if calibration is not None:
         options |= {
             "representative_dataset": _representative(calibration),
@@ -58,6 +60,14 @@ def backbone_litert_bytes(input_size: int, calibration: np.ndarray) -> bytes:
     from .backbone import pretrained_feature_extractor
 
     return litert_bytes(pretrained_feature_extractor(input_size), calibration)
+
+
+def backbone_float32_bytes(input_size: int, backbone: str) -> bytes:
+    """The same backbone in float32 (``backbone``: its id): the features the heads were
+    trained on, served where the CPU runs float faster than int8 (no VNNI)."""
+    from .backbone import pretrained_feature_extractor
+
+    return litert_bytes(pretrained_feature_extractor(input_size, backbone), quantise=False)
 
 
 def _representative(pixels: np.ndarray):

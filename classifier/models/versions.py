@@ -49,6 +49,10 @@ class ServedBackbone(models.Model):
     calibrated_on = models.PositiveIntegerField(
         help_text="Training photos whose activations set the int8 ranges."
     )
+    # The same network in float32, built from the installed weights package where a worker
+    # asked for it (services/serving_forms.py): faster than int8 on CPUs without VNNI.
+    float32_artifact = models.FileField(upload_to="backbones/", max_length=200, blank=True)
+    float32_artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

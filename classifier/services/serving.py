@@ -19,9 +19,8 @@ from ..ml.imagenet import top_labels
 from ..ml.predict import Answers, Predictor
 from ..ml.preprocess import letterbox
 from ..models import ModelVersion, TrainingImage, photo_keys
-from . import shipped
+from . import serving_forms, shipped
 from .artifacts import read_verified, stamp
-from .backbones import read_backbone
 from .datasets import (
     evaluation_set,
     fingerprint,
@@ -87,7 +86,10 @@ def _stamps(version: ModelVersion) -> tuple:
         own = stamp(version, "serving_artifact")
         if version.served_backbone_id is None:
             return own
-        return own + stamp(version.served_backbone, "artifact")
+        backbone = version.served_backbone
+        own += stamp(backbone, "artifact")
+        # A float32 form built since the load: load again, and choose again.
+        return own + (stamp(backbone, "float32_artifact") if backbone.float32_artifact else ())
     except (OSError, ValueError) as error:
         raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
 
@@ -107,13 +109,7 @@ def load_predictor(version: ModelVersion) -> Predictor:
             raise ValueError(
                 f"its heads answer {heads.n_classes} classes, not {len(version.classes)}"
             )
-        return Predictor(
-            read_backbone(version.served_backbone),
-            version.classes,
-            version.input_size,
-            num_threads=threads,
-            heads=heads,
-        )
+        return serving_forms.backbone_predictor(version, heads, threads)
     except (OSError, ValueError, RuntimeError) as error:
         raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
 
@@ -137,6 +133,7 @@ def forget_loaded_models() -> None:
     """Drop this process's cached models (tests: a fresh worker process)."""
     with _loaded_lock:
         _loaded.clear()
+    serving_forms.forget_asked()
 
 
 def resolve_version(number: int | None = None) -> ModelVersion:
