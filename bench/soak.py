@@ -17,7 +17,8 @@ PING, beat's new process started. A prober asks ``/healthz`` every 0.2 s through
 
 At the end it waits for every accepted ad to be decided, stops ``bin/run`` (SIGINT, as
 Ctrl-C) and prints one JSON line: ``minutes``, ``ads`` (posted), ``accepted``, ``refused``
-(4xx), ``http_5xx``, ``gave_up`` (no answer within a minute of retries), ``decided``,
+(4xx), ``http_5xx``, ``gave_up`` (no answer within a minute of retries), ``retried`` (posts
+sent more than once: refused connections, 502-504, 409), ``decided``,
 ``lost`` (accepted and never decided, or gone), ``unrecoverable_errors`` (Celery's
 ``Unrecoverable error`` lines in the logs), ``restarts`` (supervisord's, per process),
 ``unexpected_exits`` (exits other than the kills), ``web_down_s``, ``back_within_s`` (per
@@ -31,7 +32,6 @@ import argparse
 import configparser
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import DATA, UNLIMITED_UPLOADS  # noqa: E402
+from bench.pipeline import DATA, UNLIMITED_UPLOADS, cpu_name  # noqa: E402
 
 KILLED = ("web", "worker", "training", "beat", "broker")
 RETRY_FOR_S = 60  # a post the web server cannot answer is sent again for this long
@@ -107,6 +107,7 @@ def summary(
         "refused": sum(p.status is not None and 400 <= p.status < 500 for p in posts),
         "http_5xx": sum(p.status is not None and p.status >= 500 for p in posts),
         "gave_up": sum(p.status is None for p in posts),
+        "retried": sum(p.attempts > 1 for p in posts),
         "decided": len(decided),
         "lost": len(accepted) - len(decided),
         "unrecoverable_errors": log_text.count("Unrecoverable error"),
@@ -374,6 +375,7 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for decisions")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="soak-", dir="/tmp"))
+    loaded = os.getloadavg()[0]
     stack = Stack(data_dir, args.port)
     try:
         stack.wait_ready()
@@ -402,9 +404,10 @@ def main() -> None:
         supervisord_log=(data_dir / "logs/supervisord.log").read_text(),
         kills=kills,
     )
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores")
     print(f"data: {data_dir}; offered {args.rate:g} ads/s, every {args.hostile_every}th hostile")
-    print(json.dumps(result))
+    # The machine's load: figures taken on shared cores say so.
+    print(json.dumps(result | {"cpu": cpu_name(), "load_avg_1min": [loaded, os.getloadavg()[0]]}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_percentiles_take_the_nearest_rank_below():
 
 def test_the_summary_counts_lost_ads_restarts_and_exits_other_than_the_kills():
     posts = [
-        Post("a", sent_at=100.0, status=201, ad_id=1),
+        Post("a", sent_at=100.0, status=201, ad_id=1, attempts=3),
         Post("b", sent_at=100.0, status=201, ad_id=2),  # never decided
         Post("c", sent_at=100.0, status=201, ad_id=3),  # gone
         Post("d", sent_at=100.0, status=400),
@@ -53,6 +53,7 @@ def test_the_summary_counts_lost_ads_restarts_and_exits_other_than_the_kills():
         1,
     )
     assert (result["decided"], result["lost"]) == (1, 2)
+    assert result["retried"] == 1
     assert result["unrecoverable_errors"] == 1
     assert result["restarts"] == {"broker": 0, "web": 1, "worker": 1}
     assert result["unexpected_exits"] == 1  # the worker's exit status 1, not the web's kill
