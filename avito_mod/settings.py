@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from . import broker
@@ -23,33 +24,35 @@ from .env import (
     env_rate,
     env_str,
 )
+from .secret_key import secret_key
 from .storage import default_storage_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("AVITO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-_DEVELOPMENT_KEY = "insecure-local-development-key-do-not-use-in-production"
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
-if not DEBUG and SECRET_KEY in ("", _DEVELOPMENT_KEY):
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off"
-    )
-SECRET_KEY = SECRET_KEY or _DEVELOPMENT_KEY
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Off unless asked for (DJANGO_DEBUG=true, for development only): it shows tracebacks and
+# the URL patterns to anyone.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # --- Deployment on several machines (deploy/, avito_mod/deployment) -----------------------
 # The role of a process started by deploy/'s units; with a role, start-up stops on settings
 # that only work on one machine. Unset: one machine (bin/run, tests), nothing required.
 AVITO_ROLE = env_choice("AVITO_ROLE", ("", "web", "inference", "training", "beat"))
+
+# Unset on one machine (bin/run): a random key made once and kept in the data folder, which
+# every process there reads (avito_mod/secret_key.py). Several machines must share one: a
+# process with a role refuses to start without it. The key this project once shipped for
+# development is refused unless DJANGO_DEBUG is on.
+SECRET_KEY = secret_key(env_str("DJANGO_SECRET_KEY", ""), DATA_DIR, role=AVITO_ROLE, debug=DEBUG)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # AVITO_MEDIA_ROOT is a network mount every host shares (instead of object storage).
 AVITO_SHARED_FILESYSTEM = env_bool("AVITO_SHARED_FILESYSTEM", False)
 
 # --- HTTPS, cookies and security headers ------------------------------------------------
-# Served over HTTPS (the default in production): cookies only over TLS, plain HTTP
-# redirected, HSTS. DJANGO_HTTPS=false serves plain HTTP (local runs, the tests and the
-# benchmarks, which run these settings on 127.0.0.1).
+# Served over HTTPS (the default unless DJANGO_DEBUG is on): cookies only over TLS, plain
+# HTTP redirected, HSTS. DJANGO_HTTPS=false serves plain HTTP (bin/run on 127.0.0.1, the
+# tests and the benchmarks).
 HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
@@ -68,6 +71,24 @@ SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A Content-Security-Policy on every answer (django-csp): scripts and <style> blocks from
+# this site's own files, or inline with the page's nonce ({{ request.csp_nonce }}); no
+# plugins, no framing, forms posted to this site only. Style attributes stay allowed
+# (style-src-attr): the admin's charts and photo sizes are drawn with them, and they run
+# no code. ``check --deploy`` checks the policy (avito_mod/deployment/checks.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,6 +102,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the API docs' scripts, served from here, not a CDN
     "axes",  # failed sign-ins and lock-outs (configured under "Sign-in limits" below)
+    "csp",  # the Content-Security-Policy header (its checks of the settings)
     "accounts",
     "ads",
     "classifier",
@@ -98,6 +120,7 @@ MIDDLEWARE = [
     # probe each process by its address over plain HTTP (avito_mod/health/).
     "avito_mod.health.middleware.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Static files from the web process itself, compressed and cached for good.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -45,6 +45,10 @@ if not REDIS_URL:
     CELERY_BROKER_URL = celery_url(BROKER_FOLDER)
     BROKER_REDIS_URL = redis_url(CELERY_BROKER_URL)
 
+# The test clients speak plain HTTP to 127.0.0.1 (production's default is HTTPS only; its
+# settings are checked in fresh processes by tests/test_security_settings.py).
+HTTPS = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
 # Rate-limit counters per test process, never shared with another run through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Every test client is 127.0.0.1 and user ids repeat between tests (rolled back), so the

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import TokenView
 from avito_mod.metrics.views import metrics
@@ -14,7 +14,7 @@ urlpatterns = [
     path("api/v1/", include("ads.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("metrics", metrics, name="metrics"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # The sellers' pages: /, /accounts/…, /ads/…
     path("", include("ads.page_urls")),
 ]

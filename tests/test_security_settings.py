@@ -8,10 +8,14 @@ import json
 
 import pytest
 
+from avito_mod.secret_key import DEVELOPMENT_KEY
 from tests.live import production, run
 
 SHOWN = [
     "DEBUG",
+    "SECRET_KEY",
+    "CONTENT_SECURITY_POLICY",
+    "SIGNIN_ACCOUNT_GUESSES",
     "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE",
     "SECURE_SSL_REDIRECT",
@@ -36,7 +40,7 @@ SHOWN = [
 PRINT_SETTINGS = f"""
 import json
 from django.conf import settings
-print(json.dumps({{name: getattr(settings, name, None) for name in {SHOWN!r}}}))
+print(json.dumps({{name: getattr(settings, name, None) for name in {SHOWN!r}}}, default=repr))
 """
 
 
@@ -68,11 +72,35 @@ def test_plain_http_is_one_switch(environment):
     assert shown["SESSION_COOKIE_HTTPONLY"]
 
 
-def test_local_development_is_plain_http(environment):
+def test_with_nothing_set_debug_is_off_and_https_on(environment):
     shown = settings_under(environment())
-    assert shown["DEBUG"] is True
+    assert shown["DEBUG"] is False
+    assert shown["SECURE_SSL_REDIRECT"] and shown["SESSION_COOKIE_SECURE"]
+
+
+def test_bin_runs_plain_http_keeps_debug_off(environment):
+    # What bin/run sets on 127.0.0.1, and nothing else.
+    shown = settings_under(environment(DJANGO_HTTPS="false"))
+    assert shown["DEBUG"] is False
     assert not shown["SECURE_SSL_REDIRECT"] and not shown["SESSION_COOKIE_SECURE"]
     assert shown["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_debug_is_on_only_when_asked_for(environment):
+    shown = settings_under(environment(DJANGO_DEBUG="true"))
+    assert shown["DEBUG"] is True
+    assert not shown["SECURE_SSL_REDIRECT"]  # development: plain HTTP
+
+
+def test_without_a_key_one_machine_makes_one_and_keeps_it(environment, tmp_path):
+    first = settings_under(environment())["SECRET_KEY"]
+    again = settings_under(environment())["SECRET_KEY"]
+    kept = tmp_path / "data" / "secret_key"
+    assert first == again == kept.read_text().strip()
+    assert len(first) >= 50 and first != DEVELOPMENT_KEY
+    assert kept.stat().st_mode & 0o777 == 0o600
+    other = settings_under(environment(AVITO_DATA_DIR=str(tmp_path / "elsewhere")))
+    assert other["SECRET_KEY"] != first  # no two installations share one
 
 
 def test_behind_a_tls_proxy_its_header_and_origins_are_trusted(environment):
@@ -98,6 +126,14 @@ def test_check_deploy_is_clean_in_production(environment):
     assert "no issues" in done.stdout
 
 
+def test_production_sends_a_content_security_policy(environment):
+    directives = settings_under(environment(**production()))["CONTENT_SECURITY_POLICY"][
+        "DIRECTIVES"
+    ]
+    assert directives["script-src"] == ["'self'", "csp.constants.NONCE"]  # no inline script
+    assert directives["object-src"] == directives["frame-ancestors"] == ["'none'"]
+
+
 def test_check_deploy_warns_when_served_over_plain_http(environment):
     env = environment(**production(DJANGO_HTTPS="false"))
     done = run(env, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
@@ -107,12 +143,12 @@ def test_check_deploy_warns_when_served_over_plain_http(environment):
 
 
 @pytest.mark.parametrize(
-    "secret",
-    [None, "", "insecure-local-development-key-do-not-use-in-production"],
-    ids=["unset", "empty", "the development key"],
+    ("secret", "role"),
+    [(None, "web"), ("", "inference"), (DEVELOPMENT_KEY, ""), (DEVELOPMENT_KEY, "web")],
+    ids=["unset, with a role", "empty, with a role", "the development key", "both"],
 )
-def test_production_does_not_start_without_a_secret_key(environment, secret):
-    env = environment(**production())
+def test_production_does_not_start_without_a_secret_key(environment, secret, role):
+    env = environment(**production(AVITO_ROLE=role))
     if secret is None:
         del env["DJANGO_SECRET_KEY"]
     else:
@@ -120,6 +156,11 @@ def test_production_does_not_start_without_a_secret_key(environment, secret):
     done = run(env, "manage.py", "check")
     assert done.returncode != 0
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set" in done.stderr
+
+
+def test_the_development_key_is_accepted_only_with_debug_on(environment):
+    shown = settings_under(environment(DJANGO_DEBUG="true", DJANGO_SECRET_KEY=DEVELOPMENT_KEY))
+    assert shown["SECRET_KEY"] == DEVELOPMENT_KEY
 
 
 def test_the_rate_limits_have_marketplace_defaults(environment):
@@ -145,7 +186,9 @@ def test_sign_ins_are_limited_per_account_and_address_in_the_database(environmen
     shown = settings_under(environment(**production()))
     assert shown["SIGNIN_FAILURE_LIMIT"] == shown["AXES_FAILURE_LIMIT"] == 5
     assert shown["SIGNIN_LOCKOUT_SECONDS"] == 15 * 60
-    assert shown["AXES_LOCKOUT_PARAMETERS"] == ["username", "ip_address"]
+    # An account at one address, and an address: never an account from everywhere.
+    assert shown["AXES_LOCKOUT_PARAMETERS"] == [["username", "ip_address"], "ip_address"]
+    assert shown["SIGNIN_ACCOUNT_GUESSES"] == 10
     # Shared by every web process and kept over a restart.
     assert shown["AXES_HANDLER"] == "axes.handlers.database.AxesDatabaseHandler"
     changed = settings_under(environment(SIGNIN_FAILURE_LIMIT="3", SIGNIN_LOCKOUT_SECONDS="60"))

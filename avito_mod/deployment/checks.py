@@ -85,3 +85,44 @@ def validate() -> None:
             f"AVITO_ROLE={settings.AVITO_ROLE}: this process cannot run on several machines "
             f"as configured:\n{lines}"
         )
+
+
+# Directives without which a policy does little: where scripts come from (and everything
+# else by default), no plugins, no <base> pointing elsewhere, no framing.
+CSP_REQUIRED = ("default-src", "script-src", "object-src", "base-uri", "frame-ancestors")
+CSP_LOOSE = {"'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:", "data:"}
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_content_security_policy(app_configs=None, **kwargs):
+    """Every answer carries a Content-Security-Policy that keeps out injected scripts."""
+    if "csp.middleware.CSPMiddleware" not in settings.MIDDLEWARE:
+        return [
+            checks.Warning(
+                "no Content-Security-Policy is sent: csp.middleware.CSPMiddleware is not "
+                "in MIDDLEWARE",
+                id="deployment.W010",
+            )
+        ]
+    directives = (getattr(settings, "CONTENT_SECURITY_POLICY", None) or {}).get("DIRECTIVES", {})
+    warnings = [
+        checks.Warning(
+            f"the Content-Security-Policy has no {name}",
+            hint="See CONTENT_SECURITY_POLICY in avito_mod/settings.py.",
+            id="deployment.W011",
+        )
+        for name in CSP_REQUIRED
+        if not directives.get(name)
+    ]
+    for name in ("default-src", "script-src"):
+        loose = CSP_LOOSE & set(directives.get(name) or ())
+        if loose:
+            warnings.append(
+                checks.Warning(
+                    f"the Content-Security-Policy's {name} allows {', '.join(sorted(loose))}: "
+                    "an injected script would run",
+                    hint="Serve scripts as files, or inline with the page's nonce.",
+                    id="deployment.W012",
+                )
+            )
+    return warnings
