@@ -4,8 +4,10 @@ Each view takes at most its own cap (``body_caps``): the upload views as many ph
 they accept, the admins' example photos their larger submission cap (zips), every other
 view ``AVITO_MAX_REQUEST_BYTES``. A declared ``Content-Length`` over the cap is answered
 ``413`` at once, without reading a byte of the body; a body without a length (chunked) is
-``411``, as Django would read none of it anyway; a file of a multipart body is cut off as it
-arrives once it passes the photo cap, and the request answered ``413`` naming it. The reverse
+``411``, as Django would read none of it anyway. A file of a multipart body is cut off as it
+arrives once it passes its cap, and the request answered ``413`` naming it: for photos, 1 MiB
+past ``ADS_MAX_PHOTO_BYTES``, so that a photo just over it is still read to its end and
+refused by ``ads.uploads`` with its size, as ever. The reverse
 proxy applies the same caps (``deploy/nginx/avito-mod.conf``), so that none of this is even
 sent to the web process.
 """
@@ -35,12 +37,12 @@ def body_caps(request: HttpRequest) -> tuple[int, int]:
         view = ""
     photo = settings.ADS_MAX_PHOTO_BYTES
     if view in AD_UPLOADS:
-        return settings.ADS_MAX_PHOTOS * photo + FORM_SLACK_BYTES, photo
+        return settings.ADS_MAX_PHOTOS * photo + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES
     if view == "quick-check":
-        return photo + FORM_SLACK_BYTES, photo
-    if view == EXAMPLE_PHOTOS:  # single photos and zips of them, one submission
-        most = settings.CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES
-        return most + FORM_SLACK_BYTES, most
+        return photo + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES
+    if view == EXAMPLE_PHOTOS:  # photos and zips of them: the form says what is over its cap
+        most = settings.CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES + FORM_SLACK_BYTES
+        return most, most
     return settings.AVITO_MAX_REQUEST_BYTES, settings.AVITO_MAX_REQUEST_BYTES
 
 
@@ -59,7 +61,7 @@ class CappedFileUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > self.cap:
-            message = f"the file {self.file_name!r} is too large (at most {_size(self.cap)})"
+            message = f"the file {self.file_name!r} is too large (more than {_size(self.cap)})"
             self.request.body_refused = message
             raise FileTooLarge(message)
         return raw_data

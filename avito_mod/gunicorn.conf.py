@@ -15,6 +15,12 @@ workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 threads = int(os.environ.get("WEB_THREADS", 4))
 # Ten photos from a phone on a slow line take a while to arrive.
 timeout = 120
+# gunicorn caps the request line and headers, not bodies: those are capped per view before
+# they are read (avito_mod/body_limits.py) and by the reverse proxy (deploy/nginx). An
+# unread body is drained at most a little before the connection closes. Its defaults, stated.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 accesslog = "-"
 # gunicorn's runtime control socket (one per user, in ~/.gunicorn) is not used, and a second
 # server on the same machine (a benchmark, a test) would take it over.

@@ -89,7 +89,7 @@ def test_a_photo_over_the_cap_is_refused_as_it_arrives(seller, media, settings):
         "category": "phone",
         "photos": [
             upload("front.jpg", seed=1),
-            upload("huge.jpg", b"\xff\xd8" + bytes(2 * MIB)),
+            upload("huge.jpg", b"\xff\xd8" + bytes(3 * MIB)),
             upload("back.jpg", seed=2),
         ],
     }
@@ -97,23 +97,25 @@ def test_a_photo_over_the_cap_is_refused_as_it_arrives(seller, media, settings):
     response, body, length = multipart(client, "/api/v1/ads/", fields)
 
     assert response.status_code == 413
-    assert "'huge.jpg' is too large (at most 262,144 bytes)" in response.json()["detail"]
-    assert body.taken < 512 * 1024 < length  # stopped within the photo, the rest unread
+    assert "'huge.jpg' is too large (more than 1.2 MiB)" in response.json()["detail"]
+    # Cut off 1 MiB past the photo cap (and a read ahead), the rest unread.
+    assert body.taken < 256 * 1024 + MIB + 128 * 1024 < 2 * MIB < length
     assert not Ad.objects.exists()
 
 
-def test_a_file_over_the_cap_outside_the_api_gets_a_page(admin_user, settings):
-    settings.CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES = 256 * 1024
+def test_a_photo_just_over_the_cap_is_read_and_refused_with_its_size(seller, media, settings):
+    settings.ADS_MAX_PHOTO_BYTES = 256 * 1024
     client = Client()
-    client.force_login(admin_user)
-    fields = {"category": "", "photos": upload("huge.zip", bytes(MIB))}
-    add_photos = reverse("admin:classifier_trainingimage_add_photos")
+    client.force_login(seller)
+    fields = {"title": "iPhone", "price": "10", "category": "phone"}
+    fields["photos"] = [upload("big.jpg", bytes(300 * 1024))]
 
-    response, body, length = multipart(client, add_photos, fields)
+    response, _, _ = multipart(client, "/api/v1/ads/", fields)
 
-    assert response.status_code == 413 and response["Content-Type"].startswith("text/html")
-    assert b"too large" in response.content and b"huge.zip" in response.content
-    assert body.taken < length
+    assert response.status_code == 400
+    assert response.json()["photos"] == [
+        "photo 1 ('big.jpg'): the file is too large (300.0 KiB; at most 256.0 KiB)"
+    ]
 
 
 def test_a_body_without_a_length_is_refused():
@@ -137,7 +139,9 @@ def test_admins_example_photos_have_the_larger_cap(admin_user, settings):
     client.force_login(admin_user)
     add_photos = reverse("admin:classifier_trainingimage_add_photos")
 
-    assert declared(client, add_photos, 52 * MIB).status_code == 413
+    refused = declared(client, add_photos, 52 * MIB)
+    assert refused.status_code == 413 and refused["Content-Type"].startswith("text/html")
+    assert b"The request is too large (52.0 MiB; at most 51.0 MiB)." in refused.content
     assert declared(client, "/admin/", 2 * MIB).status_code == 413
     # Under its cap the form is read (and this one finds no photos in it).
     body = encode_multipart(BOUNDARY, {"category": "", "photos": upload("a.jpg", jpeg_bytes())})

@@ -11,7 +11,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from ads.photos import to_rgb
+from ads.photos import ImageError, decode_image, to_rgb
 from ads.uploads import decode
 from tests.costly import deep_png, many_frames_gif, many_scans_jpeg
 from tests.factories import ad_form, upload
@@ -114,6 +114,16 @@ def test_a_decode_over_the_cpu_budget_is_refused(seller, media, settings, url):
 
     assert response.status_code == 400
     assert "'slow.png'" in str(response.data) and "too long to decode" in str(response.data)
+
+
+def test_the_cpu_budget_stops_a_decode_between_blocks_of_the_file():
+    noise = np.random.default_rng(2).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(noise), "PNG")  # some 3 MB: 180 blocks of 16 KiB
+
+    # Spent as soon as it starts: a read of the file stops it (the message without figures
+    # comes from the reads, not from the check after the decode).
+    with pytest.raises(ImageError, match=r"^the image takes too long to decode$"):
+        decode_image(data, max_seconds=0.0)
 
 
 def test_only_the_first_frame_of_a_long_animation_is_decoded(seller, media):
