@@ -54,6 +54,7 @@
     rows().forEach((each) => each.classList.toggle("review-current", each === row));
     row.scrollIntoView({ block: "nearest" });
     if (focus) row.querySelector(".review-decide button[formaction]")?.focus({ preventScroll: true });
+    if (deciding && !mine.has(adOf(row))) claimAhead(adOf(row)); // held before a key asks
   }
 
   // The first open row at ``index`` or after it, else the last one before it.
