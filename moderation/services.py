@@ -267,14 +267,15 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
     between two moderators claiming at once."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.MODERATION_CLAIM_SECONDS)
-    ReviewClaim.objects.filter(ad_id__in=ad_ids, expires_at__lte=now).delete()
-    ReviewClaim.objects.bulk_create(
-        [ReviewClaim(ad_id=ad_id, moderator=moderator, expires_at=until) for ad_id in ad_ids],
-        ignore_conflicts=True,
-    )
-    mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
-    mine.update(expires_at=until)  # renewed while they are still at it
-    return set(mine.values_list("ad_id", flat=True))
+    with transaction.atomic():  # one write lock on SQLite, not three
+        ReviewClaim.objects.filter(ad_id__in=ad_ids, expires_at__lte=now).delete()
+        ReviewClaim.objects.bulk_create(
+            [ReviewClaim(ad_id=ad_id, moderator=moderator, expires_at=until) for ad_id in ad_ids],
+            ignore_conflicts=True,
+        )
+        mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
+        mine.update(expires_at=until)  # renewed while they are still at it
+        return set(mine.values_list("ad_id", flat=True))
 
 
 def holder(ad: Ad, moderator):

@@ -3,7 +3,8 @@ or one key, in place (``moderation/static/moderation/queue.js``) or by POST-and-
 
 Thin on purpose: every decision, from a row's buttons, the detail page or a bulk action, is
 a call of ``moderation.services.decide`` (undo: ``services.undo``); this module shows the
-queue, holds its top for the moderator (``services.claim``) and reports back.
+queue, holds its top for the moderator (``services.claim``) and reports back; an open
+page's view of who holds what is ``queue_claims``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@
   // The server's window, less a second for the answer's way back: "undo" never offered late.
   const UNDO_MS = state.undo_seconds * 1000 - 1000;
   const mine = new Set(state.mine); // ads the server holds for this moderator
-  const gone = new Set(); // forms of the rows decided here: a top-up fetched before must not bring them back
+  const gone = new Set(); // forms of the rows that left: a top-up fetched before must not bring them back
   let current = null; // the current row (an element: rows come and go around it)
   let lastUndo = null; // {url, row, form, title, until} of the last decision
   let countdown = null;
@@ -54,6 +54,7 @@
     rows().forEach((each) => each.classList.toggle("review-current", each === row));
     row.scrollIntoView({ block: "nearest" });
     if (focus) row.querySelector(".review-decide button[formaction]")?.focus({ preventScroll: true });
+    if (deciding && !mine.has(adOf(row))) claimAhead(adOf(row)); // held before a key asks
   }
 
   // The first open row at ``index`` or after it, else the last one before it.
@@ -87,6 +88,7 @@
 
   function leave(row) {
     const index = rows().indexOf(row);
+    gone.add(formOf(row));
     const box = row.querySelector("input.action-select");
     if (box) box.checked = false;
     row.classList.remove("selected");
@@ -270,9 +272,20 @@
     say(message);
   }
 
+  // One decision at a time per row: a second key while the first is on its way does nothing.
   async function decide(button) {
-    const form = document.getElementById(button.getAttribute("form"));
     const row = button.closest("tr");
+    if (row.dataset.deciding) return;
+    row.dataset.deciding = "yes";
+    try {
+      await decideRow(button, row);
+    } finally {
+      delete row.dataset.deciding;
+    }
+  }
+
+  async function decideRow(button, row) {
+    const form = document.getElementById(button.getAttribute("form"));
     const id = adOf(row);
     const note = document.querySelector(`input[name="note"][form="${form.id}"]`);
     if ("needsNote" in button.dataset && !note.value.trim()) {
@@ -286,8 +299,8 @@
     }
     if (!row.isConnected) return say(`“${titleOf(row)}” left the queue meanwhile; nothing done.`);
     if (!open(row)) {
-      const note = row.querySelector(".review-row-note").textContent;
-      return say(row.classList.contains("review-held") ? `${note}: nothing done.` : note);
+      const line = row.querySelector(".review-row-note").textContent;
+      return say(row.classList.contains("review-held") ? `${line}: nothing done.` : line);
     }
     if (!mine.has(id)) return say(`“${titleOf(row)}” could not be held for you (no answer); try again.`);
     const data = new FormData(form); // the row's inputs name this form
@@ -298,7 +311,6 @@
     if (answer.status === 409) return refused(row, answer.message);
     if (answer.ok) {
       const index = rows().indexOf(row);
-      gone.add(form.id);
       mine.delete(id);
       leave(row);
       if (!current) selectNear(index);
