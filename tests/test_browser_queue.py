@@ -183,7 +183,9 @@ def test_another_moderators_decision_meanwhile_removes_the_row_and_says_so(
     call_command("create_account", "otto", role="moderator", password=PASSWORD, stdout=StringIO())
     from django.contrib.auth import get_user_model
 
-    services.decide(ads[0].pk, get_user_model().objects.get(username="otto"), "accept")
+    # mona's queue holds the ad for her: otto decides it only by taking it over.
+    otto = get_user_model().objects.get(username="otto")
+    services.decide(ads[0].pk, otto, "accept", takeover=True)
 
     page.tab.keyboard.press("a")
 
