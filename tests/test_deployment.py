@@ -96,8 +96,11 @@ def test_the_rules_in_process(settings):
     settings.REDIS_URL = "redis://redis.internal:6379/0"
     settings.ALLOWED_HOSTS = ["localhost"]
     settings.AVITO_SHARED_FILESYSTEM = False
+    settings.SECRET_KEY_GIVEN = False  # the key this machine made for itself
     local = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
     expected = {"deployment.E004"} | ({"deployment.E002"} if local else set())
+    assert deployment_errors() == expected | {"deployment.E006"}
+    settings.SECRET_KEY_GIVEN = True
     assert deployment_errors() == expected
     settings.AVITO_SHARED_FILESYSTEM = True  # a network mount
     assert deployment_errors() == expected - {"deployment.E004"}
