@@ -14,7 +14,7 @@ DEVELOPMENT_KEY = "insecure-local-development-key-do-not-use-in-production"
 FILE_NAME = "secret_key"
 
 
-def secret_key(given: str, data_dir: Path, *, role: str, debug: bool) -> str:
+def secret_key(given: str, data_dir: Path, *, debug: bool) -> str:
     if given == DEVELOPMENT_KEY and not debug:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY must be set to a long random value, not the development key, "
@@ -22,11 +22,6 @@ def secret_key(given: str, data_dir: Path, *, role: str, debug: bool) -> str:
         )
     if given:
         return given
-    if role:
-        raise ImproperlyConfigured(
-            f"DJANGO_SECRET_KEY must be set when AVITO_ROLE is set ({role}): every machine of "
-            "a deployment signs with the same key"
-        )
     return _kept_key(data_dir / FILE_NAME)
 
 

@@ -41,9 +41,10 @@ AVITO_ROLE = env_choice("AVITO_ROLE", ("", "web", "inference", "training", "beat
 
 # Unset on one machine (bin/run): a random key made once and kept in the data folder, which
 # every process there reads (avito_mod/secret_key.py). Several machines must share one: a
-# process with a role refuses to start without it. The key this project once shipped for
-# development is refused unless DJANGO_DEBUG is on.
-SECRET_KEY = secret_key(env_str("DJANGO_SECRET_KEY", ""), DATA_DIR, role=AVITO_ROLE, debug=DEBUG)
+# process with a role refuses to start without it (deployment.E006). The key this project
+# once shipped for development is refused unless DJANGO_DEBUG is on.
+SECRET_KEY_GIVEN = bool(env_str("DJANGO_SECRET_KEY", ""))
+SECRET_KEY = secret_key(env_str("DJANGO_SECRET_KEY", ""), DATA_DIR, debug=DEBUG)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # AVITO_MEDIA_ROOT is a network mount every host shares (instead of object storage).
@@ -82,7 +83,8 @@ CONTENT_SECURITY_POLICY = {
         "script-src": [SELF, NONCE],
         "style-src": [SELF, NONCE],
         "style-src-attr": [UNSAFE_INLINE],
-        "img-src": [SELF, "data:"],
+        # blob: the previews the sellers' page draws of the photos chosen, before upload.
+        "img-src": [SELF, "data:", "blob:"],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],

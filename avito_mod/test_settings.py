@@ -10,9 +10,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .broker import celery_url, redis_url
-from .settings import *  # noqa: F403
-from .settings import DATABASES, REDIS_URL, STORAGES, task_routes
+# The test clients speak plain HTTP to 127.0.0.1 unless a test asks for production's HTTPS
+# (tests/test_health.py); production's settings are checked in tests/test_security_settings.py.
+os.environ.setdefault("DJANGO_HTTPS", "false")
+
+from .broker import celery_url, redis_url  # noqa: E402
+from .settings import *  # noqa: E402, F403
+from .settings import DATABASES, REDIS_URL, STORAGES, task_routes  # noqa: E402
 
 _SCRATCH = Path(
     os.environ.setdefault("AVITO_TEST_SCRATCH", tempfile.mkdtemp(prefix="avito-mod-tests-"))
@@ -45,10 +49,6 @@ if not REDIS_URL:
     CELERY_BROKER_URL = celery_url(BROKER_FOLDER)
     BROKER_REDIS_URL = redis_url(CELERY_BROKER_URL)
 
-# The test clients speak plain HTTP to 127.0.0.1 (production's default is HTTPS only; its
-# settings are checked in fresh processes by tests/test_security_settings.py).
-HTTPS = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = False
-SECURE_HSTS_SECONDS = 0
 # Rate-limit counters per test process, never shared with another run through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Every test client is 127.0.0.1 and user ids repeat between tests (rolled back), so the

@@ -219,10 +219,9 @@ def test_a_decision_refused_as_already_decided_says_so_in_the_row_and_moves_on(
     call_command("create_account", "otto", role="moderator", password=PASSWORD, stdout=StringIO())
     from django.contrib.auth import get_user_model
 
-    # Otto takes over the ad mona's page holds and decides it before her key reaches it.
-    services.decide(
-        ads[0].pk, get_user_model().objects.get(username="otto"), "accept", takeover=True
-    )
+    # mona's queue holds the ad for her: otto decides it only by taking it over.
+    otto = get_user_model().objects.get(username="otto")
+    services.decide(ads[0].pk, otto, "accept", takeover=True)
 
     page.tab.keyboard.press("a")
 

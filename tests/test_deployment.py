@@ -23,6 +23,7 @@ UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ONE_MACHINE_PROBLEMS = [
     "DJANGO_DEBUG is on",
+    "DJANGO_SECRET_KEY is not set",
     "the database is a SQLite file",
     "no REDIS_URL",
     "stored on this host's disk",
@@ -40,7 +41,7 @@ def celery(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_web_process_on_one_machine_settings_stops_naming_every_problem(environment):
-    done = run(environment(AVITO_ROLE="web"), "-c", "import avito_mod.wsgi")
+    done = run(environment(AVITO_ROLE="web", DJANGO_DEBUG="true"), "-c", "import avito_mod.wsgi")
     assert done.returncode != 0
     assert "AVITO_ROLE=web: this process cannot run on several machines" in done.stderr
     for problem in [*ONE_MACHINE_PROBLEMS, "DJANGO_ALLOWED_HOSTS names only this machine"]:
@@ -49,7 +50,8 @@ def test_a_web_process_on_one_machine_settings_stops_naming_every_problem(enviro
 
 @pytest.mark.parametrize("role", ["inference", "training"])
 def test_a_worker_with_a_role_stops_at_start_up(environment, role):
-    done = celery(environment(AVITO_ROLE=role), "worker", "--concurrency", "1")
+    env = environment(AVITO_ROLE=role, DJANGO_DEBUG="true")
+    done = celery(env, "worker", "--concurrency", "1")
     assert done.returncode == 1
     assert f"avito-mod: AVITO_ROLE={role}" in done.stderr
     for problem in ONE_MACHINE_PROBLEMS:
@@ -94,8 +96,11 @@ def test_the_rules_in_process(settings):
     settings.REDIS_URL = "redis://redis.internal:6379/0"
     settings.ALLOWED_HOSTS = ["localhost"]
     settings.AVITO_SHARED_FILESYSTEM = False
+    settings.SECRET_KEY_GIVEN = False  # the key this machine made for itself
     local = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
     expected = {"deployment.E004"} | ({"deployment.E002"} if local else set())
+    assert deployment_errors() == expected | {"deployment.E006"}
+    settings.SECRET_KEY_GIVEN = True
     assert deployment_errors() == expected
     settings.AVITO_SHARED_FILESYSTEM = True  # a network mount
     assert deployment_errors() == expected - {"deployment.E004"}

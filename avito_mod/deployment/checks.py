@@ -26,6 +26,15 @@ def check_role(app_configs=None, **kwargs):
                 id="deployment.E001",
             )
         )
+    if not settings.SECRET_KEY_GIVEN:
+        errors.append(
+            checks.Error(
+                "DJANGO_SECRET_KEY is not set: this machine made a key of its own, which the "
+                "others do not share (sessions and signed cookies would fail between them)",
+                hint="Set the same long random DJANGO_SECRET_KEY on every host.",
+                id="deployment.E006",
+            )
+        )
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         errors.append(
             checks.Error(
