@@ -1,12 +1,12 @@
 """The main command under a steady load for a while, each of its processes killed once.
 
-    python bench/soak.py [--minutes 10] [--rate 5] [--port 8120] [--hostile-every 10]
+    python bench/soak.py [--minutes 10] [--rate 5] [--photos 3] [--port 8120] [--hostile-every 10]
 
 Runs ``bin/run`` as a new user would, on its embedded defaults (SQLite, the embedded broker:
 ``REDIS_URL`` and ``DATABASE_URL`` are dropped from the environment), in a data folder of
 its own (``/tmp/soak-*``) and on its own port; only the upload rate limits are lifted (one
 account sends everything). Posts ``--rate`` ads a second (open loop: ad i is sent at i/rate
-s) for ``--minutes``: three real photos each (the shared dataset, else drawn ones), and
+s) for ``--minutes``: ``--photos`` real photos each (the shared dataset, else drawn ones), and
 every ``--hostile-every``-th ad one file of the hostile corpus (``tests/hostile.py``: not
 images, damaged, bombs, odd formats). A post the web server cannot answer (refused
 connection, 502-504) is sent again with the same ``Idempotency-Key`` for up to a minute, as
@@ -249,12 +249,13 @@ def _gone(pid: int) -> bool:
 
 
 class Ads:
-    """The i-th ad's form and files: real photos, or every ``hostile_every``-th a hostile file."""
+    """The i-th ad's form and files: ``photos`` real photos, or every ``hostile_every``-th a
+    hostile file."""
 
-    def __init__(self, hostile_every: int) -> None:
+    def __init__(self, hostile_every: int, photos: int = 3) -> None:
         from tests.hostile import corpus
 
-        self.hostile, self.every = corpus(), hostile_every
+        self.hostile, self.every, self.photos = corpus(), hostile_every, photos
         self.files = {c: sorted((DATA / c).glob("*.jpg")) for c in ("phone", "laptop")}
 
     def __call__(self, i: int) -> tuple[dict, list]:
@@ -266,9 +267,9 @@ class Ads:
         if not files:  # no shared dataset here: drawn photos
             from tests.images import jpeg_bytes
 
-            photos = [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(3)]
+            photos = [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(self.photos)]
         else:
-            chosen = [files[(3 * i + k) % len(files)] for k in range(3)]
+            chosen = [files[(3 * i + k) % len(files)] for k in range(self.photos)]
             photos = [(p.name, p.read_bytes()) for p in chosen]
         return _form(category), [("photos", (n, d, "image/jpeg")) for n, d in photos]
 
@@ -308,7 +309,7 @@ def load(stack: Stack, token: str, args, kills: dict) -> list[Post]:
     """Posts at the rate for the minutes, killing each process once on the way."""
     total = int(args.minutes * 60 * args.rate)
     schedule = {int(total * (k + 1) / (len(KILLED) + 1)): name for k, name in enumerate(KILLED)}
-    ads, posts, killers = Ads(args.hostile_every), [], []
+    ads, posts, killers = Ads(args.hostile_every, args.photos), [], []
     with ThreadPoolExecutor(64) as pool:
         start = time.perf_counter()
         for i in range(total):
@@ -371,6 +372,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=5, help="ads offered per second")
     parser.add_argument("--port", type=int, default=8120)
+    parser.add_argument("--photos", type=int, default=3, help="real photos per ad")
     parser.add_argument("--hostile-every", type=int, default=10, help="0: no hostile files")
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for decisions")
     args = parser.parse_args()
@@ -405,9 +407,13 @@ def main() -> None:
         kills=kills,
     )
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores")
-    print(f"data: {data_dir}; offered {args.rate:g} ads/s, every {args.hostile_every}th hostile")
+    print(
+        f"data: {data_dir}; offered {args.rate:g} ads/s of {args.photos} photos, "
+        f"every {args.hostile_every}th hostile"
+    )
     # The machine's load: figures taken on shared cores say so.
-    print(json.dumps(result | {"cpu": cpu_name(), "load_avg_1min": [loaded, os.getloadavg()[0]]}))
+    machine = {"cpu": cpu_name(), "load_avg_1min": [loaded, os.getloadavg()[0]]}
+    print(json.dumps(result | {"photos_per_ad": args.photos} | machine))
 
 
 if __name__ == "__main__":
