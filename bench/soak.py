@@ -18,8 +18,9 @@ PING, beat's new process started. A prober asks ``/healthz`` every 0.2 s through
 At the end it waits for every accepted ad to be decided, stops ``bin/run`` (SIGINT, as
 Ctrl-C) and prints one JSON line: ``minutes``, ``ads`` (posted), ``accepted``, ``refused``
 (4xx), ``http_5xx``, ``gave_up`` (no answer within a minute of retries), ``retried`` (posts
-sent more than once: refused connections, 502-504, 409), ``decided``,
-``lost`` (accepted and never decided, or gone), ``unrecoverable_errors`` (Celery's
+sent more than once: refused connections, 502-504, 409), ``decided``, ``undecided``
+(accepted, still pending when the wait for decisions ended: in the broker's queue or left
+to the sweep), ``lost`` (accepted, and its ad gone), ``unrecoverable_errors`` (Celery's
 ``Unrecoverable error`` lines in the logs), ``restarts`` (supervisord's, per process),
 ``unexpected_exits`` (exits other than the kills), ``web_down_s``, ``back_within_s`` (per
 process), ``p50_ms``/``p95_ms`` (from the upload's commit to the decision, as
@@ -109,7 +110,9 @@ def summary(
         "gave_up": sum(p.status is None for p in posts),
         "retried": sum(p.attempts > 1 for p in posts),
         "decided": len(decided),
-        "lost": len(accepted) - len(decided),
+        # Still pending when the wait ended: in the broker's queue or the sweep's hands.
+        "undecided": sum(d is not None and not d[1] for d in decisions.values()),
+        "lost": sum(d is None for d in decisions.values()),
         "unrecoverable_errors": log_text.count("Unrecoverable error"),
         "restarts": {name: spawned.count(name) - 1 for name in sorted(set(spawned))},
         "unexpected_exits": sum(not (name in kills and "SIGKILL" in why) for name, why in exits),
