@@ -1,12 +1,12 @@
 """The main command under a steady load for a while, each of its processes killed once.
 
-    python bench/soak.py [--minutes 10] [--rate 5] [--port 8120] [--hostile-every 10]
+    python bench/soak.py [--minutes 10] [--rate 5] [--photos 3] [--port 8120] [--hostile-every 10]
 
 Runs ``bin/run`` as a new user would, on its embedded defaults (SQLite, the embedded broker:
 ``REDIS_URL`` and ``DATABASE_URL`` are dropped from the environment), in a data folder of
 its own (``/tmp/soak-*``) and on its own port; only the upload rate limits are lifted (one
 account sends everything). Posts ``--rate`` ads a second (open loop: ad i is sent at i/rate
-s) for ``--minutes``: three real photos each (the shared dataset, else drawn ones), and
+s) for ``--minutes``: ``--photos`` real photos each (the shared dataset, else drawn ones), and
 every ``--hostile-every``-th ad one file of the hostile corpus (``tests/hostile.py``: not
 images, damaged, bombs, odd formats). A post the web server cannot answer (refused
 connection, 502-504) is sent again with the same ``Idempotency-Key`` for up to a minute, as
@@ -18,8 +18,9 @@ PING, beat's new process started. A prober asks ``/healthz`` every 0.2 s through
 At the end it waits for every accepted ad to be decided, stops ``bin/run`` (SIGINT, as
 Ctrl-C) and prints one JSON line: ``minutes``, ``ads`` (posted), ``accepted``, ``refused``
 (4xx), ``http_5xx``, ``gave_up`` (no answer within a minute of retries), ``retried`` (posts
-sent more than once: refused connections, 502-504, 409), ``decided``,
-``lost`` (accepted and never decided, or gone), ``unrecoverable_errors`` (Celery's
+sent more than once: refused connections, 502-504, 409), ``decided``, ``undecided``
+(accepted, still pending when the wait for decisions ended: in the broker's queue or left
+to the sweep), ``lost`` (accepted, and its ad gone), ``unrecoverable_errors`` (Celery's
 ``Unrecoverable error`` lines in the logs), ``restarts`` (supervisord's, per process),
 ``unexpected_exits`` (exits other than the kills), ``web_down_s``, ``back_within_s`` (per
 process), ``p50_ms``/``p95_ms`` (from the upload's commit to the decision, as
@@ -109,7 +110,9 @@ def summary(
         "gave_up": sum(p.status is None for p in posts),
         "retried": sum(p.attempts > 1 for p in posts),
         "decided": len(decided),
-        "lost": len(accepted) - len(decided),
+        # Still pending when the wait ended: in the broker's queue or the sweep's hands.
+        "undecided": sum(d is not None and not d[1] for d in decisions.values()),
+        "lost": sum(d is None for d in decisions.values()),
         "unrecoverable_errors": log_text.count("Unrecoverable error"),
         "restarts": {name: spawned.count(name) - 1 for name in sorted(set(spawned))},
         "unexpected_exits": sum(not (name in kills and "SIGKILL" in why) for name, why in exits),
@@ -249,12 +252,13 @@ def _gone(pid: int) -> bool:
 
 
 class Ads:
-    """The i-th ad's form and files: real photos, or every ``hostile_every``-th a hostile file."""
+    """The i-th ad's form and files: ``photos`` real photos, or every ``hostile_every``-th a
+    hostile file."""
 
-    def __init__(self, hostile_every: int) -> None:
+    def __init__(self, hostile_every: int, photos: int = 3) -> None:
         from tests.hostile import corpus
 
-        self.hostile, self.every = corpus(), hostile_every
+        self.hostile, self.every, self.photos = corpus(), hostile_every, photos
         self.files = {c: sorted((DATA / c).glob("*.jpg")) for c in ("phone", "laptop")}
 
     def __call__(self, i: int) -> tuple[dict, list]:
@@ -266,9 +270,9 @@ class Ads:
         if not files:  # no shared dataset here: drawn photos
             from tests.images import jpeg_bytes
 
-            photos = [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(3)]
+            photos = [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(self.photos)]
         else:
-            chosen = [files[(3 * i + k) % len(files)] for k in range(3)]
+            chosen = [files[(3 * i + k) % len(files)] for k in range(self.photos)]
             photos = [(p.name, p.read_bytes()) for p in chosen]
         return _form(category), [("photos", (n, d, "image/jpeg")) for n, d in photos]
 
@@ -308,7 +312,7 @@ def load(stack: Stack, token: str, args, kills: dict) -> list[Post]:
     """Posts at the rate for the minutes, killing each process once on the way."""
     total = int(args.minutes * 60 * args.rate)
     schedule = {int(total * (k + 1) / (len(KILLED) + 1)): name for k, name in enumerate(KILLED)}
-    ads, posts, killers = Ads(args.hostile_every), [], []
+    ads, posts, killers = Ads(args.hostile_every, args.photos), [], []
     with ThreadPoolExecutor(64) as pool:
         start = time.perf_counter()
         for i in range(total):
@@ -371,6 +375,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=5, help="ads offered per second")
     parser.add_argument("--port", type=int, default=8120)
+    parser.add_argument("--photos", type=int, default=3, help="real photos per ad")
     parser.add_argument("--hostile-every", type=int, default=10, help="0: no hostile files")
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for decisions")
     args = parser.parse_args()
@@ -405,9 +410,13 @@ def main() -> None:
         kills=kills,
     )
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores")
-    print(f"data: {data_dir}; offered {args.rate:g} ads/s, every {args.hostile_every}th hostile")
+    print(
+        f"data: {data_dir}; offered {args.rate:g} ads/s of {args.photos} photos, "
+        f"every {args.hostile_every}th hostile"
+    )
     # The machine's load: figures taken on shared cores say so.
-    print(json.dumps(result | {"cpu": cpu_name(), "load_avg_1min": [loaded, os.getloadavg()[0]]}))
+    machine = {"cpu": cpu_name(), "load_avg_1min": [loaded, os.getloadavg()[0]]}
+    print(json.dumps(result | {"photos_per_ad": args.photos} | machine))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_percentiles_take_the_nearest_rank_below():
     assert percentile([], 0.95) is None
 
 
-def test_the_summary_counts_lost_ads_restarts_and_exits_other_than_the_kills():
+def test_the_summary_counts_lost_and_waiting_ads_restarts_and_exits_other_than_the_kills():
     posts = [
         Post("a", sent_at=100.0, status=201, ad_id=1, attempts=3),
         Post("b", sent_at=100.0, status=201, ad_id=2),  # never decided
@@ -52,7 +52,7 @@ def test_the_summary_counts_lost_ads_restarts_and_exits_other_than_the_kills():
         1,
         1,
     )
-    assert (result["decided"], result["lost"]) == (1, 2)
+    assert (result["decided"], result["undecided"], result["lost"]) == (1, 1, 1)
     assert result["retried"] == 1
     assert result["unrecoverable_errors"] == 1
     assert result["restarts"] == {"broker": 0, "web": 1, "worker": 1}

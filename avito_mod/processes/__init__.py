@@ -57,9 +57,10 @@ def supervisord_config(
 ) -> str:
     """The configuration (it holds ``password``, supervisorctl's: keep the file private).
     ``supervisord_pid``: the process supervisord will run as, whose death stops the programs."""
-    # By its path: ``-m`` would import the package avito_mod, and Celery with it (0.7 s).
+    # By its path, without site-packages (-I -S): a program's start stays quick. ``-m``
+    # would import the package avito_mod, and Celery with it (0.7 s).
     launcher = Path(__file__).with_name("tied.py")
-    tied = f"{shlex.quote(sys.executable)} {shlex.quote(str(launcher))} {supervisord_pid} "
+    tied = f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(launcher))} {supervisord_pid} "
     logs = data_dir / "logs"
     control = {"username": "avito", "password": password}
     sections = [
