@@ -40,8 +40,8 @@ from .backbone import HEAD_FEATURES
 # served model compares every photo with.
 MAX_OTHERS = 256
 # A category's own ImageNet classes: the likeliest of its mean direction. Chosen on the
-# shipped model (``bench/none_of_these.py``, model card): with 30 the mean releases headphones
-# and rooms, with 10 it keeps flagging shop shots.
+# shipped model (``bench/none_of_these.py``, model card): with 30, drawn headphones and rooms
+# pass for products; with 10, more shop shots stay flagged.
 KIN_CLASSES = 20
 # The share of a photo's ImageNet probability its category's own classes must hold for the
 # distance to be overruled.
@@ -50,7 +50,8 @@ KIN_SHARE = 0.2
 # spares lie within 1.2 times the limit; much further, the photo is unlike any product.
 WAIVE_REACH = 1.2
 # ImageNet this sure of a class that is not the category's own: not that category. Lower
-# catches more other things and costs real photos (0.3: 1.6 % of held-out photos more).
+# catches more other things and costs real photos (0.3: 1.2 points more of the held-out
+# photos flagged).
 FOREIGN_SURE = 0.4
 
 
