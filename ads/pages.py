@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from avito_mod.throttling import page_wait
+from moderation.policy import SURE_SUGGESTIONS, is_sure, verdict_of
 
 from .models import Ad, AdQuerySet, Category
 from .throttling import SignupAddressThrottle
@@ -56,7 +57,8 @@ def _reason(ad: Ad) -> str:
     if ad.status == Ad.Status.NEEDS_REVIEW and ad.review_reason:
         reason = Ad.ReviewReason(ad.review_reason).label
         if ad.suggested_category is not None:
-            reason += f"; they look like {ad.suggested_category.name}"
+            looks = "they look like" if ad.review_reason in SURE_SUGGESTIONS else "perhaps"
+            reason += f"; {looks} {ad.suggested_category.name}"
         return f"{reason}. A moderator will decide."
     if ad.status == Ad.Status.REJECTED and ad.rejection_reason:
         reason = Ad.RejectionReason(ad.rejection_reason).label
@@ -73,6 +75,7 @@ def status_texts() -> dict:
         "review_reasons": dict(Ad.ReviewReason.choices),
         "rejection_reasons": dict(Ad.RejectionReason.choices),
         "pending_note": PENDING_NOTE,
+        "sure_suggestions": sorted(SURE_SUGGESTIONS),
         "category_names": dict(Category.objects.values_list("slug", "name")),
     }
 
@@ -153,7 +156,14 @@ def prediction_text(prediction, names: dict[str, str]) -> str:
     if prediction is None:
         return "Not checked yet"
     name = names.get(prediction.category, prediction.category)
-    return f"Looks like {name} ({prediction.confidence:.0%})"
+    sure = is_sure(verdict_of(prediction), prediction.model_version.threshold)
+    if prediction.none_of_these:
+        if sure:
+            return "Does not look like any of our categories"
+        return f"Not sure what this shows (perhaps {name}); a moderator will look"
+    if sure:
+        return f"Looks like {name} ({prediction.confidence:.0%})"
+    return f"Not sure: perhaps {name} ({prediction.confidence:.0%}); a moderator will look"
 
 
 @require_safe

@@ -6,6 +6,8 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from moderation.policy import is_confident, is_sure, verdict_of
+
 from . import services
 from .models import Ad, AdImage, Category
 
@@ -42,7 +44,20 @@ class PredictionSerializer(serializers.Serializer):
         help_text="The photo shows none of the categories; null when the model version "
         "cannot tell.",
     )
+    confident = serializers.SerializerMethodField(
+        help_text="The confidence reaches the version's threshold (the routing's test)."
+    )
+    sure = serializers.SerializerMethodField(
+        help_text="The verdict is told as certain: a category when confident, none of "
+        "these when no category is; when false the seller reads that the model is not sure."
+    )
     model_version = serializers.IntegerField(source="model_version.number")
+
+    def get_confident(self, prediction) -> bool:
+        return is_confident(prediction.confidence, prediction.model_version.threshold)
+
+    def get_sure(self, prediction) -> bool:
+        return is_sure(verdict_of(prediction), prediction.model_version.threshold)
 
 
 class PhotoSerializer(serializers.ModelSerializer):

@@ -45,9 +45,7 @@ def newest_with_heads() -> Path:
 
 def shadow_heads(heads: Heads, features: np.ndarray) -> None:
     """What the version in shadow computes per batch: probabilities and the detector."""
-    heads.probabilities(features)
-    if heads.none_of_these is not None:
-        heads.none_of_these.flags(features)
+    heads.none_of_these_flags(features, heads.probabilities(features))
 
 
 def main() -> None:
@@ -59,7 +57,11 @@ def main() -> None:
     model_dir = args.model_dir or newest_with_heads()
     manifest = json.loads((model_dir / "manifest.json").read_text())
     size = manifest["input_size"]
-    heads = Heads((model_dir / "heads.npz").read_bytes())
+    heads = Heads(
+        (model_dir / "heads.npz").read_bytes(),
+        threshold=manifest["threshold"],
+        backbone=manifest["backbone"],
+    )
     backbone = (model_dir / "backbone.tflite").read_bytes()
     predictor = Predictor(
         backbone, manifest["classes"], size, num_threads=args.threads, heads=heads

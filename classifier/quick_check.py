@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ads.models import Category
+from moderation.policy import PhotoVerdict, is_confident, is_sure
 
 from .ml.preprocess import letterbox
 from .models import ModelVersion
@@ -30,6 +31,10 @@ class QuickCheck:
     version: ModelVersion
     # The photo shows none of the categories (False when the version cannot tell).
     none_of_these: bool = False
+    # The verdict is told as certain (``moderation.policy.is_sure``); else "not sure".
+    sure: bool = False
+    # The one-click switch a seller is offered: only for a confident mismatch.
+    switch_to: Category | None = None
 
 
 def quick_check(image, category: Category) -> QuickCheck:
@@ -41,31 +46,35 @@ def quick_check(image, category: Category) -> QuickCheck:
     answers = predictor_for(version).answers(pixels)
     probabilities = answers.probabilities[0]
     best = int(probabilities.argmax())
-    confidence = float(probabilities[best])
+    none_of_these = answers.none_of_these is not None and bool(answers.none_of_these[0])
+    verdict = PhotoVerdict(version.classes[best], float(probabilities[best]), none_of_these)
+    sure = is_sure(verdict, version.threshold)
     known = category.slug in version.classes
-    if answers.none_of_these is not None and answers.none_of_these[0]:
+    if none_of_these:
         # As the pipeline sees it: this photo alone sends the ad to a moderator.
         return QuickCheck(
             category=category,
             predicted=None,
-            confidence=confidence,
+            confidence=verdict.confidence,
             matched=False if known else None,
             confident=False,
             suggested=None,
             version=version,
             none_of_these=True,
+            sure=sure,
         )
-    predicted = version.classes[best]
-    matched = predicted == category.slug if known else None
+    matched = verdict.category == category.slug if known else None
     suggested = None
     if not matched:
-        suggested = Category.objects.active().filter(slug=predicted).first()
+        suggested = Category.objects.active().filter(slug=verdict.category).first()
     return QuickCheck(
         category=category,
-        predicted=predicted,
-        confidence=confidence,
+        predicted=verdict.category,
+        confidence=verdict.confidence,
         matched=matched,
-        confident=version.threshold is not None and confidence >= version.threshold,
+        confident=is_confident(verdict.confidence, version.threshold),
         suggested=suggested,
         version=version,
+        sure=sure,
+        switch_to=suggested if matched is False and sure else None,
     )

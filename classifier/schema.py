@@ -31,11 +31,30 @@ class QuickCheckViewSchema(OpenApiViewExtension):
                         "confidence": 0.97,
                         "categories_matched": False,
                         "confident": True,
+                        "none_of_these": False,
+                        "sure": True,
                         "category": {"slug": "phone", "name": "Phones"},
                         "suggested_category": {"slug": "laptop", "name": "Laptops"},
+                        "switch_to": {"slug": "laptop", "name": "Laptops"},
                         "model_version": 1,
                     },
-                )
+                ),
+                OpenApiExample(
+                    "A phone photo under Phones the model is not sure of",
+                    response_only=True,
+                    value={
+                        "class": "laptop",
+                        "confidence": 0.66,
+                        "categories_matched": False,
+                        "confident": False,
+                        "none_of_these": False,
+                        "sure": False,
+                        "category": {"slug": "phone", "name": "Phones"},
+                        "suggested_category": {"slug": "laptop", "name": "Laptops"},
+                        "switch_to": None,
+                        "model_version": 1,
+                    },
+                ),
             ],
         )
         class Fixed(self.target_class):

@@ -44,11 +44,22 @@ class QuickCheckSerializer(serializers.Serializer):
         help_text="The photo shows none of the categories: after posting, a moderator "
         "looks at the ad. (Always false with a model version that cannot tell.)"
     )
+    sure = serializers.BooleanField(
+        help_text="The answer is certain enough to tell the seller as such: a category "
+        "when `confident`; none of these when no category reaches the threshold. When "
+        "false, say that the model is not sure and that a moderator will look."
+    )
     category = CategorySerializer(help_text="The category the seller chose.")
     suggested_category = CategorySerializer(
         source="suggested",
         allow_null=True,
         help_text="The predicted category, when it is not the chosen one (and is active).",
+    )
+    switch_to = CategorySerializer(
+        allow_null=True,
+        help_text="The category to offer a one-click switch to: the suggested category "
+        "when the mismatch is confident; null otherwise (an unsure mismatch goes to a "
+        "moderator as it is).",
     )
     model_version = serializers.IntegerField(source="version.number")
 

@@ -31,7 +31,7 @@ from classifier.services.artifacts import ArtifactMismatch
 from classifier.services.evidence import review_only_classes
 
 from . import audit
-from .policy import PhotoVerdict, Routing, decide, review
+from .policy import PhotoVerdict, Routing, decide, review, verdict_of
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +130,7 @@ def _predict(
             for image, result in zip(missing, results, strict=True)
             if result.features is not None
         }
-    return [_verdict(stored[image.pk]) for image in images], features
-
-
-def _verdict(prediction) -> PhotoVerdict:
-    """A stored answer (``Prediction`` or ``ShadowPrediction``) as the policy reads it."""
-    return PhotoVerdict(prediction.category, prediction.confidence, bool(prediction.none_of_these))
+    return [verdict_of(stored[image.pk]) for image in images], features
 
 
 def _score_in_shadow(
@@ -154,7 +149,7 @@ def _score_in_shadow(
         return
     would = decide(
         ad.category,
-        [_verdict(answer) for answer in answers],
+        [verdict_of(answer) for answer in answers],
         candidate.classes,
         candidate.threshold,
         has_duplicate=scored.has_duplicate,

@@ -34,6 +34,29 @@ class Routing:
 
 PUBLISH = Routing(Ad.Status.PUBLISHED)
 
+# The review reasons whose suggested category ``decide`` takes from confident photos only:
+# a seller reads "they look like"; for the other reasons only "perhaps".
+SURE_SUGGESTIONS = frozenset({Ad.ReviewReason.CATEGORY_MISMATCH, Ad.ReviewReason.NONE_OF_THESE})
+
+
+def is_confident(confidence: float, threshold: float | None) -> bool:
+    """The routing's confidence test: at or above the version's threshold a photo's
+    category counts (to publish, or to call a mismatch); below it a human decides."""
+    return threshold is not None and confidence >= threshold
+
+
+def verdict_of(prediction) -> PhotoVerdict:
+    """A stored answer (``Prediction`` or ``ShadowPrediction``) as the policy reads it."""
+    return PhotoVerdict(prediction.category, prediction.confidence, bool(prediction.none_of_these))
+
+
+def is_sure(verdict: PhotoVerdict, threshold: float | None) -> bool:
+    """Whether a seller is told a photo's verdict as certain. A category: when confident.
+    None of these: when no category is confident; a photo the heads place confidently yet
+    the detector flags is a doubt for a moderator, not a verdict."""
+    confident = is_confident(verdict.confidence, threshold)
+    return not confident if verdict.none_of_these else confident
+
 
 def review(reason: str, suggested: Category | None = None) -> Routing:
     return Routing(Ad.Status.NEEDS_REVIEW, reason, suggested)
@@ -61,9 +84,11 @@ def decide(
         return review(reasons.LOW_CONFIDENCE)
     if any(v.none_of_these for v in verdicts):
         # Its category answer means nothing; the other photos may still suggest one.
-        shown = [v for v in verdicts if not v.none_of_these and v.confidence >= threshold]
+        shown = [
+            v for v in verdicts if not v.none_of_these and is_confident(v.confidence, threshold)
+        ]
         return review(reasons.NONE_OF_THESE, _suggestion(category, shown))
-    confident = [v for v in verdicts if v.confidence >= threshold]
+    confident = [v for v in verdicts if is_confident(v.confidence, threshold)]
     if any(v.category != category.slug for v in confident):
         return review(reasons.CATEGORY_MISMATCH, _suggestion(category, confident))
     if len(confident) < len(verdicts):

@@ -245,7 +245,9 @@ def test_detail_shows_each_photos_latest_prediction(seller, media):
     ad = make_ad(seller, photos=2)
     ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH, Category.objects.get(slug="laptop"))
     first, second = ad.images.order_by("position")
-    old, new = (ModelVersion.objects.create(number=n, status="candidate") for n in (71, 72))
+    old, new = (
+        ModelVersion.objects.create(number=n, status="candidate", threshold=0.85) for n in (71, 72)
+    )
     for version, confidence in ((old, 0.6), (new, 0.9)):
         Prediction.objects.create(
             image=first, model_version=version, category="laptop", confidence=confidence
@@ -259,6 +261,8 @@ def test_detail_shows_each_photos_latest_prediction(seller, media):
         "category": "laptop",
         "confidence": 0.9,
         "none_of_these": None,  # a version that cannot tell
+        "confident": True,  # 0.9 reaches the version's threshold, 0.85
+        "sure": True,
         "model_version": 72,
     }
     assert data["photos"][1]["prediction"] is None

@@ -11,6 +11,7 @@ from django.db import OperationalError
 
 import ads.views
 from ads.models import Ad, Category
+from classifier.models import ModelVersion
 from classifier.services import classify_images
 from tests.browser import BROWSER_TESTS
 from tests.factories import make_ad
@@ -25,12 +26,19 @@ REFUSED = "Failed to load resource: the server responded with a status of 400 (B
 def confident_photo(kind: str, version) -> bytes:
     """A drawn ``kind`` photo the model puts in ``kind`` at or above its threshold, so that
     the ad is published rather than sent to review for low confidence."""
+    return confident_photos(kind, version, 1)[0]
+
+
+def confident_photos(kind: str, version, count: int) -> list[bytes]:
+    found = []
     for seed in range(5000, 5200):
         data = jpeg_bytes(kind, seed)
         result = classify_images([data], version)[0]
         if result.category == kind and result.confidence >= version.threshold:
-            return data
-    raise AssertionError(f"the tiny model is confident about no drawn {kind} photo")
+            found.append(data)
+            if len(found) == count:
+                return found
+    raise AssertionError(f"the tiny model is confident about no {count} drawn {kind} photos")
 
 
 def test_a_seller_fixes_the_category_and_watches_the_ad_get_published(
@@ -267,9 +275,10 @@ def test_several_photos_that_agree_switch_the_category_once(
     from playwright.sync_api import expect
 
     files = []
-    for n, seed in enumerate((5300, 5301)):
+    # Confident ones: an unsure answer never switches the category (the page says so).
+    for n, data in enumerate(confident_photos("laptop", tiny_version, 2)):
         path = tmp_path / f"laptop-{n}.jpg"
-        path.write_bytes(jpeg_bytes("laptop", seed))
+        path.write_bytes(data)
         files.append(path)
     page = open_page()
     tab = page.tab
@@ -289,4 +298,26 @@ def test_several_photos_that_agree_switch_the_category_once(
     category.select_option(label="Phones")
     expect(tab.locator("#photo-list .photo[data-state=mismatch]")).to_have_count(2)
     expect(category).to_have_value("phone")
+    assert page.errors == []
+
+
+def test_an_unsure_mismatch_says_so_and_offers_no_switch(tmp_path, tiny_version, seller, open_page):
+    """As a real iPhone at 66 % laptop under a threshold of 94 %: a version whose threshold
+    the photo does not reach."""
+    from playwright.sync_api import expect
+
+    data = confident_photo("laptop", tiny_version)
+    confidence = classify_images([data], tiny_version)[0].confidence
+    ModelVersion.objects.filter(pk=tiny_version.pk).update(threshold=confidence + 0.001)
+    photo = tmp_path / "laptop.jpg"
+    photo.write_bytes(data)
+    page = open_page()
+    page.sign_in()
+    page.new_ad_with(photo)
+
+    chosen = page.tab.locator("#photo-list .photo")
+    expect(chosen).to_contain_text("We are not sure this photo shows Phones")
+    expect(chosen).to_have_attribute("data-state", "unsure")
+    expect(page.tab.get_by_role("button", name="Switch category to Laptops")).to_have_count(0)
+    expect(page.tab.get_by_label("Category")).to_have_value("phone")
     assert page.errors == []

@@ -93,6 +93,58 @@ def test_a_photo_nearer_a_rejected_photo_than_any_category_is_flagged():
     assert learned.flags(new).all()
 
 
+# ImageNet classes (``imagenet.class_names``).
+LAPTOP_COMPUTER, MOBILE_PHONE, GOLDFISH = 620, 487, 1
+
+
+def test_imagenet_overrules_the_distance_for_confidently_placed_photos_both_ways():
+    """The real ImageNet head of the default backbone, on features built from its own
+    weights: a category's mean is the direction ImageNet reads as its likeliest class."""
+    from classifier.ml import imagenet
+    from classifier.ml.backbone import DEFAULT_BACKBONE, HEAD_FEATURES
+
+    weight = imagenet.imagenet_head(DEFAULT_BACKBONE).weight
+    classes = (LAPTOP_COMPUTER, MOBILE_PHONE, GOLDFISH)
+    along = {k: weight[:, k] / np.linalg.norm(weight[:, k]) for k in classes}
+    means = none_of_these.unit(np.stack([along[LAPTOP_COMPUTER], along[MOBILE_PHONE]]))
+    detector = none_of_these.NoneOfThese(means, np.zeros((0, HEAD_FEATURES)), threshold=0.3)
+    own = detector.own_classes(DEFAULT_BACKBONE)
+    assert LAPTOP_COMPUTER in own[0] and GOLDFISH not in own[1]
+    # Unlike the marketplace's photos: beyond the limit (0.33 > 0.3) along what ImageNet
+    # cannot see (the null space of its head), so ImageNet still reads a laptop, only that.
+    unseen = np.linalg.svd(weight.T)[2][-1]
+    studio = (10 * along[LAPTOP_COMPUTER] + 11 * unseen)[None]
+    assert imagenet.probabilities(studio, DEFAULT_BACKBONE)[0, LAPTOP_COMPUTER] > 0.9
+    threshold = 0.9
+
+    def flags(features, probabilities):
+        return detector.flags(features, np.array([probabilities]), threshold, DEFAULT_BACKBONE)[0]
+
+    assert detector.flags(studio)[0]  # by distance alone: flagged
+    assert not flags(studio, [0.99, 0.01])  # the heads are sure it is a laptop: not flagged
+    assert flags(studio, [0.6, 0.4])  # unsure heads: the distance decides
+    assert flags(studio, [0.01, 0.99])  # "a phone" that ImageNet is sure is a laptop
+    # Far beyond the limit (0.55), ImageNet no longer overrules it.
+    stranger = (10 * along[LAPTOP_COMPUTER] + 20 * unseen)[None]
+    assert flags(stranger, [0.99, 0.01])
+    # Near the phone mean (within the limit here), but ImageNet is sure it is a goldfish.
+    fish = (10 * along[MOBILE_PHONE] + 20 * along[GOLDFISH])[None]
+    detector.threshold = 0.9
+    assert imagenet.probabilities(fish, DEFAULT_BACKBONE)[0].argmax() == GOLDFISH
+    assert not detector.flags(fish)[0]
+    assert flags(fish, [0.01, 0.99])  # confidently a phone to the heads: flagged
+    assert not flags(fish, [0.3, 0.7])  # not confident: the routing sends it to review anyway
+
+
+def test_served_versions_give_the_detector_their_threshold_and_backbone(detecting_version):
+    heads = services.predictor_for(detecting_version).heads
+    assert heads.none_of_these is not None
+    assert (heads.threshold, heads.backbone) == (
+        detecting_version.threshold,
+        detecting_version.backbone,
+    )
+
+
 def test_any_photo_of_none_of_the_categories_sends_the_ad_to_review(categories):
     phone = categories["phone"]
     sure = PhotoVerdict("phone", 0.99)
@@ -173,6 +225,9 @@ def test_the_quick_check_tells_the_seller(detecting_version, seller):
     assert other["none_of_these"] is True
     assert other["class"] is None and other["categories_matched"] is False
     assert other["confident"] is False and other["suggested_category"] is None
+    assert other["switch_to"] is None
+    # Said as sure only when no category reaches the threshold (policy.is_sure).
+    assert other["sure"] is (other["confidence"] < detecting_version.threshold)
     phone = check(jpeg_bytes("phone", 950))
     assert phone["none_of_these"] is False and phone["class"] == "phone"
 
@@ -205,10 +260,16 @@ def test_the_new_ad_page_says_a_photo_shows_none_of_the_categories(
     from playwright.sync_api import expect
 
     cache.clear()  # the quick check's rate limits count in the cache
-    watches = [jpeg_bytes("watch", seed) for seed in range(980, 990)]
+    watches = [jpeg_bytes("watch", seed) for seed in range(980, 1010)]
     results = services.classify_images(watches, detecting_version)
     photo = tmp_path / "watch.jpg"
-    photo.write_bytes(next(p for p, r in zip(watches, results, strict=True) if r.none_of_these))
+    # One the detector flags and no category claims: said as sure (policy.is_sure).
+    sure = [
+        p
+        for p, r in zip(watches, results, strict=True)
+        if r.none_of_these and r.confidence < detecting_version.threshold
+    ]
+    photo.write_bytes(sure[0])
     page = open_page()
     page.sign_in()
     page.new_ad_with(photo)

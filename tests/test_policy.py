@@ -1,7 +1,7 @@
 import pytest
 
 from ads.models import Ad, Category
-from moderation.policy import PhotoVerdict, decide
+from moderation.policy import SURE_SUGGESTIONS, PhotoVerdict, decide, is_confident, is_sure
 
 pytestmark = pytest.mark.django_db
 CLASSES = ["laptop", "phone"]
@@ -62,3 +62,18 @@ def test_an_inactive_category_is_never_suggested(phone):
     routing = decide(phone, verdicts(("laptop", 0.99)), CLASSES, 0.9)
     assert routing.reason == REASON.CATEGORY_MISMATCH
     assert routing.suggested_category is None
+
+
+def test_what_sellers_are_told_as_sure_follows_the_routings_confidence_test(phone):
+    # The threshold is where decide() starts trusting a photo's category, both ways.
+    assert is_confident(0.9, 0.9) and not is_confident(0.899, 0.9)
+    assert not is_confident(0.99, None)  # a version without a threshold decides nothing
+    assert is_sure(PhotoVerdict("laptop", 0.97), 0.9)
+    assert not is_sure(PhotoVerdict("laptop", 0.66), 0.9)
+    # None of these is a verdict when no category is confident; else it is a doubt.
+    assert is_sure(PhotoVerdict("phone", 0.7, none_of_these=True), 0.9)
+    assert not is_sure(PhotoVerdict("phone", 0.998, none_of_these=True), 0.9)
+    # The routing agrees: the unsure mismatch is only low confidence, with no sure suggestion.
+    unsure = decide(phone, verdicts(("laptop", 0.66)), CLASSES, 0.9)
+    sure = decide(phone, verdicts(("laptop", 0.97)), CLASSES, 0.9)
+    assert unsure.reason not in SURE_SUGGESTIONS and sure.reason in SURE_SUGGESTIONS

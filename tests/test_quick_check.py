@@ -59,6 +59,23 @@ def test_a_mismatching_photo_gets_the_category_to_switch_to(seller, tiny_version
     assert body["suggested_category"] == {"slug": "laptop", "name": laptops.name}
 
 
+def test_a_confident_mismatch_offers_the_switch_and_an_unsure_one_does_not(seller, tiny_version):
+    from tests.test_browser import confident_photo
+
+    data = confident_photo("laptop", tiny_version)
+    sure = check(client_for(seller), data, "phone").json()
+    assert sure["confident"] is True and sure["sure"] is True
+    assert sure["switch_to"] == sure["suggested_category"] == {"slug": "laptop", "name": "Laptops"}
+    # The same photo, with a version whose threshold it does not reach (as a real iPhone
+    # at 66 % laptop under a threshold of 94 %).
+    ModelVersion.objects.filter(pk=tiny_version.pk).update(threshold=sure["confidence"] + 0.001)
+    unsure = check(client_for(seller), data, "phone").json()
+    assert unsure["class"] == "laptop" and unsure["categories_matched"] is False
+    assert unsure["confident"] is False and unsure["sure"] is False
+    assert unsure["switch_to"] is None
+    assert unsure["suggested_category"]["slug"] == "laptop"  # for the moderator, not a switch
+
+
 def test_it_answers_what_the_workers_would(seller, tiny_version):
     """Same preprocessing, same model version, same numbers as the pipeline's batch path."""
     for kind, seed in [("laptop", 7), ("phone", 8), ("laptop", 9)]:

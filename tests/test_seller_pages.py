@@ -328,3 +328,32 @@ def test_every_control_has_a_label(client, seller, ads, url):
 def test_the_pages_static_files_exist():
     for name in ("ads/sellers.css", "ads/ad_form.js", "ads/ad_status.js"):
         assert finders.find(name), name
+
+
+def test_the_ad_page_words_each_photo_by_how_sure_the_model_is(client, seller, media):
+    from classifier.models import ModelVersion, Prediction
+
+    ad = make_ad(seller, photos=4)
+    ad.send_to_review(Ad.ReviewReason.LOW_CONFIDENCE, Category.objects.get(slug="laptop"))
+    version = ModelVersion.objects.create(number=90, status="candidate", threshold=0.9)
+    answers = [("laptop", 0.97, False), ("laptop", 0.66, False), ("phone", 0.5, True)]
+    answers.append(("phone", 0.998, True))
+    for image, (category, confidence, none_of_these) in zip(
+        ad.images.order_by("position"), answers, strict=True
+    ):
+        Prediction.objects.create(
+            image=image,
+            model_version=version,
+            category=category,
+            confidence=confidence,
+            none_of_these=none_of_these,
+        )
+    client.force_login(seller)
+    html = client.get(f"/ads/{ad.pk}/").text
+    assert "Looks like Laptops (97%)" in html
+    assert "Not sure: perhaps Laptops (66%); a moderator will look" in html
+    assert "Does not look like any of our categories" in html
+    assert "Not sure what this shows (perhaps Phones); a moderator will look" in html
+    # An unsure suggestion is not "they look like".
+    assert "perhaps Laptops. A moderator will decide." in html
+    assert "they look like" not in html

@@ -40,7 +40,10 @@ class Heads:
     whether each photo shows none of the classes (``none_of_these``: None for versions
     stored without a detector)."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, threshold: float | None = None, backbone: str | None = None):
+        """``threshold`` (the version's) and ``backbone`` (its id) let the detector consult
+        the ImageNet head for the photos the heads place confidently (``none_of_these``)."""
+        self.threshold, self.backbone = threshold, backbone
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
@@ -81,3 +84,9 @@ class Heads:
         logits = np.matmul(x, kernel) + bias  # (heads, n, classes)
         exp = np.exp(logits - logits.max(axis=2, keepdims=True))
         return (exp / exp.sum(axis=2, keepdims=True)).mean(axis=0)
+
+    def none_of_these_flags(self, features: np.ndarray, probabilities: np.ndarray):
+        """Per photo, whether it shows none of the classes; None without a detector."""
+        if self.none_of_these is None:
+            return None
+        return self.none_of_these.flags(features, probabilities, self.threshold, self.backbone)

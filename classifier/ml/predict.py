@@ -68,11 +68,11 @@ class Predictor:
             output = self._interpreter.get_tensor(self._output).copy()
         if self.heads is None:
             return Answers(output)
-        detector = self.heads.none_of_these
+        probabilities = self.heads.probabilities(output)
         return Answers(
-            self.heads.probabilities(output),
+            probabilities,
             features=output,
-            none_of_these=None if detector is None else detector.flags(output),
+            none_of_these=self.heads.none_of_these_flags(output, probabilities),
         )
 
 

@@ -104,7 +104,7 @@ def load_predictor(version: ModelVersion) -> Predictor:
         threads = settings.CLASSIFIER_INFERENCE_THREADS
         if version.served_backbone_id is None:  # the whole model in one file
             return Predictor(content, version.classes, version.input_size, num_threads=threads)
-        heads = Heads(content)
+        heads = _heads(version, content)
         if heads.n_classes != len(version.classes):
             raise ValueError(
                 f"its heads answer {heads.n_classes} classes, not {len(version.classes)}"
@@ -119,7 +119,9 @@ def load_heads(version: ModelVersion) -> Heads:
     if version.served_backbone_id is None or not version.serving_artifact:
         raise ClassifierError(f"model v{version.number} is not served as backbone then heads")
     try:
-        heads = Heads(read_verified(version, "serving_artifact", f"model v{version.number}"))
+        heads = _heads(
+            version, read_verified(version, "serving_artifact", f"model v{version.number}")
+        )
         if heads.n_classes != len(version.classes):
             raise ValueError(
                 f"its heads answer {heads.n_classes} classes, not {len(version.classes)}"
@@ -127,6 +129,11 @@ def load_heads(version: ModelVersion) -> Heads:
     except (OSError, ValueError) as error:
         raise ClassifierError(f"model v{version.number} could not be loaded: {error}") from error
     return heads
+
+
+def _heads(version: ModelVersion, content: bytes) -> Heads:
+    # The threshold and backbone let the none-of-these detector consult the ImageNet head.
+    return Heads(content, threshold=version.threshold, backbone=version.backbone)
 
 
 def forget_loaded_models() -> None:
@@ -186,11 +193,11 @@ def classify_features(features: np.ndarray, version: ModelVersion) -> list[Class
     """Classify photos from the served backbone's features ``(n, F)``, by ``version``'s
     heads alone (the shadow slot): no second run of the backbone."""
     heads = heads_for(version)
-    detector = heads.none_of_these
+    probabilities = heads.probabilities(features)
     answers = Answers(
-        heads.probabilities(features),
+        probabilities,
         features=features,
-        none_of_these=None if detector is None else detector.flags(features),
+        none_of_these=heads.none_of_these_flags(features, probabilities),
     )
     return _classifications(version, answers, [[] for _ in features])
 

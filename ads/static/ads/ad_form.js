@@ -252,8 +252,15 @@
     };
   }
 
+  // How sure the answer is (data.sure) and whether a switch is offered (data.switch_to)
+  // are the server's (the routing's confidence test): the page only words them.
   function verdict(data, chosen) {
+    const name = data.category.name;
     if (data.none_of_these) {
+      if (!data.sure) {
+        const what = chosen ? `shows ${name}` : "shows one of our categories";
+        return { state: "unsure", text: `We are not sure this photo ${what}; a moderator will look at it.` };
+      }
       return {
         state: "mismatch",
         text: "This photo does not look like any of our categories. If it shows what you sell, you can still post: a moderator will look at it.",
@@ -262,22 +269,26 @@
     // The category the photo shows, if it is one a seller can choose.
     const predicted = data.categories_matched ? data.category : data.suggested_category;
     if (!chosen) {
-      const text = predicted ? `Looks like ${predicted.name}.` : "Looks like none of the categories.";
+      if (!predicted) return { state: "predicted", text: "Looks like none of the categories." };
+      const text = data.sure ? `Looks like ${predicted.name}.` : `Perhaps ${predicted.name}; the model is not sure.`;
       return { state: "predicted", text, predicted };
     }
-    const name = data.category.name;
     if (data.categories_matched === true) {
-      const unsure = data.confident ? "" : " The model is not sure, so a moderator may check it.";
+      const unsure = data.sure ? "" : " The model is not sure, so a moderator may check it.";
       return { state: "match", text: `Matches ${name}.${unsure}`, predicted };
     }
     if (data.categories_matched === null) {
       return { state: "unknown", text: `Photos cannot be checked for ${name} yet; a moderator will look at them.` };
     }
+    if (!data.sure) {
+      // No switch, and no automatic choice either: a moderator will decide.
+      return { state: "unsure", text: `We are not sure this photo shows ${name}; a moderator will look at it.` };
+    }
     if (!predicted) return { state: "mismatch", text: `Does not look like ${name}.` };
-    return { state: "mismatch", text: `Looks like ${predicted.name}, not ${name}.`, predicted, suggest: predicted };
+    return { state: "mismatch", text: `Looks like ${predicted.name}, not ${name}.`, predicted, suggest: data.switch_to };
   }
 
-  const ICONS = { match: "✓", mismatch: "⚠", error: "✕", unavailable: "!", waiting: "…", checking: "…" };
+  const ICONS = { match: "✓", mismatch: "⚠", unsure: "?", error: "✕", unavailable: "!", waiting: "…", checking: "…" };
 
   function show(photo, result, speak = true) {
     photo.outcome = result;

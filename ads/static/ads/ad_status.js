@@ -59,7 +59,10 @@
   function reason(ad) {
     if (ad.status === "needs_review" && ad.review_reason) {
       let text = texts.review_reasons[ad.review_reason] || ad.review_reason;
-      if (ad.suggested_category) text += `; they look like ${ad.suggested_category.name}`;
+      if (ad.suggested_category) {
+        const looks = texts.sure_suggestions.includes(ad.review_reason) ? "they look like" : "perhaps";
+        text += `; ${looks} ${ad.suggested_category.name}`;
+      }
       return `${text}. A moderator will decide.`;
     }
     if (ad.status === "rejected" && ad.rejection_reason) {
@@ -72,7 +75,13 @@
   function predictionText(prediction) {
     if (!prediction) return "Not checked yet";
     const name = texts.category_names[prediction.category] || prediction.category;
-    return `Looks like ${name} (${Math.round(prediction.confidence * 100)}%)`;
+    const percent = `${Math.round(prediction.confidence * 100)}%`;
+    if (prediction.none_of_these) {
+      if (prediction.sure) return "Does not look like any of our categories";
+      return `Not sure what this shows (perhaps ${name}); a moderator will look`;
+    }
+    if (prediction.sure) return `Looks like ${name} (${percent})`;
+    return `Not sure: perhaps ${name} (${percent}); a moderator will look`;
   }
 
   function show(ad) {

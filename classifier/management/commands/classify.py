@@ -8,6 +8,7 @@ from classifier.management import ModelVersionCommand
 from classifier.ml.preprocess import ImageError
 from classifier.models import top_categories
 from classifier.services import ClassifierError, classify_images, resolve_version
+from moderation.policy import is_confident
 
 
 class Command(ModelVersionCommand):
@@ -47,7 +48,7 @@ class Command(ModelVersionCommand):
         shown = None if none_of_these else result.category
         matched = None if category is None else shown == category
         # Would decide without a moderator: sure enough, and of one of the categories.
-        confident = result.confidence >= (version.threshold or 1.0) and not none_of_these
+        confident = is_confident(result.confidence, version.threshold) and not none_of_these
         if as_json:
             return json.dumps(
                 {
