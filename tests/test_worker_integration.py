@@ -121,3 +121,22 @@ def test_a_running_worker_refuses_a_model_file_replaced_under_it(
         Ad.ReviewReason.MODEL_UNVERIFIED,
     )
     assert again.status == Ad.Status.PUBLISHED
+
+
+def test_the_worker_says_in_its_log_which_backbone_form_it_serves(
+    seller, live_server, tmp_path, child_env, media
+):
+    """The shipped v5 (the test settings force its int8 form: no float32 build here)."""
+    from tests.factories import store_shipped_files
+
+    store_shipped_files()
+    log = tmp_path / "worker.log"
+    with celery_worker(log, child_env):
+        token = Token.objects.create(user=seller).key
+        posted = _post_ad(live_server, token, "phone", ["phone"])
+        assert posted.status_code == 201, posted.text
+        _final(posted.json()["id"])
+    said = [line for line in log.read_text().splitlines() if "backbone on" in line]
+    assert len(said) == 1, said
+    assert "model v5: serving the int8 backbone on" in said[0]
+    assert "forced by CLASSIFIER_SERVING_FORM=int8" in said[0]
