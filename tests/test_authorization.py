@@ -206,6 +206,8 @@ EXPECTED: dict[str, list[Case]] = {
     ],
     # The queue's pulse: admins only.
     "admin:moderation_reviewitem_pulse": [get(staff_only(403, 200)), post(staff_only(405, 405))],
+    # Who holds which ads in review, for an open queue page: those who decide.
+    "admin:moderation_reviewitem_claims": [get(staff_only(200, 200)), post(staff_only(200, 200))],
     # Undo: only one's own decision (the fixture's is the moderator's, a moment ago).
     "admin:moderation_reviewitem_undo": [
         get(staff_only(405, 405)),

@@ -6,7 +6,7 @@
 //
 // A team on one queue: every few seconds the page asks who holds its ads; those another
 // moderator holds are greyed with the holder's name, and the keys pass over them. Ads are
-// held for this moderator ahead of them (the next batch when fewer than two are left), and
+// held for this moderator ahead of them (the next batch when fewer than three are left), and
 // never decided by key before the server said they are theirs. A decision refused because
 // someone else holds or decided the ad says so in its row; the next ad becomes current.
 //
@@ -146,8 +146,9 @@
     }
   }
 
-  // Hold the next ads when fewer than two held for this moderator are left from the current
-  // one on; the ad about to be decided (``first``) goes first.
+  // Hold the next ads when fewer than three held for this moderator are left from the current
+  // one on (early enough for a quick moderator's next keys); ``first``, the ad about to be
+  // decided, goes first.
   function claimAhead(first = null) {
     if (claiming) return claiming;
     const all = rows();
@@ -155,7 +156,8 @@
     if (first !== null) ahead.unshift(first);
     const free = ahead.filter((id) => !mine.has(id));
     const held = ahead.filter((id) => mine.has(id));
-    if (!deciding || !free.length || (first === null && held.length >= 2)) return Promise.resolve();
+    const enough = Math.min(3, state.claim_top); // never more than a page load holds
+    if (!deciding || !free.length || (first === null && held.length >= enough)) return Promise.resolve();
     // The server holds the first free ones of these; the rest are asked to see who holds them.
     const renewed = all.map(adOf).filter((id) => mine.has(id));
     const ids = [...new Set([...free.slice(0, 4 * state.claim_top), ...renewed])].slice(0, 200);
