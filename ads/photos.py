@@ -91,6 +91,7 @@ def decode_image(
     max_bytes: int = MAX_DECODE_BYTES,
     max_seconds: float = MAX_DECODE_SECONDS,
     max_scans: int = MAX_JPEG_SCANS,
+    max_kept_side: int | None = None,
 ) -> Image.Image:
     """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
 
@@ -102,8 +103,10 @@ def decode_image(
     pixels are decoded, and so are JPEGs of more than ``max_scans`` scans and pictures
     whose decode would hold more than ``max_bytes`` (a JPEG is decoded at 1/2, 1/4 or 1/8
     of its size instead when that fits). A decode that takes more than ``max_seconds`` of
-    CPU is stopped between blocks of the file, or refused after. Whatever a decoder raises
-    becomes an ``ImageError``.
+    CPU is stopped between blocks of the file, or refused after. With ``max_kept_side``, a
+    larger picture comes back shrunk to fit it (a JPEG decoded at 1/2, 1/4 or 1/8 of its size
+    first, which costs a fraction of the full decode). Whatever a decoder raises becomes an
+    ``ImageError``.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -116,12 +119,16 @@ def decode_image(
             _check_header(image, max_pixels, min_side, max_aspect)
             image.seek(0)  # the first frame only: no other frame is ever decoded
             _check_cost(image, data, max_bytes, max_scans)
+            if max_kept_side:
+                _draft_to(image, max_kept_side)
             image.decodermaxblock = _READ_BLOCK
             image.load()
             # One step at a time, each dropping the previous copy of the picture.
             _upright(image)
             image = _in_srgb(image)
             image = to_rgb(image)
+            if max_kept_side and max(image.size) > max_kept_side:
+                image.thumbnail((max_kept_side, max_kept_side), Image.Resampling.LANCZOS)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -207,6 +214,19 @@ def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int)
         f"the image needs too much memory to decode ({width}x{height} pixels in mode "
         f"{image.mode}: {needed / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB)"
     )
+
+
+def _draft_to(image: Image.Image, side: int) -> None:
+    """Let libjpeg decode a JPEG longer than ``side`` at 1/2, 1/4 or 1/8 of its size, the
+    smallest whose longer side is still at least ``side / 2`` (so it is kept between half
+    ``side`` and ``side`` with no resampling at all); no-op for other formats."""
+    longest = max(image.size)
+    if image.format not in ("JPEG", "MPO") or longest <= side:
+        return
+    width, height = image.size
+    half = side // 2
+    # Pillow picks the largest scale that keeps at least the size asked for.
+    image.draft(image.mode, (max(1, width * half // longest), max(1, height * half // longest)))
 
 
 def decode_bytes(

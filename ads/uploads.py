@@ -147,6 +147,7 @@ def decode(data: bytes) -> Image.Image:
         max_bytes=settings.CLASSIFIER_MAX_DECODE_BYTES,
         max_seconds=settings.CLASSIFIER_MAX_DECODE_SECONDS,
         max_scans=settings.CLASSIFIER_MAX_JPEG_SCANS,
+        max_kept_side=settings.ADS_PHOTO_MAX_SIDE,
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from ads.models import Ad
+from ads.models import Ad, AdImage
 from ads.photos import ImageError, decode_image, to_rgb
 from ads.uploads import decode
 from tests.costly import deep_png, many_frames_gif, many_scans_jpeg
@@ -181,3 +181,33 @@ def test_a_png_of_sixteen_bits_keeps_its_values(settings):
 
     expected = np.asarray(Image.open(io.BytesIO(data)), np.int64) * 255 // 65535
     assert np.array_equal(np.asarray(rgb)[..., 1], expected.astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "kept"),
+    [
+        # JPEGs are decoded at 1/2, 1/4 or 1/8 of their size (no resampling): the smallest
+        # still at least half the kept side long.
+        ("JPEG", (2400, 1800), (600, 450)),
+        ("JPEG", (1900, 1000), (950, 500)),
+        ("JPEG", (1000, 700), (1000, 700)),
+        # Other formats are resampled to fit.
+        ("PNG", (2400, 1800), (1000, 750)),
+    ],
+)
+def test_a_photo_longer_than_the_kept_side_is_kept_smaller(settings, fmt, size, kept):
+    settings.ADS_PHOTO_MAX_SIDE = 1000
+
+    assert decode(photo(size, "RGB", fmt)).size == kept
+
+
+def test_a_photo_kept_smaller_is_stored_at_that_size(seller, media, settings):
+    settings.ADS_PHOTO_MAX_SIDE = 1000
+
+    response = post_photo(seller, ADS, "big.jpg", photo((2400, 1800)))
+
+    assert response.status_code == 201, response.data
+    stored = AdImage.objects.get(original_name="big.jpg")
+    assert (stored.width, stored.height) == (600, 450)
+    with stored.file.open("rb") as handle:
+        assert Image.open(handle).size == (600, 450)
