@@ -206,13 +206,6 @@ class Ad(models.Model):
             self.decided_at = since
             self.save(update_fields=["decided_at"])
 
-    def knows_its_new_photos(self, images: list[AdImage]) -> None:
-        """Its photos as ``with_photos`` would read them, from the rows just written in
-        order (a new photo has no prediction): the answer to its upload reads nothing back."""
-        self._prefetched_objects_cache = {"images": _known(self.images.all(), images)}
-        for image in images:
-            image._prefetched_objects_cache = {"predictions": _known(image.predictions.all(), [])}
-
     def return_to_pending(self) -> None:
         """Forget the last routing: the ad goes through classification again."""
         self._route(self.Status.PENDING, reason="", suggested_category=None, decided=False)
@@ -264,12 +257,6 @@ class AdImage(models.Model):
         """The newest Prediction for this photo, or None; uses prefetched rows if present."""
         predictions = list(self.predictions.all())
         return max(predictions, key=lambda p: (p.created_at, p.pk), default=None)
-
-
-def _known(queryset: models.QuerySet, rows: list) -> models.QuerySet:
-    """``queryset`` as Django's prefetching leaves it: evaluated, holding ``rows``."""
-    queryset._result_cache, queryset._prefetch_done = list(rows), True
-    return queryset
 
 
 class IdempotencyKey(models.Model):

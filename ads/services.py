@@ -104,9 +104,7 @@ def create_ad(
     try:
         with _saving(cleaned) as names:
             ad.save()
-            # Its answer (kept with the key, inside the transaction) is worded from the rows
-            # written, not read back: a query for the photos and one per photo, saved.
-            ad.knows_its_new_photos(_create_images(ad, cleaned, names))
+            _create_images(ad, cleaned, names)
             if once is not None:
                 _keep(seller, once, ad)
             _classify_on_commit(ad)
@@ -289,8 +287,8 @@ def _store_all(photos: list[CleanPhoto], names: list[str]) -> None:
         raise failure
 
 
-def _create_images(ad: Ad, photos: list[CleanPhoto], names: list[str]) -> list[AdImage]:
-    return AdImage.objects.bulk_create(
+def _create_images(ad: Ad, photos: list[CleanPhoto], names: list[str]) -> None:
+    AdImage.objects.bulk_create(
         AdImage(
             ad=ad,
             file=name,
