@@ -22,8 +22,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
+from ads.verdicts import SURE_SUGGESTIONS, is_sure, verdict_of
 from avito_mod.throttling import page_wait
-from moderation.policy import SURE_SUGGESTIONS, is_sure, verdict_of
 
 from .models import Ad, AdQuerySet, Category
 from .throttling import SignupAddressThrottle

@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from moderation.policy import is_confident, is_sure, verdict_of
+from ads.verdicts import is_confident, is_sure, verdict_of
 
 from . import services
 from .models import Ad, AdImage, Category

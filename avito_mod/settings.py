@@ -511,6 +511,9 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
 # The platform's own series (ads, queues, predictions, training, decisions).
 METRICS_DATABASE_COLLECTOR = "moderation.metrics.DatabaseCollector"
+# The served backbone form each process chose (classifier, a layer above avito_mod: named,
+# not imported).
+METRICS_SERVING_COLLECTOR = "classifier.services.serving_forms.ServingFormsCollector"
 # Prometheus scrapes a web process directly on the private network, over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 # --- Health probes (avito_mod/health/) -----------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ads.models import Category
-from moderation.policy import PhotoVerdict, is_confident, is_sure
+from ads.verdicts import PhotoVerdict, is_confident, is_sure
 
 from .ml.preprocess import letterbox
 from .models import ModelVersion
@@ -31,7 +31,7 @@ class QuickCheck:
     version: ModelVersion
     # The photo shows none of the categories (False when the version cannot tell).
     none_of_these: bool = False
-    # The verdict is told as certain (``moderation.policy.is_sure``); else "not sure".
+    # The verdict is told as certain (``ads.verdicts.is_sure``); else "not sure".
     sure: bool = False
     # The one-click switch a seller is offered: only for a confident mismatch.
     switch_to: Category | None = None

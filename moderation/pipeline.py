@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ads.models import Ad, AdImage
+from ads.verdicts import PhotoVerdict, verdict_of
 from classifier import shadow
 from classifier.ml.preprocess import ImageError
 from classifier.models import ModelVersion, Prediction
@@ -31,7 +32,7 @@ from classifier.services.artifacts import ArtifactMismatch
 from classifier.services.evidence import review_only_classes
 
 from . import audit
-from .policy import PhotoVerdict, Routing, decide, review, verdict_of
+from .policy import Routing, decide, review
 
 logger = logging.getLogger(__name__)
 

@@ -226,7 +226,7 @@ def test_the_quick_check_tells_the_seller(detecting_version, seller):
     assert other["class"] is None and other["categories_matched"] is False
     assert other["confident"] is False and other["suggested_category"] is None
     assert other["switch_to"] is None
-    # Said as sure only when no category reaches the threshold (policy.is_sure).
+    # Said as sure only when no category reaches the threshold (ads.verdicts.is_sure).
     assert other["sure"] is (other["confidence"] < detecting_version.threshold)
     phone = check(jpeg_bytes("phone", 950))
     assert phone["none_of_these"] is False and phone["class"] == "phone"
@@ -263,7 +263,7 @@ def test_the_new_ad_page_says_a_photo_shows_none_of_the_categories(
     watches = [jpeg_bytes("watch", seed) for seed in range(980, 1010)]
     results = services.classify_images(watches, detecting_version)
     photo = tmp_path / "watch.jpg"
-    # One the detector flags and no category claims: said as sure (policy.is_sure).
+    # One the detector flags and no category claims: said as sure (ads.verdicts.is_sure).
     sure = [
         p
         for p, r in zip(watches, results, strict=True)

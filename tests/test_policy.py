@@ -1,7 +1,8 @@
 import pytest
 
 from ads.models import Ad, Category
-from moderation.policy import SURE_SUGGESTIONS, PhotoVerdict, decide, is_confident, is_sure
+from ads.verdicts import SURE_SUGGESTIONS, PhotoVerdict, is_confident, is_sure
+from moderation.policy import decide
 
 pytestmark = pytest.mark.django_db
 CLASSES = ["laptop", "phone"]

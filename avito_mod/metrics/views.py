@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 
 from avito_mod.workers import WorkersCollector
-from classifier.services.serving_forms import ServingFormsCollector
 
 from .access import refusal
 
@@ -33,7 +32,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     # First, so that the process's figures below count this scrape's queries too.
     registry.register(import_string(settings.METRICS_DATABASE_COLLECTOR)())
     registry.register(WorkersCollector())
-    registry.register(ServingFormsCollector())
+    registry.register(import_string(settings.METRICS_SERVING_COLLECTOR)())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # gunicorn's processes (avito_mod/gunicorn.conf.py): the sum over all of them, so
         # that the process that happens to answer speaks for the whole server.

@@ -4,11 +4,11 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from ads.models import Category
+from ads.verdicts import is_confident
 from classifier.management import ModelVersionCommand
 from classifier.ml.preprocess import ImageError
 from classifier.models import top_categories
 from classifier.services import ClassifierError, classify_images, resolve_version
-from moderation.policy import is_confident
 
 
 class Command(ModelVersionCommand):
