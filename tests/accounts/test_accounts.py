@@ -53,7 +53,7 @@ def test_sellers_never_reach_the_admin(client):
 
 def test_prediction_admin_lists_predictions(admin_client, tiny_version, seller):
     from moderation import pipeline
-    from tests.factories import make_ad
+    from tests.support.factories import make_ad
 
     ad = make_ad(seller)
     pipeline.classify_ad(ad.pk)

@@ -16,8 +16,8 @@ from django.db.models import Sum
 
 from accounts.known import KNOWN_DEVICE_COOKIE
 from accounts.models import KnownSignIn
-from tests.factories import make_user
-from tests.test_signin_limits import WAYS, SlowMD5Hasher, WayIn  # noqa: F401 (the hasher's path)
+from tests.accounts.test_signin_limits import WAYS, SlowMD5Hasher, WayIn  # noqa: F401 (the hasher's path)
+from tests.support.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +142,7 @@ def test_an_admin_unlocking_the_account_makes_its_budget_whole(admin_client):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_twelve_guesses_at_once_from_twelve_addresses_get_at_most_ten_checks(live_server, settings):
     # Each password check takes a while, as a real hash does: the twelve overlap.
-    settings.PASSWORD_HASHERS = ["tests.test_signin_limits.SlowMD5Hasher"]
+    settings.PASSWORD_HASHERS = ["tests.accounts.test_signin_limits.SlowMD5Hasher"]
     settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"NUM_PROXIES": 1}
     make_user("mona", staff=True)
     answers: list[int] = []

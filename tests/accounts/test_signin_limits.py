@@ -3,7 +3,7 @@ in: the API's token (``POST /api/v1/auth/token/``), the sellers' page (``/accoun
 and the admin's (``/admin/login/``). A locked-out sign-in is a ``429`` with ``Retry-After``
 and the wait in words, even with the right password; the lock-out ends with its cool-off.
 Guesses sent in parallel get no more checks than the limit. Admins see and clear lock-outs.
-(Guesses at one account from many addresses: tests/test_signin_guesses.py.)"""
+(Guesses at one account from many addresses: tests/accounts/test_signin_guesses.py.)"""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from accounts.limits import signin_address
 from accounts.middleware import SLOT_KEY
-from tests.factories import PASSWORD, make_user
+from tests.support.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -286,7 +286,7 @@ class SlowMD5Hasher(MD5PasswordHasher):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("way", WAYS, ids=lambda way: way.name)
 def test_parallel_guesses_get_no_more_checks_than_the_limit(live_server, settings, way):
-    settings.PASSWORD_HASHERS = ["tests.test_signin_limits.SlowMD5Hasher"]
+    settings.PASSWORD_HASHERS = ["tests.accounts.test_signin_limits.SlowMD5Hasher"]
     way.account("sam")
     answers: list[int] = []
     locked = []

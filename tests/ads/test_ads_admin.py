@@ -6,10 +6,11 @@ import pytest
 from django.urls import reverse
 
 from ads.models import Ad
-from tests.conftest import stored_files
-from tests.factories import make_ad
+from tests.support.factories import make_ad
+from tests.support.storage import stored_files
 
-pytestmark = pytest.mark.django_db
+# In the S3 pass too (-m s3, see .ci/run): this module stores or reads files.
+pytestmark = [pytest.mark.django_db, pytest.mark.s3]
 
 
 def test_ad_list_filters_and_searches(admin_client, seller, other_seller, media):

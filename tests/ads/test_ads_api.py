@@ -17,11 +17,12 @@ from rest_framework.test import APIClient
 from ads import services
 from ads.models import Ad, AdImage, Category
 from classifier.models import ModelVersion, Prediction
-from tests.conftest import stored_files
-from tests.factories import PASSWORD, ad_form, make_ad, upload
-from tests.images import drawn_photo, encode, jpeg_bytes
+from tests.support.factories import PASSWORD, ad_form, make_ad, upload
+from tests.support.images import drawn_photo, encode, jpeg_bytes
+from tests.support.storage import stored_files
 
-pytestmark = pytest.mark.django_db
+# In the S3 pass too (-m s3, see .ci/run): this module stores or reads files.
+pytestmark = [pytest.mark.django_db, pytest.mark.s3]
 
 ADS = "/api/v1/ads/"
 

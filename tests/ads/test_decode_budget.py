@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 from ads.models import Ad, AdImage
 from ads.photos import ImageError, decode_image, to_rgb
 from ads.uploads import decode
-from tests.costly import deep_png, many_frames_gif, many_scans_jpeg
-from tests.factories import ad_form, upload
-from tests.images import drawn_photo, encode
+from tests.support.costly import deep_png, many_frames_gif, many_scans_jpeg
+from tests.support.factories import ad_form, upload
+from tests.support.images import drawn_photo, encode
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The hostile-file corpus (``tests/hostile.py``) through every way a photo comes in: an
+"""The hostile-file corpus (``tests/support/hostile.py``) through every way a photo comes in: an
 ad's photos (``POST /api/v1/ads/``), the quick check (``POST /api/v1/classify/``),
 ``manage.py import_images`` and the admin's "Add example photos" (files, or a zip).
 Refused files are named with the reason; accepted ones are stored as clean JPEGs (the quick
@@ -25,8 +25,8 @@ from rest_framework.test import APIClient
 from ads.models import Ad, AdImage
 from ads.uploads import safe_name
 from classifier.models import TrainingImage
-from tests.hostile import BY_ID, BYTE_CAP, CORPUS, Case, jpeg
-from tests.images import CLASSES
+from tests.support.hostile import BY_ID, BYTE_CAP, CORPUS, Case, jpeg
+from tests.support.images import CLASSES
 
 pytestmark = pytest.mark.django_db
 

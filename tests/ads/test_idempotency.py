@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 from ads import idempotency, services, tasks
 from ads.models import Ad, IdempotencyKey
 from avito_mod.celery import app as celery_app
-from tests.conftest import stored_files
-from tests.factories import ad_form, upload
+from tests.support.factories import ad_form, upload
+from tests.support.storage import stored_files
 
 ADS = "/api/v1/ads/"
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"

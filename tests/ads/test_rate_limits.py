@@ -1,6 +1,6 @@
 """Rate limits of uploads (POST /api/v1/ads/, and edits that replace the photos) and of the
 sellers' sign-up form: per account and per client address, answered with 429 and
-``Retry-After``. (The quick check's own limits: tests/test_quick_check.py.)"""
+``Retry-After``. (The quick check's own limits: tests/classifier/test_quick_check.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from tests.factories import upload
+from tests.support.factories import upload
 
 pytestmark = pytest.mark.django_db
 

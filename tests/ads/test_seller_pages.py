@@ -1,5 +1,5 @@
 """The sellers' web pages through Django's test client: sign-in, sign-up, My ads, an ad's
-page, New ad and Edit ad. What their scripts do in a browser is tests/test_browser.py."""
+page, New ad and Edit ad. What their scripts do in a browser is tests/browser/test_browser.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from ads.models import Ad, Category
-from tests.factories import PASSWORD, ad_form, make_ad
+from tests.support.factories import PASSWORD, ad_form, make_ad
 
 pytestmark = pytest.mark.django_db
 

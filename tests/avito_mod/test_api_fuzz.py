@@ -11,7 +11,7 @@ from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
 from rest_framework.authtoken.models import Token
 
-from tests.factories import make_ad
+from tests.support.factories import make_ad
 
 EXAMPLES_PER_OPERATION = 15
 

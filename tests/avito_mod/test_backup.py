@@ -33,11 +33,11 @@ from classifier.models import TrainingImage
 from classifier.services.datasets import training_features
 from moderation import pipeline
 from moderation import services as moderation
-from tests.conftest import TINY_SIZE
-from tests.contents import READ_CONTENTS, contents
-from tests.factories import make_ad, store_shipped_files
-from tests.images import write_dataset
-from tests.live import manage
+from tests.support.contents import READ_CONTENTS, contents
+from tests.support.factories import make_ad, store_shipped_files
+from tests.support.images import write_dataset
+from tests.support.live import manage
+from tests.support.tiny import TINY_SIZE
 
 # Committed rows: pg_dump and the restoring process see only what is committed.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -261,7 +261,8 @@ def test_a_sqlite_installation_is_backed_up_and_restored_too(tmp_path):
     old = new_machine(tmp_path / "old", None)
     assert manage(old, "migrate", "-v0").returncode == 0
     seller_posts = (
-        "from tests.factories import make_ad, make_user; make_ad(make_user('sam'), photos=2)"
+        "from tests.support.factories import make_ad, make_user; "
+        "make_ad(make_user('sam'), photos=2)"
     )
     made = manage(old, "shell", "-c", seller_posts)
     assert made.returncode == 0, made.stderr

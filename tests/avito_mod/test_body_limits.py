@@ -10,8 +10,8 @@ from django.test.client import encode_multipart
 from django.urls import reverse
 
 from ads.models import Ad
-from tests.factories import PASSWORD, upload
-from tests.images import jpeg_bytes
+from tests.support.factories import PASSWORD, upload
+from tests.support.images import jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from ads.models import Ad
 from avito_mod.deployment.checks import check_content_security_policy
-from tests.factories import make_ad
+from tests.support.factories import make_ad
 
 pytestmark = pytest.mark.django_db
 

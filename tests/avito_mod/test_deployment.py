@@ -16,7 +16,7 @@ import pytest
 from django.core.checks import run_checks
 
 from avito_mod.deployment.checks import TAG
-from tests.live import ROOT, production, run
+from tests.support.live import ROOT, production, run
 
 DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service"))

@@ -1,10 +1,10 @@
 """Object storage (AVITO_STORAGE_URL=s3://bucket[/prefix]): the settings refuse what they
-cannot use, and on a real S3 API server (moto, tests/s3.py) photos stay private and are
+cannot use, and on a real S3 API server (moto, tests/support/s3.py) photos stay private and are
 streamed by the permission-checked views, a model file replaced in the bucket is noticed
 and refused, and a backup made from one bucket prefix restores into another.
 
 Many more tests run against the S3 server under ``AVITO_TEST_STORAGE=s3`` (.ci/run), and
-tests/test_no_shared_disk.py runs the whole flow with processes that share no disk."""
+tests/live/test_no_shared_disk.py runs the whole flow with processes that share no disk."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from ads.models import Ad, AdImage
 from avito_mod.storage import LOCAL_BACKEND, S3_BACKEND, default_storage_config
 from classifier.services import classify_images
 from classifier.services.artifacts import ArtifactMismatch, stamp
-from tests.contents import READ_CONTENTS
-from tests.factories import ad_form, make_user
-from tests.images import jpeg_bytes
-from tests.live import manage
-from tests.s3 import S3Place
+from tests.support.contents import READ_CONTENTS
+from tests.support.factories import ad_form, make_user
+from tests.support.images import jpeg_bytes
+from tests.support.live import manage
+from tests.support.s3 import S3Place
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADS = "/api/v1/ads/"
 
 
@@ -143,7 +143,7 @@ def test_a_missing_photo_object_is_a_404(s3_storage):
 @pytest.mark.django_db
 def test_an_upload_while_the_bucket_is_unreachable_is_a_503_and_leaves_no_ad(settings, media):
     from bench.pipeline import free_port
-    from tests.s3 import MotoServer
+    from tests.support.s3 import MotoServer
 
     nowhere = S3Place(MotoServer(media.parent / "unused.log"), "avito-tests", "down")
     nowhere.server.endpoint_url = f"http://127.0.0.1:{free_port()}"  # nothing listens
@@ -223,7 +223,10 @@ def test_a_backup_of_a_bucket_restores_into_another_bucket_prefix(s3_server, tmp
     )
     old = _machine(tmp_path / "old", old_place)
     assert manage(old, "migrate", "-v0").returncode == 0
-    posts = "from tests.factories import make_ad, make_user; make_ad(make_user('sam'), photos=2)"
+    posts = (
+        "from tests.support.factories import make_ad, make_user; "
+        "make_ad(make_user('sam'), photos=2)"
+    )
     made = manage(old, "shell", "-c", posts)
     assert made.returncode == 0, made.stderr
     archive = tmp_path / "s3.tar"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from avito_mod.secret_key import DEVELOPMENT_KEY
-from tests.live import production, run
+from tests.support.live import production, run
 
 SHOWN = [
     "DEBUG",

@@ -1,4 +1,4 @@
-"""The seller pages in a real browser (``tests.browser``), against a live server and, for
+"""The seller pages in a real browser (``tests.support.browser``), against a live server and, for
 posting, a real Celery worker with the tiny model."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import ads.views
 from ads.models import Ad, Category
 from classifier.models import ModelVersion
 from classifier.services import classify_images
-from tests.browser import BROWSER_TESTS
-from tests.factories import make_ad
-from tests.images import jpeg_bytes
-from tests.live import celery_worker
+from tests.support.browser import BROWSER_TESTS
+from tests.support.factories import make_ad
+from tests.support.images import jpeg_bytes
+from tests.support.live import celery_worker
 
 pytestmark = BROWSER_TESTS
 PHONE_SCREEN = {"width": 375, "height": 740}

@@ -1,11 +1,11 @@
-"""The New ad page with four categories, in a real browser (``tests.browser``): each photo
+"""The New ad page with four categories, in a real browser (``tests.support.browser``): each photo
 offers the category it shows among the four, and photos that disagree choose nothing."""
 
 from __future__ import annotations
 
-from tests.browser import BROWSER_TESTS
-from tests.images import jpeg_bytes
-from tests.test_many_categories import confident_seed
+from tests.classifier.test_many_categories import confident_seed
+from tests.support.browser import BROWSER_TESTS
+from tests.support.images import jpeg_bytes
 
 pytestmark = BROWSER_TESTS
 

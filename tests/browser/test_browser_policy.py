@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ads.models import Ad
 from moderation import services
-from tests.browser import BROWSER_TESTS
-from tests.factories import make_ad
-from tests.test_browser_queue import moderator_tab
+from tests.browser.test_browser_queue import moderator_tab
+from tests.support.browser import BROWSER_TESTS
+from tests.support.factories import make_ad
 
 pytestmark = BROWSER_TESTS
 

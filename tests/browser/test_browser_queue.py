@@ -1,4 +1,4 @@
-"""The moderators' review queue in a real browser (``tests.browser``) on a live server."""
+"""The moderators' review queue in a real browser (``tests.support.browser``) on a live server."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.core.management import call_command
 
 from ads.models import Ad, Category
 from classifier.models import ModelVersion, Prediction
-from tests.browser import BROWSER_TESTS
-from tests.factories import PASSWORD, make_ad
+from tests.support.browser import BROWSER_TESTS
+from tests.support.factories import PASSWORD, make_ad
 
 pytestmark = BROWSER_TESTS
 LAPTOP_SCREEN = {"width": 1366, "height": 768}

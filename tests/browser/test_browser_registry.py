@@ -1,4 +1,4 @@
-"""The model registry's list in a real browser (``tests.browser``): it fits a laptop."""
+"""The model registry's list in a real browser (``tests.support.browser``): it fits a laptop."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from io import StringIO
 from django.core.management import call_command
 
 from classifier.models import ModelVersion
-from tests.browser import BROWSER_TESTS
-from tests.factories import PASSWORD
+from tests.support.browser import BROWSER_TESTS
+from tests.support.factories import PASSWORD
 
 pytestmark = BROWSER_TESTS
 LAPTOP_SCREEN = {"width": 1366, "height": 768}

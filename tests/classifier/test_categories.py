@@ -22,9 +22,10 @@ from classifier.models import ModelVersion, TrainingImage
 from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide
-from tests.conftest import TINY_SIZE, stored_files, tiny_config
-from tests.factories import PASSWORD, make_ad, make_user, upload
-from tests.images import KINDS, drawn_photo, encode, jpeg_bytes, write_dataset
+from tests.support.factories import PASSWORD, make_ad, make_user, upload
+from tests.support.images import KINDS, drawn_photo, encode, jpeg_bytes, write_dataset
+from tests.support.storage import stored_files
+from tests.support.tiny import TINY_SIZE, tiny_config
 
 pytestmark = pytest.mark.django_db
 ADD_PHOTOS = "admin:classifier_trainingimage_add_photos"

@@ -12,12 +12,12 @@ from ads.models import Category
 from classifier import fairness
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
-from tests.conftest import TINY_SIZE
-from tests.conftest import stored_files as all_stored_files
-from tests.images import jpeg_bytes, write_dataset
+from tests.support.images import jpeg_bytes, write_dataset
+from tests.support.storage import stored_files as all_stored_files
+from tests.support.tiny import TINY_SIZE
 
 pytestmark = pytest.mark.django_db
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def run(name, *args, **options):

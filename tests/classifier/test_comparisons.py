@@ -15,8 +15,8 @@ from classifier import retraining, services
 from classifier.admin.registry import duration
 from classifier.comparing import compare
 from classifier.models import ModelVersion, ModelVersionEvent
-from tests.conftest import register_version
-from tests.images import CLASSES, FOUR_CLASSES, write_dataset
+from tests.support.images import CLASSES, FOUR_CLASSES, write_dataset
+from tests.support.tiny import register_version
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from classifier.ml.stats import wilson
 from classifier.models import ModelVersion
 from classifier.services.evidence import category_states, review_only_classes
 from moderation import pipeline
-from tests.conftest import register_version
-from tests.factories import make_ad, store_shipped_files
-from tests.images import CLASSES, write_dataset
+from tests.support.factories import make_ad, store_shipped_files
+from tests.support.images import CLASSES, write_dataset
+from tests.support.tiny import register_version
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from classifier import services
 from classifier.ml import imagenet
 from classifier.models import ModelVersion, Prediction
 from moderation import pipeline
-from tests.factories import make_ad
-from tests.images import drawn_photo
+from tests.support.factories import make_ad
+from tests.support.images import drawn_photo
 
 QUEUE = "admin:moderation_reviewitem_changelist"
 

@@ -23,9 +23,9 @@ from classifier.ml.train import head_probabilities
 from classifier.models import LabelCheck, Prediction, TrainingImage, top_categories
 from moderation import pipeline
 from moderation.policy import PhotoVerdict, decide
-from tests.conftest import TINY_SIZE, tiny_config
-from tests.factories import make_ad
-from tests.images import FOUR_CLASSES, jpeg_bytes, write_dataset
+from tests.support.factories import make_ad
+from tests.support.images import FOUR_CLASSES, jpeg_bytes, write_dataset
+from tests.support.tiny import TINY_SIZE, tiny_config
 
 pytestmark = pytest.mark.django_db
 REASON = Ad.ReviewReason

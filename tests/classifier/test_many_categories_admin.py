@@ -19,10 +19,10 @@ from classifier.models import ModelVersion, Prediction, top_categories
 from classifier.plots import confusion_table, per_class_chart
 from moderation import pipeline
 from moderation.models import ModerationDecision
-from tests.conftest import tiny_config
-from tests.factories import make_ad
-from tests.images import FOUR_CLASSES, write_dataset
-from tests.test_many_categories import confident_seed
+from tests.classifier.test_many_categories import confident_seed
+from tests.support.factories import make_ad
+from tests.support.images import FOUR_CLASSES, write_dataset
+from tests.support.tiny import tiny_config
 
 pytestmark = pytest.mark.django_db
 

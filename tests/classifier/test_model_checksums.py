@@ -15,10 +15,11 @@ from classifier.models import ModelVersion
 from classifier.services import ClassifierError, predictor_for
 from classifier.services.artifacts import ArtifactMismatch
 from moderation import pipeline
-from tests.s3 import storage_wanted
-from tests.test_pipeline import ad_with
+from tests.moderation.test_pipeline import ad_with
+from tests.support.s3 import storage_wanted
 
-pytestmark = pytest.mark.django_db
+# In the S3 pass too (-m s3, see .ci/run): this module stores or reads files.
+pytestmark = [pytest.mark.django_db, pytest.mark.s3]
 
 
 def _stored_bytes(file) -> bytes:

@@ -15,8 +15,8 @@ from bench import new_category
 from classifier import retraining, services
 from classifier.models import ModelVersion
 from classifier.services import shipped
-from tests.conftest import TINY_SIZE, tiny_config
-from tests.images import write_dataset
+from tests.support.images import write_dataset
+from tests.support.tiny import TINY_SIZE, tiny_config
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

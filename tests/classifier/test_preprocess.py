@@ -11,7 +11,7 @@ from classifier.ml.preprocess import (
     preprocess,
     preprocess_batch,
 )
-from tests.images import drawn_photo, encode
+from tests.support.images import drawn_photo, encode
 
 
 def solid(mode, size=(20, 10), colour=None):
@@ -260,7 +260,7 @@ PROFILED = [("Display P3", 2.2), ("Adobe RGB", 563 / 256)]
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_photos_with_a_colour_profile_are_converted_to_srgb(space, gamma, fmt):
     from ads.uploads import clean_photo
-    from tests.images import icc_profile, to_srgb
+    from tests.support.images import icc_profile, to_srgb
 
     colour = (200, 100, 50)
     data = encode(solid("RGB", (64, 48), colour), fmt, icc_profile=icc_profile(space, gamma))

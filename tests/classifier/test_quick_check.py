@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from ads.models import Ad, AdImage, Category
 from classifier.models import ModelVersion, Prediction, TrainingImage
 from classifier.services import classify_images
-from tests.conftest import stored_files
-from tests.images import drawn_photo, encode, jpeg_bytes
+from tests.support.images import drawn_photo, encode, jpeg_bytes
+from tests.support.storage import stored_files
 
 URL = "/api/v1/classify/"
 
@@ -60,7 +60,7 @@ def test_a_mismatching_photo_gets_the_category_to_switch_to(seller, tiny_version
 
 
 def test_a_confident_mismatch_offers_the_switch_and_an_unsure_one_does_not(seller, tiny_version):
-    from tests.test_browser import confident_photo
+    from tests.browser.test_browser import confident_photo
 
     data = confident_photo("laptop", tiny_version)
     sure = check(client_for(seller), data, "phone").json()

@@ -16,7 +16,7 @@ from classifier.bootstrap import (
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, ServedBackbone, TrainingImage
 from classifier.services import ClassifierError, classify_images, predictor_for
-from tests.images import jpeg_bytes
+from tests.support.images import jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def training_image(tmp_path, settings):
 
     from django.core.management import call_command
 
-    from tests.images import write_dataset
+    from tests.support.images import write_dataset
 
     settings.MEDIA_ROOT = tmp_path / "media"
     call_command("import_images", str(write_dataset(tmp_path / "d", 2)), stdout=StringIO())
@@ -309,7 +309,7 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     own: v2, v3 and v4 arrive retired, v5 as a candidate, v1 learns what it trained on, and
     nothing else moves."""
     from classifier import retraining
-    from tests.conftest import register_version
+    from tests.support.tiny import register_version
 
     ModelVersion.objects.exclude(number=1).delete()
     ModelVersion.objects.filter(number=1).update(status="active", training_photos=[])

@@ -35,9 +35,9 @@ from classifier.models import (
 )
 from moderation import pipeline
 from moderation import services as moderation
-from tests.conftest import TINY_SIZE, register_version, tiny_config
-from tests.factories import make_ad
-from tests.images import CLASSES, drawn_photo, encode, jpeg_bytes
+from tests.support.factories import make_ad
+from tests.support.images import CLASSES, drawn_photo, encode, jpeg_bytes
+from tests.support.tiny import TINY_SIZE, register_version, tiny_config
 
 pytestmark = pytest.mark.django_db
 

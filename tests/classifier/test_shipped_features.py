@@ -20,8 +20,8 @@ from classifier import retraining, services
 from classifier.ml import features as ml_features
 from classifier.models import ImageFeatures, ModelVersion, TrainingImage
 from classifier.services import shipped
-from tests.conftest import TINY_SIZE, tiny_config
-from tests.images import jpeg_bytes
+from tests.support.images import jpeg_bytes
+from tests.support.tiny import TINY_SIZE, tiny_config
 
 pytestmark = pytest.mark.django_db
 

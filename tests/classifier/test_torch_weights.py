@@ -495,7 +495,7 @@ def test_loaded_imagenet_classifier_gives_other_probabilities_than_an_unloaded_o
     import keras
 
     from classifier.ml.backbone import build_imagenet_classifier, load_imagenet_weights
-    from tests.images import drawn_photo
+    from tests.support.images import drawn_photo
 
     pixels = np.asarray(drawn_photo("laptop", 0, size=(96, 96)), np.float32)[None]
     keras.utils.set_random_seed(0)

@@ -13,8 +13,8 @@ from classifier.ml.export import load_keras
 from classifier.ml.heads import Heads, heads_bytes
 from classifier.ml.predict import Predictor
 from classifier.ml.train import head_probabilities
-from tests.conftest import TINY_SIZE
-from tests.images import CLASSES, write_dataset
+from tests.support.images import CLASSES, write_dataset
+from tests.support.tiny import TINY_SIZE
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from django.conf import settings
 from ads.models import Ad
 from avito_mod import broker
 from avito_mod.celery import app
-from tests.factories import make_ad
-from tests.live import celery_worker, wait_for
+from tests.support.factories import make_ad
+from tests.support.live import celery_worker, wait_for
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from classifier import retraining, tasks
 from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion
 from moderation import tasks as moderation_tasks
-from tests.factories import store_shipped_files
+from tests.support.factories import store_shipped_files
 
 # The served form of the shipped default model, the active version after a fresh migrate.
 SHIPPED_HEADS = DEFAULT_MODEL_DIR / "heads.npz"

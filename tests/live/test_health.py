@@ -30,9 +30,9 @@ from avito_mod.broker import embedded_server as embedded_broker
 from avito_mod.health.checks import public_reason
 from avito_mod.health.probes import REUSE_SECONDS, Readiness
 from bench.pipeline import free_port
-from tests.live import ROOT, answers, wait_for
-from tests.s3 import CREDENTIALS
-from tests.tcp_proxy import FaultyLink
+from tests.support.live import ROOT, answers, wait_for
+from tests.support.s3 import CREDENTIALS
+from tests.support.tcp_proxy import FaultyLink
 
 LOAD_BALANCER_HOST = "10.0.0.7"  # the address a load balancer probes: no allowed host
 ANSWER_WITHIN = 2.0

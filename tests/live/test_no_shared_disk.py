@@ -1,7 +1,7 @@
 """The main flow with no shared disk: the web server, the inference worker and the training
 worker each get a data folder of their own (AVITO_DATA_DIR, the media folder), as on
 separate machines, and share only PostgreSQL, Redis and the bucket (the S3 API server of
-tests/s3.py). A seller uploads, the worker classifies, a moderator decides in the review
+tests/support/s3.py). A seller uploads, the worker classifies, a moderator decides in the review
 queue, an admin retrains on the training worker and promotes, and the new version serves;
 then no process has written a file to its own disk's media folder.
 
@@ -28,10 +28,10 @@ from ads.models import Ad, AdImage
 from bench.pipeline import free_port, web_server_command
 from classifier import services
 from classifier.models import ModelVersion, Prediction, TrainingImage
-from tests.factories import store_shipped_files
-from tests.images import jpeg_bytes, write_dataset
-from tests.live import ROOT, answers, celery_worker, wait_for
-from tests.s3 import IN_CI
+from tests.support.factories import store_shipped_files
+from tests.support.images import jpeg_bytes, write_dataset
+from tests.support.live import ROOT, answers, celery_worker, wait_for
+from tests.support.s3 import IN_CI
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -20,7 +20,7 @@ import redis
 
 from avito_mod import broker
 from avito_mod.processes import read_procfile, supervisord_config
-from tests.live import ROOT, wait_for
+from tests.support.live import ROOT, wait_for
 
 SLEEPER = "python -c \"import time; print('sleeper up', flush=True); time.sleep(600)\""
 

@@ -19,10 +19,10 @@ from classifier import retraining
 from classifier.models import ModelVersion, Prediction
 from moderation import services as moderation
 from moderation.metrics import DatabaseCollector
-from tests.images import jpeg_bytes
-from tests.live import ROOT, celery_worker, wait_for
-from tests.scrapes import TOKEN, scrape, value
-from tests.test_retraining import drawn, import_drawn, make_moderator, train_candidate
+from tests.classifier.test_retraining import drawn, import_drawn, make_moderator, train_candidate
+from tests.support.images import jpeg_bytes
+from tests.support.live import ROOT, celery_worker, wait_for
+from tests.support.scrapes import TOKEN, scrape, value
 
 pytestmark = pytest.mark.django_db
 

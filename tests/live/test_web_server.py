@@ -14,7 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.pipeline import free_port
-from tests.live import ROOT, answers, wait_for
+from tests.support.live import ROOT, answers, wait_for
 
 
 def procfile_command(name: str) -> str:

@@ -14,8 +14,8 @@ import requests
 from django.conf import settings
 
 from avito_mod import workers
-from tests.factories import make_ad
-from tests.live import celery_worker, wait_for
+from tests.support.factories import make_ad
+from tests.support.live import celery_worker, wait_for
 
 METRICS_TOKEN = "worker-health-metrics-token-0123456789"
 

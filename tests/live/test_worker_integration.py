@@ -11,8 +11,8 @@ from rest_framework.authtoken.models import Token
 
 from ads.models import Ad
 from classifier.models import Prediction
-from tests.images import jpeg_bytes
-from tests.live import celery_worker, wait_for
+from tests.support.images import jpeg_bytes
+from tests.support.live import celery_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -81,7 +81,7 @@ def test_a_running_worker_follows_a_promotion_without_a_restart(
     tiny_version, tiny_package, seller, live_server, worker
 ):
     from classifier.retraining import promote
-    from tests.conftest import register_version
+    from tests.support.tiny import register_version
 
     token = Token.objects.create(user=seller).key
     before = _final(_post_ad(live_server, token, "phone", ["phone"]).json()["id"])
@@ -127,7 +127,7 @@ def test_the_worker_says_in_its_log_which_backbone_form_it_serves(
     seller, live_server, tmp_path, child_env, media
 ):
     """The shipped v5 (the test settings force its int8 form: no float32 build here)."""
-    from tests.factories import store_shipped_files
+    from tests.support.factories import store_shipped_files
 
     store_shipped_files()
     log = tmp_path / "worker.log"

@@ -1,7 +1,7 @@
 """The live audit of automatic decisions: which ads are drawn (at the configured rate, once),
 how an audit shows in the review queue while its ad stays published, and how moderators'
 answers (the queue's own decisions) keep, recategorize or reject the ad and label its
-photos. The estimates drawn from the answers: tests/test_audit_estimates.py."""
+photos. The estimates drawn from the answers: tests/moderation/test_audit_estimates.py."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from ads.models import Ad, Category
 from classifier.models import TrainingImage
 from moderation import audit, pipeline, services
 from moderation.models import Audit
-from tests.factories import make_ad
-from tests.test_pipeline import ad_with
+from tests.moderation.test_pipeline import ad_with
+from tests.support.factories import make_ad
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def labels(ad) -> list[tuple[str | None, bool]]:
 def test_a_bad_audit_setting_stops_start_up_with_a_message(variable, bad, said):
     run = subprocess.run(
         [sys.executable, "-c", "import avito_mod.settings"],
-        cwd=Path(__file__).resolve().parent.parent, env={"PATH": "/usr/bin:/bin", variable: bad},
+        cwd=Path(__file__).resolve().parents[2], env={"PATH": "/usr/bin:/bin", variable: bad},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert run.returncode != 0

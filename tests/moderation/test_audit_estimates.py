@@ -1,7 +1,7 @@
 """The live error rate of automatic decisions from moderators' answers to audits: per
 category, with its 95 % interval, over a window; on the queue's pulse, the model registry,
 ``/metrics``, and the admin index's notice when the interval's lower end passes the target.
-(Sampling and answering: tests/test_audit.py.)"""
+(Sampling and answering: tests/moderation/test_audit.py.)"""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from classifier.ml.stats import wilson
 from classifier.models import ModelVersion
 from moderation import audit
 from moderation.models import Audit, ModerationDecision
-from tests.factories import make_ad
-from tests.scrapes import TOKEN, scrape, value
-from tests.test_audit import moderator, moderator_client  # noqa: F401  (fixtures)
+from tests.moderation.test_audit import moderator, moderator_client  # noqa: F401  (fixtures)
+from tests.support.factories import make_ad
+from tests.support.scrapes import TOKEN, scrape, value
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,11 @@ from django.utils import timezone
 from ads.models import Ad
 from classifier.models import ModelVersion, Prediction
 from moderation import pipeline
-from tests.factories import make_ad, make_user, upload
-from tests.images import jpeg_bytes
+from tests.support.factories import make_ad, make_user, upload
+from tests.support.images import jpeg_bytes
 
-pytestmark = pytest.mark.django_db
+# In the S3 pass too (-m s3, see .ci/run): this module stores or reads files.
+pytestmark = [pytest.mark.django_db, pytest.mark.s3]
 REASON = Ad.ReviewReason
 
 

@@ -26,7 +26,7 @@ from classifier.services import labelled_set
 from moderation import pipeline, services
 from moderation.models import ModerationDecision, ReviewClaim
 from moderation.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
-from tests.factories import make_ad
+from tests.support.factories import make_ad
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from tests.factories import PASSWORD
+from tests.support.factories import PASSWORD
 
 CHROMIUM = os.environ.get("AVITO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -2,7 +2,7 @@
 SHA-256 of every stored file. A restore must give back exactly what a backup saw.
 
 Run in a process of its own against a restored database and storage with
-``manage.py shell --no-imports -c "from tests.contents import main; main()"``.
+``manage.py shell --no-imports -c "from tests.support.contents import main; main()"``.
 """
 
 from __future__ import annotations
@@ -43,4 +43,4 @@ def main() -> None:
 
 # ``manage.py`` arguments that print contents() as JSON, read where the process's settings
 # point (another installation's database and storage).
-READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.contents import main; main()")
+READ_CONTENTS = ("shell", "--no-imports", "-c", "from tests.support.contents import main; main()")

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ads import services
 from ads.models import Ad, Category
-from tests.images import jpeg_bytes
+from tests.support.images import jpeg_bytes
 
 PASSWORD = "a-long-test-password"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageDraw
 
-from tests.images import drawn_photo, encode, icc_profile, to_srgb
+from tests.support.images import drawn_photo, encode, icc_profile, to_srgb
 
 RED, GREEN, BLUE, WHITE = (230, 20, 20), (20, 200, 20), (20, 20, 230), (255, 255, 255)
 # In both wide gamuts and in sRGB's, and moved by more than the probes' tolerance.
