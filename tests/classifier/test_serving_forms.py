@@ -12,12 +12,10 @@ from classifier.models import ModelVersion, ServedBackbone
 from classifier.services import ClassifierError, classify_images, predictor_for, serving_forms
 from classifier.services.artifacts import ArtifactMismatch
 from classifier.services.serving import forget_loaded_models
-from tests.classifier.test_retraining import drawn, import_drawn, sent_trainings, train_candidate
 from tests.support.images import CLASSES, drawn_photo, encode, jpeg_bytes
+from tests.support.retraining import drawn, import_drawn, train_candidate
 from tests.support.scrapes import TOKEN, scrape, value
 from tests.support.tiny import TINY_SIZE
-
-__all__ = ["sent_trainings"]  # a fixture of test_retraining's, used here
 
 pytestmark = pytest.mark.django_db
 

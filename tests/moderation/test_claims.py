@@ -15,7 +15,7 @@ from django.utils import timezone
 from ads.models import Ad
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
-from tests.moderation.test_review_queue import (
+from tests.support.review_queue import (
     JSON,
     QUEUE,
     action_url,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from moderation import services
 from moderation.models import ReviewClaim
-from tests.moderation.test_review_queue import QUEUE, in_review, make_moderator, queue_ids
+from tests.support.review_queue import QUEUE, in_review, make_moderator, queue_ids
 
 pytestmark = pytest.mark.django_db
 
