@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.factories import make_user
+from tests.support.factories import make_moderator, make_user
 from tests.support.images import CLASSES, FOUR_CLASSES, write_dataset
 from tests.support.live import deployment_env
 from tests.support.tiny import TINY_SIZE, register_version, train_tiny
@@ -132,6 +132,17 @@ def other_seller(db):
 @pytest.fixture
 def staff(db):
     return make_user("staff", staff=True)
+
+
+@pytest.fixture
+def moderator(db):
+    return make_moderator()
+
+
+@pytest.fixture
+def moderator_client(client, moderator):
+    client.force_login(moderator)
+    return client
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -34,7 +33,7 @@ from classifier.services.datasets import training_features
 from moderation import pipeline
 from moderation import services as moderation
 from tests.support.contents import READ_CONTENTS, contents
-from tests.support.factories import make_ad, store_shipped_files
+from tests.support.factories import make_ad, make_moderator, store_shipped_files
 from tests.support.images import write_dataset
 from tests.support.live import manage
 from tests.support.tiny import TINY_SIZE
@@ -114,13 +113,6 @@ def no_broker(monkeypatch):
     sent: list[int] = []
     monkeypatch.setattr(ad_services, "request_classification", sent.append)
     return sent
-
-
-def make_moderator():
-    call_command(
-        "create_account", "mona", role="moderator", password="a-long-pass-phrase", stdout=StringIO()
-    )
-    return get_user_model().objects.get(username="mona")
 
 
 @pytest.fixture

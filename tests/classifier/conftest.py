@@ -1,17 +1,9 @@
-"""The classifier tests' fixtures: a moderator's session, the training tasks sent to the
-broker, the backbone's runs counted."""
+"""The classifier tests' fixtures: the training tasks sent to the broker, the backbone's
+runs counted."""
 
 from __future__ import annotations
 
 import pytest
-
-from tests.support.retraining import make_moderator
-
-
-@pytest.fixture
-def moderator_client(client):
-    client.force_login(make_moderator())
-    return client
 
 
 @pytest.fixture

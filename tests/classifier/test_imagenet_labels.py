@@ -3,12 +3,8 @@ stored with each prediction of a version that gives features, and shown to moder
 
 from __future__ import annotations
 
-from io import StringIO
-
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -146,17 +142,8 @@ def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
 # --- Shown under each photo in the review queue ----------------------------------------
 
 
-@pytest.fixture
-def moderator(client):
-    call_command(
-        "create_account", "mona", role="moderator", password="a-long-pass", stdout=StringIO()
-    )
-    client.force_login(get_user_model().objects.get(username="mona"))
-    return client
-
-
 def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
-    shipped, seller, moderator
+    shipped, seller, moderator_client
 ):
     _, v5 = shipped
     ad = make_ad(seller, category="phone", kind="laptop", seed=9200, photos=3)
@@ -176,7 +163,7 @@ def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
             imagenet_labels=labels,
         )
 
-    page = moderator.get(reverse(QUEUE)).text
+    page = moderator_client.get(reverse(QUEUE)).text
 
     quiet = '<span class="review-imagenet">Looks like (ImageNet): {}</span>'
     looks_like = quiet.format("mobile phone 81% · iPod 6%")
@@ -185,18 +172,18 @@ def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
     assert "<b>bold</b>" not in page
     assert page.count("Looks like (ImageNet)") == 2  # nothing under the third
     assert "<figcaption>laptop 71% · phone 29%</figcaption>" in page
-    detail = moderator.get(reverse("admin:moderation_reviewitem_change", args=[ad.pk])).text
+    detail = moderator_client.get(reverse("admin:moderation_reviewitem_change", args=[ad.pk])).text
     assert looks_like in detail
 
 
-def test_the_queue_shows_the_labels_the_pipeline_stored(shipped, seller, moderator):
+def test_the_queue_shows_the_labels_the_pipeline_stored(shipped, seller, moderator_client):
     ad = classified(seller, "laptop", 9300)
     if ad.status != Ad.Status.NEEDS_REVIEW:  # the model may be sure of it: review it anyway
         ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH)
     prediction = Prediction.objects.get(image__ad=ad)
     assert prediction.imagenet_labels
 
-    page = moderator.get(reverse(QUEUE)).text
+    page = moderator_client.get(reverse(QUEUE)).text
 
     text = escape(prediction.looks_like_text())
     assert f"{escape(prediction.top_text())}<span class" in page

@@ -25,9 +25,9 @@ from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide
 from tests.support.browser import BROWSER_TESTS
-from tests.support.factories import make_ad, store_shipped_files
+from tests.support.factories import make_ad, make_moderator, store_shipped_files
 from tests.support.images import jpeg_bytes
-from tests.support.retraining import drawn, import_drawn, make_moderator, train_candidate
+from tests.support.retraining import drawn, import_drawn, train_candidate
 from tests.support.tiny import tiny_config
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from classifier.models import (
 )
 from moderation import pipeline
 from moderation import services as moderation
-from tests.support.factories import make_ad
+from tests.support.factories import make_ad, make_moderator
 from tests.support.images import CLASSES
 from tests.support.retraining import (
     IMAGES,
@@ -33,7 +33,6 @@ from tests.support.retraining import (
     import_drawn,
     kept_features,
     latest_prediction,
-    make_moderator,
     messages_of,
     misrouted,
     routed_right,

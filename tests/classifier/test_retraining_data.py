@@ -21,14 +21,13 @@ from classifier import services
 from classifier.ml.split import assign_held_out, hamming_distances, held_out_by_content
 from classifier.models import TrainingImage
 from moderation import services as moderation
-from tests.support.factories import make_ad
+from tests.support.factories import make_ad, make_moderator
 from tests.support.images import CLASSES, drawn_photo, encode
 from tests.support.retraining import (
     IMAGES,
     REASON,
     drawn,
     import_drawn,
-    make_moderator,
     messages_of,
 )
 from tests.support.tiny import TINY_SIZE

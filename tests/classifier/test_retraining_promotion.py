@@ -16,7 +16,7 @@ from classifier.models import (
 )
 from moderation import pipeline
 from moderation import services as moderation
-from tests.support.factories import make_ad
+from tests.support.factories import make_ad, make_moderator
 from tests.support.images import CLASSES
 from tests.support.retraining import (
     REASON,
@@ -26,7 +26,6 @@ from tests.support.retraining import (
     drawn,
     import_drawn,
     latest_prediction,
-    make_moderator,
     messages_of,
     prediction_version,
     routed_right,

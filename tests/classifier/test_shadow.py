@@ -32,9 +32,9 @@ from classifier.models import (
 from classifier.services.artifacts import store
 from moderation import pipeline
 from moderation import services as moderation
-from tests.support.factories import make_ad
+from tests.support.factories import make_ad, make_moderator
 from tests.support.images import CLASSES
-from tests.support.retraining import make_moderator, messages_of
+from tests.support.retraining import messages_of
 from tests.support.tiny import TINY_SIZE, tiny_config
 
 pytestmark = pytest.mark.django_db

@@ -19,9 +19,10 @@ from classifier import retraining
 from classifier.models import ModelVersion, Prediction
 from moderation import services as moderation
 from moderation.metrics import DatabaseCollector
+from tests.support.factories import make_moderator
 from tests.support.images import jpeg_bytes
 from tests.support.live import ROOT, celery_worker, wait_for
-from tests.support.retraining import drawn, import_drawn, make_moderator, train_candidate
+from tests.support.retraining import drawn, import_drawn, train_candidate
 from tests.support.scrapes import TOKEN, scrape, value
 
 pytestmark = pytest.mark.django_db

@@ -9,13 +9,10 @@ import itertools
 import math
 import subprocess
 import sys
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,25 +27,6 @@ pytestmark = pytest.mark.django_db
 
 QUEUE = "admin:moderation_reviewitem_changelist"
 _seeds = itertools.count(5000, 10)
-
-
-def make_moderator(username: str = "mona"):
-    call_command(
-        "create_account", username, role="moderator", password="a-long-pass-phrase",
-        stdout=StringIO(),
-    )  # fmt: skip
-    return get_user_model().objects.get(username=username)
-
-
-@pytest.fixture
-def moderator(db):
-    return make_moderator()
-
-
-@pytest.fixture
-def moderator_client(client, moderator):
-    client.force_login(moderator)
-    return client
 
 
 def published_and_audited(seller, settings, *, category: str = "phone", photos: int = 1) -> Ad:

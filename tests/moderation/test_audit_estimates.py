@@ -16,7 +16,6 @@ from classifier.ml.stats import wilson
 from classifier.models import ModelVersion
 from moderation import audit
 from moderation.models import Audit, ModerationDecision
-from tests.moderation.test_audit import moderator, moderator_client  # noqa: F401  (fixtures)
 from tests.support.factories import make_ad
 from tests.support.scrapes import TOKEN, scrape, value
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ads.models import Ad
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
+from tests.support.factories import make_moderator
 from tests.support.review_queue import (
     JSON,
     QUEUE,
@@ -22,23 +23,11 @@ from tests.support.review_queue import (
     bulk,
     decide,
     in_review,
-    make_moderator,
     said,
     unchanged,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def moderator(db):
-    return make_moderator("mona")
-
-
-@pytest.fixture
-def moderator_client(client, moderator):
-    client.force_login(moderator)
-    return client
 
 
 @pytest.fixture

@@ -15,22 +15,12 @@ from django.utils import timezone
 
 from moderation import services
 from moderation.models import ReviewClaim
-from tests.support.review_queue import QUEUE, in_review, make_moderator, queue_ids
+from tests.support.factories import make_moderator
+from tests.support.review_queue import QUEUE, in_review, queue_ids
 
 pytestmark = pytest.mark.django_db
 
 CLAIMS = "admin:moderation_reviewitem_claims"
-
-
-@pytest.fixture
-def mona(db):
-    return make_moderator("mona")
-
-
-@pytest.fixture
-def mona_client(client, mona):
-    client.force_login(mona)
-    return client
 
 
 @pytest.fixture
@@ -46,15 +36,15 @@ def ask(client, ads, method="get"):
 
 
 def test_the_poll_names_who_holds_which_ads_and_which_left_the_queue(
-    mona_client, mona, otto_client, seller, media, settings
+    moderator_client, moderator, otto_client, seller, media, settings
 ):
     settings.MODERATION_CLAIM_TOP = 2
     ads = [in_review(seller).pk for _ in range(5)]
-    queue_ids(mona_client)  # holds ads 0 and 1
+    queue_ids(moderator_client)  # holds ads 0 and 1
     queue_ids(otto_client)  # 2 and 3
-    services.decide(ads[1], mona, "accept")
+    services.decide(ads[1], moderator, "accept")
 
-    answer = ask(mona_client, ads).json()
+    answer = ask(moderator_client, ads).json()
 
     assert answer == {
         "mine": [ads[0]],
@@ -66,33 +56,33 @@ def test_the_poll_names_who_holds_which_ads_and_which_left_the_queue(
     ReviewClaim.objects.filter(moderator__username="otto").update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert ask(mona_client, ads).json()["held"] == {}
+    assert ask(moderator_client, ads).json()["held"] == {}
     assert ReviewClaim.objects.filter(moderator__username="otto").count() == 2  # GET holds nothing
 
 
-def test_the_poll_costs_as_many_queries_for_50_ads_as_for_2(mona_client, seller, media):
+def test_the_poll_costs_as_many_queries_for_50_ads_as_for_2(moderator_client, seller, media):
     ads = [in_review(seller).pk for _ in range(50)]
-    queue_ids(mona_client)
+    queue_ids(moderator_client)
 
     def queries(asked) -> int:
         with CaptureQueriesContext(connection) as captured:
-            assert ask(mona_client, asked).status_code == 200
+            assert ask(moderator_client, asked).status_code == 200
         return len(captured)
 
     assert queries(ads) == queries(ads[:2])
 
 
 def test_claiming_holds_the_next_free_ads_and_renews_ones_own(
-    mona_client, otto_client, seller, media, settings
+    moderator_client, otto_client, seller, media, settings
 ):
     settings.MODERATION_CLAIM_TOP = 2
     ads = [in_review(seller).pk for _ in range(8)]
-    queue_ids(mona_client)  # 0, 1
+    queue_ids(moderator_client)  # 0, 1
     queue_ids(otto_client)  # 2, 3
     old = timezone.now() + timedelta(seconds=5)
     ReviewClaim.objects.filter(moderator__username="mona").update(expires_at=old)
 
-    answer = ask(mona_client, ads, "post").json()
+    answer = ask(moderator_client, ads, "post").json()
 
     # Hers renewed, the next two nobody held taken, Otto's left to him; no more than two new.
     assert answer["mine"] == [ads[0], ads[1], ads[4], ads[5]]
@@ -102,11 +92,11 @@ def test_claiming_holds_the_next_free_ads_and_renews_ones_own(
     assert not ReviewClaim.objects.filter(ad_id__in=ads[6:]).exists()
 
 
-def test_an_ad_that_left_the_queue_is_never_claimed(mona_client, mona, seller, media):
+def test_an_ad_that_left_the_queue_is_never_claimed(moderator_client, moderator, seller, media):
     ads = [in_review(seller).pk for _ in range(2)]
-    services.decide(ads[0], mona, "accept")
+    services.decide(ads[0], moderator, "accept")
 
-    answer = ask(mona_client, ads, "post").json()
+    answer = ask(moderator_client, ads, "post").json()
 
     assert answer == {"mine": [ads[1]], "held": {}, "gone": [ads[0]]}
     assert list(ReviewClaim.objects.values_list("ad_id", flat=True)) == [ads[1]]
@@ -121,9 +111,9 @@ def test_an_ad_that_left_the_queue_is_never_claimed(mona_client, mona, seller, m
         ("9" * 13, "a comma-separated list of ad ids"),
     ],
 )
-def test_a_bad_list_of_ads_is_a_400_that_says_why(mona_client, ads, said):
+def test_a_bad_list_of_ads_is_a_400_that_says_why(moderator_client, ads, said):
     for method in ("get", "post"):
-        response = getattr(mona_client, method)(reverse(CLAIMS), {"ads": ads})
+        response = getattr(moderator_client, method)(reverse(CLAIMS), {"ads": ads})
         assert response.status_code == 400
         assert said in response.json()["message"]
     assert not ReviewClaim.objects.exists()
@@ -140,14 +130,14 @@ def test_only_moderators_see_or_take_claims(client, seller, staff, media):
 
 
 def test_the_page_tells_its_script_the_undo_window_and_the_ads_it_holds(
-    mona_client, seller, media, settings
+    moderator_client, seller, media, settings
 ):
     settings.MODERATION_UNDO_SECONDS = 45
     settings.MODERATION_CLAIM_TOP = 2
     settings.MODERATION_CLAIMS_POLL_SECONDS = 3
     ads = [in_review(seller).pk for _ in range(3)]
 
-    page = mona_client.get(reverse(QUEUE))
+    page = moderator_client.get(reverse(QUEUE))
 
     state = json.loads(page.content.split(b'id="review-state" type="application/json">')[1]
                        .split(b"</script>")[0])  # fmt: skip

@@ -16,6 +16,7 @@ from ads.models import Ad, Category
 from classifier.models import TrainingImage
 from moderation import services
 from moderation.models import ModerationDecision
+from tests.support.factories import make_moderator
 from tests.support.review_queue import (
     ACTIONS,
     QUEUE,
@@ -23,7 +24,6 @@ from tests.support.review_queue import (
     decide,
     in_review,
     landed_on_queue,
-    make_moderator,
     said,
     unchanged,
 )

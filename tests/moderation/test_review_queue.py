@@ -22,7 +22,7 @@ from classifier.services import labelled_set
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
 from moderation.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
-from tests.support.factories import make_ad
+from tests.support.factories import make_ad, make_moderator
 from tests.support.review_queue import (
     QUEUE,
     REASON,
@@ -31,7 +31,6 @@ from tests.support.review_queue import (
     decide,
     in_review,
     labels,
-    make_moderator,
     predict,
     queue_ids,
     said,

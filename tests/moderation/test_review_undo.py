@@ -14,6 +14,7 @@ from ads.models import Ad, Category
 from classifier.models import TrainingImage
 from moderation import services
 from moderation.models import ModerationDecision
+from tests.support.factories import make_moderator
 from tests.support.review_queue import (
     JSON,
     QUEUE,
@@ -22,7 +23,6 @@ from tests.support.review_queue import (
     decide_in_place,
     in_review,
     labels,
-    make_moderator,
     undo_url,
 )
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from io import StringIO
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 
 from ads import services
 from ads.models import Ad, Category
@@ -16,6 +18,12 @@ PASSWORD = "a-long-test-password"
 
 def make_user(username: str, *, staff: bool = False):
     return get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
+
+
+def make_moderator(username: str = "mona"):
+    """A moderator account made as an operator makes one (``create_account``)."""
+    call_command("create_account", username, role="moderator", password=PASSWORD, stdout=StringIO())
+    return get_user_model().objects.get(username=username)
 
 
 def upload(name: str = "photo.jpg", data: bytes | None = None, seed: int = 0):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
-
 from ads.models import Ad
 from ads.uploads import clean_photo
 from classifier import retraining, services
@@ -50,11 +47,6 @@ def import_drawn(tmp_path, layout, stored: bool = False, name: str = "data"):
 
 def drawn(kind: str, seeds) -> list[tuple[str, int]]:
     return [(kind, seed) for seed in seeds]
-
-
-def make_moderator(username: str = "mona"):
-    call_command("create_account", username, role="moderator", password="a-long-pass-phrase")
-    return get_user_model().objects.get(username=username)
 
 
 def train_candidate(user, config=None) -> ModelVersion:

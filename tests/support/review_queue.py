@@ -4,10 +4,7 @@ decisions through the queue's buttons, bulk actions and its script, and what the
 from __future__ import annotations
 
 import itertools
-from io import StringIO
 
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.urls import reverse
 
 from ads.models import Ad, Category
@@ -66,13 +63,6 @@ def unchanged(ad) -> bool:
         and not ModerationDecision.objects.filter(ad=ad).exists()
         and not labels(ad)
     )
-
-
-def make_moderator(username: str):
-    """A moderator account made as an operator makes one (``create_account``)."""
-    password = "a-long-pass-phrase"
-    call_command("create_account", username, role="moderator", password=password, stdout=StringIO())
-    return get_user_model().objects.get(username=username)
 
 
 def predict(ad, version, category: str, confidence: float = 0.93) -> None:
