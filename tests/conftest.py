@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.support.factories import make_moderator, make_user
@@ -29,6 +31,20 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     if _embedded_broker is not None:
         _embedded_broker.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def int8_backbones_converted_once():
+    """Each test's database starts without the shared int8 backbone, so every retrain in a
+    test converted it again (some 30 s of TensorFlow each). The conversion is a pure
+    function of the input size and the calibration photos: its answer is kept for the
+    session by those, and a test that trains still stores, serves and checks it as before.
+    Installed once the module is imported (it brings TensorFlow, which many runs skip)."""
+    export = sys.modules.get("classifier.ml.export")
+    if export is not None and not hasattr(export.backbone_litert_bytes, "kept"):
+        from tests.support.tiny import converted_once
+
+        export.backbone_litert_bytes = converted_once(export.backbone_litert_bytes)
 
 
 @pytest.fixture(scope="session")

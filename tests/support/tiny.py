@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from tests.support.images import CLASSES
 
 # The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
@@ -59,3 +61,19 @@ def register_version(package, classes=CLASSES, status: str = "candidate", traini
     store(version, "serving_artifact", "model.tflite", package.serving_bytes)
     version.save()
     return version
+
+
+def converted_once(convert):
+    """``classifier.ml.export.backbone_litert_bytes`` answering again from what it gave for
+    the same input size and calibration photos (tests/conftest.py)."""
+    kept: dict[tuple, bytes] = {}
+
+    def conversion(input_size, calibration):
+        key = (input_size, calibration.shape, str(calibration.dtype))
+        key += (hashlib.sha256(calibration.tobytes()).hexdigest(),)
+        if key not in kept:
+            kept[key] = convert(input_size, calibration)
+        return kept[key]
+
+    conversion.kept = kept
+    return conversion
