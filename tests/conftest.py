@@ -34,17 +34,22 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(autouse=True)
-def int8_backbones_converted_once():
-    """Each test's database starts without the shared int8 backbone, so every retrain in a
-    test converted it again (some 30 s of TensorFlow each). The conversion is a pure
-    function of the input size and the calibration photos: its answer is kept for the
-    session by those, and a test that trains still stores, serves and checks it as before.
-    Installed once the module is imported (it brings TensorFlow, which many runs skip)."""
+def backbone_passes_kept_for_the_session():
+    """Each test's database starts without the backbone's work of earlier tests: the shared
+    int8 backbone (some 30 s of TensorFlow to convert) and the features kept per photo. Both
+    are pure functions of their input (the input size and the calibration photos; a photo's
+    pixels and the backbone), so their answers are kept for the session by that input. The
+    services still ask for them, store and serve them as before, and tests that count what
+    the services ask for count the same. Installed once the modules are imported (they
+    bring TensorFlow, which many runs skip)."""
+    from tests.support import tiny
+
     export = sys.modules.get("classifier.ml.export")
     if export is not None and not hasattr(export.backbone_litert_bytes, "kept"):
-        from tests.support.tiny import converted_once
-
-        export.backbone_litert_bytes = converted_once(export.backbone_litert_bytes)
+        export.backbone_litert_bytes = tiny.converted_once(export.backbone_litert_bytes)
+    features = sys.modules.get("classifier.ml.features")
+    if features is not None and not hasattr(features.compute, "kept"):
+        features.compute = tiny.computed_once(features.compute)
 
 
 @pytest.fixture(scope="session")

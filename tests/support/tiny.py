@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from tests.support.images import CLASSES
 
 # The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
@@ -77,3 +79,23 @@ def converted_once(convert):
 
     conversion.kept = kept
     return conversion
+
+
+def computed_once(compute):
+    """``classifier.ml.features.compute`` computing only the photos it has not seen with
+    that backbone before, and giving the features it gave them then (tests/conftest.py)."""
+    kept: dict[tuple, np.ndarray] = {}
+
+    def computation(pixels, chunk: int = 256, backbone: str | None = None):
+        options = {"chunk": chunk} | ({"backbone": backbone} if backbone else {})
+        if not len(pixels):
+            return compute(pixels, **options)
+        keys = [(backbone, p.shape, hashlib.sha256(p.tobytes()).hexdigest()) for p in pixels]
+        missing = sorted({i for i, key in enumerate(keys) if key not in kept})
+        if missing:
+            for i, features in zip(missing, compute(pixels[missing], **options), strict=True):
+                kept[keys[i]] = features
+        return np.stack([kept[key] for key in keys])
+
+    computation.kept = kept
+    return computation
