@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 # The test clients speak plain HTTP to 127.0.0.1 unless a test asks for production's HTTPS
-# (tests/test_health.py); production's settings are checked in tests/test_security_settings.py.
+# (tests/live/test_health.py); production's settings are checked in
+# tests/avito_mod/test_security_settings.py.
 os.environ.setdefault("DJANGO_HTTPS", "false")
 
 from .broker import celery_url, redis_url  # noqa: E402
@@ -53,7 +54,7 @@ if not REDIS_URL:
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Every test client is 127.0.0.1 and user ids repeat between tests (rolled back), so the
 # counters outlive a test: uploads and sign-ups are limited only where a test sets a rate
-# (tests/test_rate_limits.py, with the production defaults checked there).
+# (tests/ads/test_rate_limits.py, with the production defaults checked there).
 ADS_UPLOAD_USER_RATE = ADS_UPLOAD_ADDRESS_RATE = "1000000/min"
 SELLERS_SIGNUP_ADDRESS_RATE = "1000000/min"
 # Tests do not run collectstatic; the live server serves the apps' files as they are.
@@ -65,20 +66,20 @@ STORAGES = STORAGES | {
 }
 # Tests train on a few drawn photos per class, and many run the training queue with no
 # photos at all: the floor on training photos per category is off (0) except where a test
-# sets it (tests/test_categories.py, where the production default is checked too).
+# sets it (tests/classifier/test_categories.py, where the production default is checked too).
 CLASSIFIER_MIN_PHOTOS_PER_CATEGORY = 0
 # Tests register tiny models that answer a few dozen drawn photos: the rule that a category
 # publishes alone only on enough evaluation photos is off (0) except where a test sets it
-# (tests/test_evidence.py, where the production default is checked too).
+# (tests/classifier/test_evidence.py, where the production default is checked too).
 CLASSIFIER_MIN_EVALUATION_PHOTOS = 0
 # The shipped features (10 MB, of the shipped photos at 240 px) are left out: tests that
-# need shipped features write their own (tests/test_shipped_features.py).
+# need shipped features write their own (tests/classifier/test_shipped_features.py).
 CLASSIFIER_SHIPPED_FEATURES = "off"
 # Tests serve the shipped int8 backbone, with no self-benchmark and no float32 form asked of
 # the training queue (17 s of TensorFlow), except where a test sets it
-# (tests/test_serving_forms.py, where the production default is checked too).
+# (tests/classifier/test_serving_forms.py, where the production default is checked too).
 CLASSIFIER_SERVING_FORM = "int8"
 # The live audit draws ads by their ids, which differ between runs: a published ad showing
 # up in the review queue now and then would make other tests' counts wobble. Off (0) except
-# where a test sets it (tests/test_audit*.py).
+# where a test sets it (tests/moderation/test_audit*.py).
 MODERATION_AUDIT_RATE = 0.0

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import wait_http, web_server_command  # noqa: E402
-from tests.costly import deep_png, many_frames_gif, many_scans_jpeg, noise_jpeg  # noqa: E402
+from tests.support.costly import deep_png, many_frames_gif, many_scans_jpeg, noise_jpeg  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
 MIB = 1024 * 1024

@@ -58,7 +58,7 @@ CURRENT = """() => {
   return row ? row.querySelector('button[form]').getAttribute('form') : null;
 }"""
 SUGGESTED = """() => document.querySelector('#result_list tr.review-current select').value !== ''"""
-# The rows wholly inside the window (tests/test_browser_queue.py measures the same).
+# The rows wholly inside the window (tests/browser/test_browser_queue.py measures the same).
 ROWS_VISIBLE = """() => [...document.querySelectorAll('#result_list tbody tr')].filter((row) => {
   const box = row.getBoundingClientRect();
   return box.top >= 0 && box.bottom <= window.innerHeight;

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avito_mod.broker import embedded_server  # noqa: E402
-from tests.images import drawn_photo, encode  # noqa: E402
+from tests.support.images import drawn_photo, encode  # noqa: E402
 
 DRAWN_KINDS = ("camera", "watch", "phone", "laptop")
 OTHERS_PER_KIND = 10

@@ -66,7 +66,7 @@ from classifier.ml.predict import Predictor  # noqa: E402
 from classifier.ml.preprocess import letterbox, preprocess_batch  # noqa: E402
 from classifier.ml.split import near_duplicate_groups  # noqa: E402
 from classifier.services.importing import ImportReport, assign_subsets, read_folder  # noqa: E402
-from tests.images import drawn_photo  # noqa: E402
+from tests.support.images import drawn_photo  # noqa: E402
 
 DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
 MODEL = ROOT / "classifier/default_model/v5"

@@ -118,7 +118,7 @@ def photos_for(n_ads: int) -> list[tuple[str, list[tuple[str, bytes]]]]:
             chosen = [files[(3 * i + k) % len(files)] for k in range(3)]
             ads.append((category, [(p.name, p.read_bytes()) for p in chosen]))
         else:
-            from tests.images import jpeg_bytes
+            from tests.support.images import jpeg_bytes
 
             ads.append(
                 (category, [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(3)])
@@ -349,7 +349,7 @@ def bucket_env(scratch: Path):
     the bench's own on 127.0.0.1 with an empty bucket (the server, to stop; else None)."""
     if os.environ.get("AVITO_STORAGE_URL"):
         return {}, None
-    from tests.s3 import CREDENTIALS, MotoServer
+    from tests.support.s3 import CREDENTIALS, MotoServer
 
     server = MotoServer(scratch / "moto.log").start()
     server.create_bucket("avito-bench")

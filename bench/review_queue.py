@@ -45,7 +45,7 @@ def photo_bytes(n_photos: int) -> list[tuple[str, bytes]]:
             files = sorted((DATA / category).glob("*.jpg"))
             photos.append((category, files[i % len(files)].read_bytes()))
         else:
-            from tests.images import jpeg_bytes
+            from tests.support.images import jpeg_bytes
 
             photos.append((category, jpeg_bytes(category, i)))
     return photos

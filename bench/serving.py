@@ -67,7 +67,7 @@ def sample_photos(n: int) -> list[bytes]:
     if DATA.is_dir():
         paths = sorted(DATA.glob("*/*.jpg"))[:: max(1, len(list(DATA.glob("*/*.jpg"))) // n)]
         return [p.read_bytes() for p in paths[:n]]
-    from tests.images import jpeg_bytes  # a fresh machine: drawn photos instead
+    from tests.support.images import jpeg_bytes  # a fresh machine: drawn photos instead
 
     return [jpeg_bytes("phone" if i % 2 else "laptop", i) for i in range(n)]
 

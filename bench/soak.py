@@ -7,7 +7,7 @@ Runs ``bin/run`` as a new user would, on its embedded defaults (SQLite, the embe
 its own (``/tmp/soak-*``) and on its own port; only the upload rate limits are lifted (one
 account sends everything). Posts ``--rate`` ads a second (open loop: ad i is sent at i/rate
 s) for ``--minutes``: ``--photos`` real photos each (the shared dataset, else drawn ones), and
-every ``--hostile-every``-th ad one file of the hostile corpus (``tests/hostile.py``: not
+every ``--hostile-every``-th ad one file of the hostile corpus (``tests/support/hostile.py``: not
 images, damaged, bombs, odd formats). A post the web server cannot answer (refused
 connection, 502-504) is sent again with the same ``Idempotency-Key`` for up to a minute, as
 a client would. Along the way it kills each process (web, worker, training, beat, broker)
@@ -58,7 +58,7 @@ PROBE_EVERY_S = 0.2
 BACK_WITHIN_LIMIT_S = 120  # a process not back by then is reported as null
 
 
-# --- The summary (pure: tests/test_soak_summary.py) -----------------------------------------
+# --- The summary (pure: tests/avito_mod/test_soak_summary.py) ------------------------------
 
 
 @dataclass
@@ -256,7 +256,7 @@ class Ads:
     hostile file."""
 
     def __init__(self, hostile_every: int, photos: int = 3) -> None:
-        from tests.hostile import corpus
+        from tests.support.hostile import corpus
 
         self.hostile, self.every, self.photos = corpus(), hostile_every, photos
         self.files = {c: sorted((DATA / c).glob("*.jpg")) for c in ("phone", "laptop")}
@@ -268,7 +268,7 @@ class Ads:
         category = "phone" if i % 2 else "laptop"
         files = self.files[category]
         if not files:  # no shared dataset here: drawn photos
-            from tests.images import jpeg_bytes
+            from tests.support.images import jpeg_bytes
 
             photos = [(f"{k}.jpg", jpeg_bytes(category, 3 * i + k)) for k in range(self.photos)]
         else:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_user
-from tests.images import CLASSES, FOUR_CLASSES, write_dataset
-from tests.live import deployment_env
+from tests.support.factories import make_user
+from tests.support.images import CLASSES, FOUR_CLASSES, write_dataset
+from tests.support.live import deployment_env
+from tests.support.tiny import TINY_SIZE, register_version, train_tiny
 
 # The browser tests' fixtures: headless Chromium, its tabs and their screenshots.
-pytest_plugins = ["tests.browser", "tests.s3"]
+pytest_plugins = ["tests.support.browser", "tests.support.s3"]
 
 _embedded_broker = None
 
@@ -30,42 +31,9 @@ def pytest_sessionfinish(session, exitstatus):
         _embedded_broker.__exit__(None, None, None)
 
 
-# The backbone's smallest useful input: features in a blink, and the drawn classes stay apart.
-TINY_SIZE = 32
-
-
-def tiny_config(epochs: int = 12):
-    from classifier.ml.model import HeadConfig
-    from classifier.ml.train import TrainingConfig
-
-    return TrainingConfig(
-        input_size=TINY_SIZE,
-        head=HeadConfig(hidden=0, dropout=0.1),
-        epochs=epochs,
-        batch_size=16,
-        learning_rate=5e-3,
-        folds=3,
-        target_risk=0.05,
-        calibration_photos=16,
-        check_photos=48,
-    )
-
-
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("dataset"), per_class=48)
-
-
-def train_tiny(pixels, labels, hashes, config=None, classes=CLASSES):
-    """A real head on the pretrained backbone, trained on generated photos and packaged."""
-    from classifier.ml.features import compute
-    from classifier.ml.split import near_duplicate_groups
-    from classifier.ml.train import package, train
-
-    config = config or tiny_config()
-    groups = near_duplicate_groups(hashes)
-    result = train(compute(pixels), labels, list(classes), groups, config)
-    return package(result, lambda indices: pixels[indices])
 
 
 @pytest.fixture(scope="session")
@@ -111,30 +79,6 @@ def four_class_version(four_categories, media, four_class_package):
     return version
 
 
-def register_version(package, classes=CLASSES, status: str = "candidate", training_photos=()):
-    """A trained package registered as a new version (artifacts in this test's storage).
-    ``classes`` reversed gives a version that is always wrong: the same network, its
-    outputs named the other way round. ``training_photos``: empty, it is unknown which
-    photos it trained on."""
-    from classifier.models import ModelVersion
-    from classifier.services.artifacts import store
-
-    version = ModelVersion(
-        number=ModelVersion.next_number(),
-        status=status,
-        classes=list(classes),
-        input_size=TINY_SIZE,
-        threshold=package.metrics["threshold"],
-        metrics=package.metrics,
-        trained_on=100,
-        training_photos=list(training_photos),
-    )
-    store(version, "artifact", "model.keras", package.keras_bytes)
-    store(version, "serving_artifact", "model.tflite", package.serving_bytes)
-    version.save()
-    return version
-
-
 @pytest.fixture(scope="session")
 def tiny_training_photos(dataset_dir):
     """What ``training_photos`` says for the tiny model: the photos of ``dataset_dir``."""
@@ -162,7 +106,7 @@ def child_env(request, media):
 
     from django.db import connection
 
-    from tests.s3 import storage_wanted
+    from tests.support.s3 import storage_wanted
 
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "avito_mod.test_settings",
@@ -194,7 +138,7 @@ def staff(db):
 def media(request, settings, tmp_path):
     """An empty storage of this test's own, so leftovers can be counted (``stored_files``):
     a folder, or with ``AVITO_TEST_STORAGE=s3`` a prefix in the S3 server's bucket."""
-    from tests.s3 import storage_wanted
+    from tests.support.s3 import storage_wanted
 
     settings.MEDIA_ROOT = tmp_path / "media"
     if storage_wanted() == "s3":
@@ -204,14 +148,5 @@ def media(request, settings, tmp_path):
 
 @pytest.fixture
 def environment(tmp_path):
-    """Makes a deployment's environment for a fresh process (``tests.live.deployment_env``)."""
+    """Makes a deployment's environment for a fresh process (``deployment_env``)."""
     return lambda **variables: deployment_env(tmp_path / "data", **variables)
-
-
-def stored_files() -> list[str]:
-    """The names of every file in the default storage, whichever it is."""
-    from django.core.files.storage import default_storage
-
-    from avito_mod.backup.media import walk
-
-    return list(walk(default_storage))

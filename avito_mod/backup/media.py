@@ -1,6 +1,6 @@
 """The stored files (photos, training images, model artifacts, backbones), read and written
 through Django's storage API rather than the file system, as the rest of the project does
-(tested on the local folder and on an S3 bucket: tests/test_object_storage.py)."""
+(tested on the local folder and on an S3 bucket: tests/avito_mod/test_object_storage.py)."""
 
 from __future__ import annotations
 

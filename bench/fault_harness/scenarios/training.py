@@ -64,7 +64,7 @@ def training_kill(h: Harness) -> Result:
 
 
 def _import_training_images(h: Harness) -> None:
-    from tests.images import jpeg_bytes
+    from tests.support.images import jpeg_bytes
 
     folder = h.scratch / "training-images"
     for kind in ("laptop", "phone"):

@@ -1,0 +1,92 @@
+"""Users, uploads and ads for tests, made through the same code paths as production."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from ads import services
+from ads.models import Ad, Category
+from tests.support.images import jpeg_bytes
+
+PASSWORD = "a-long-test-password"
+
+
+def make_user(username: str, *, staff: bool = False):
+    return get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
+
+
+def upload(name: str = "photo.jpg", data: bytes | None = None, seed: int = 0):
+    """An uploaded file as Django hands it to a view."""
+    content = jpeg_bytes("phone", seed) if data is None else data
+    return SimpleUploadedFile(name, content, content_type="image/jpeg")
+
+
+def ad_form(**overrides) -> dict:
+    """The fields of a valid ad as a client posts them (two photos), with ``overrides``."""
+    form = {
+        "title": "iPhone 12",
+        "description": "Works fine",
+        "price": "250.00",
+        "category": "phone",
+        "photos": [upload("front.jpg", seed=1), upload("back.jpg", seed=2)],
+    }
+    return form | overrides
+
+
+def make_ad(
+    seller,
+    *,
+    category: str = "phone",
+    photos: int = 1,
+    kind: str = "phone",
+    seed: int = 0,
+    **fields,
+) -> Ad:
+    """An ad whose photos are drawn ``kind`` photos numbered from ``seed`` (the same seed
+    gives byte-identical photos: pass different seeds for different photos)."""
+    values = {"title": "iPhone 12", "description": "Works fine", "price": Decimal("250.00")}
+    return services.create_ad(
+        seller,
+        **(values | fields),
+        category=Category.objects.get(slug=category),
+        photos=[upload(f"p{n}.jpg", jpeg_bytes(kind, seed + n)) for n in range(photos)],
+    )
+
+
+def store_shipped_files() -> None:
+    """This test's storage holding what ``migrate`` stored in the test run's: the shipped
+    models' files and the shipped int8 backbone, which the database names."""
+    from pathlib import Path
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from classifier.bootstrap import (
+        FIRST_MODEL_DIR,
+        PRETRAINED_MODEL_DIRS,
+        manifest_of,
+        served_as_heads,
+    )
+    from classifier.models import ModelVersion, ServedBackbone
+
+    shipped = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
+    files = [
+        (field.name, shipped[version.number] / Path(field.name).name)
+        for version in ModelVersion.objects.filter(number__in=shipped)
+        for field in (version.artifact, version.serving_artifact)
+        if field  # v4 ships no Keras file
+    ]
+    backbones = {
+        manifest_of(model_dir)["backbone"]: model_dir / "backbone.tflite"
+        for model_dir in PRETRAINED_MODEL_DIRS
+        if served_as_heads(model_dir)
+    }
+    files += [
+        (backbone.artifact.name, backbones[backbone.backbone])
+        for backbone in ServedBackbone.objects.all()
+    ]
+    for name, path in files:
+        assert default_storage.save(name, ContentFile(path.read_bytes())) == name
