@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 APPS = ("avito_mod", "accounts", "ads", "classifier", "moderation")
 # A Markdown link's target, without its anchor.
