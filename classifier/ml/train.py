@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import evaluation
 from .backbone import DEFAULT_INPUT_SIZE
 from .features import backbone_id
 from .model import HeadConfig, build_head
@@ -307,10 +307,10 @@ def validation_report(
     """Figures on the validation split, with the threshold that meets ``target_risk``."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
-    chosen = metrics.threshold_for_risk(
-        metrics.coverage_risk_curve(confidence, correct), target_risk
+    chosen = evaluation.threshold_for_risk(
+        evaluation.coverage_risk_curve(confidence, correct), target_risk
     )
-    report = metrics.evaluate_probabilities(probabilities, labels, classes, chosen["threshold"])
+    report = evaluation.evaluate_probabilities(probabilities, labels, classes, chosen["threshold"])
     report["threshold"] = chosen["threshold"]
     return report
 
