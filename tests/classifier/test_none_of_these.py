@@ -18,9 +18,10 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from classifier import retraining, services
+from classifier import services
 from classifier.ml import none_of_these
 from classifier.models import Prediction, TrainingImage
+from classifier.services import retraining
 from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide

@@ -308,7 +308,7 @@ def test_install_default_model_leaves_a_version_an_admin_promoted_active(
     """A database migrated before v2 shipped, where an admin promoted a version of their
     own: v2, v3 and v4 arrive retired, v5 as a candidate, v1 learns what it trained on, and
     nothing else moves."""
-    from classifier import retraining
+    from classifier.services import retraining
     from tests.support.tiny import register_version
 
     ModelVersion.objects.exclude(number=1).delete()

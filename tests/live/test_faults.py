@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 
 from ads.throttling import UploadAddressThrottle, UploadUserThrottle
 from ads.views import AdViewSet
-from classifier import retraining, tasks
+from classifier import tasks
 from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion
+from classifier.services import retraining
 from moderation import tasks as moderation_tasks
 from tests.support.factories import store_shipped_files
 

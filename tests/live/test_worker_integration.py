@@ -80,7 +80,7 @@ def test_uploads_are_classified_by_a_real_worker_and_routed(
 def test_a_running_worker_follows_a_promotion_without_a_restart(
     tiny_version, tiny_package, seller, live_server, worker
 ):
-    from classifier.retraining import promote
+    from classifier.services.retraining import promote
     from tests.support.tiny import register_version
 
     token = Token.objects.create(user=seller).key

@@ -1,7 +1,7 @@
 """Retraining from moderators' labels: training a candidate on the training queue, measuring
 it against the active version on the evaluation set, auto-promotion, and checking the
 training labels. Promotion and rollback (the review queue is re-scored by the new active
-version) are in ``classifier.promotion``, and imported here too.
+version) are in ``classifier.services.promotion``, and imported here too.
 
 Admin views, commands and tasks call these. Trainings run one at a time (the database
 allows one version in "training"; label checks are refused while one trains, and the
@@ -22,19 +22,9 @@ from django.utils import timezone
 
 from ads.models import Category
 
-from .fairness import seen_in_training, unfairness
-from .ml.split import near_duplicate_groups
-from .models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
-from .promotion import (  # noqa: F401  (promotion's API, long imported from here)
-    PROMOTE,
-    PromotionRefused,
-    promote,
-    promotion_guard,
-    require,
-    roll_back,
-    switch,
-)
-from .services import (
+from ..ml.split import near_duplicate_groups
+from ..models import LabelCheck, ModelVersion, ModelVersionEvent, TrainingImage
+from . import (
     ClassifierError,
     TrainingCancelled,
     default_training_config,
@@ -46,6 +36,16 @@ from .services import (
     train_version,
     trainable_images,
     training_data,
+)
+from .fairness import seen_in_training, unfairness
+from .promotion import (  # noqa: F401  (promotion's API, long imported from here)
+    PROMOTE,
+    PromotionRefused,
+    promote,
+    promotion_guard,
+    require,
+    roll_back,
+    switch,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def request_training(user, with_shipped: bool = True) -> ModelVersion:
 def _send_training(version: ModelVersion) -> None:
     from kombu.exceptions import OperationalError
 
-    from .tasks import train_version as train_version_task
+    from ..tasks import train_version as train_version_task
 
     try:
         train_version_task.delay(version.pk)
@@ -116,7 +116,7 @@ def _reporter(version: ModelVersion):
 
 
 def _progress_callbacks(report, stage: str = "training"):
-    from .ml.progress import ProgressReport
+    from ..ml.progress import ProgressReport
 
     return [ProgressReport(report, stages=(stage,))]
 
@@ -327,7 +327,7 @@ def _start_label_check(user, folds: int, epochs: int) -> LabelCheck:
 def _send_label_check(check: LabelCheck) -> None:
     from kombu.exceptions import OperationalError
 
-    from .tasks import find_label_errors
+    from ..tasks import find_label_errors
 
     try:
         find_label_errors.delay(check.pk)
@@ -366,7 +366,7 @@ def run_label_check(check_id: int, config=None) -> str:
 
 
 def _check_labels(check: LabelCheck, config) -> tuple[int, int, dict]:
-    from .ml.label_errors import confident_learning, out_of_fold_probabilities
+    from ..ml.label_errors import confident_learning, out_of_fold_probabilities
 
     def report(progress: dict) -> None:
         if not check.record_progress(progress):

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ads.models import Category
 from ads.verdicts import PhotoVerdict, is_confident, is_sure
 
-from .ml.preprocess import letterbox
-from .models import ModelVersion
-from .services import ClassifierError, predictor_for
+from ..ml.preprocess import letterbox
+from ..models import ModelVersion
+from . import ClassifierError, predictor_for
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A candidate is promoted only if it is worse than the active version on no category both
 know (``promotion_guard``: McNemar's exact test on the evaluation photos both answered,
-``classifier.comparing``); an admin overrides the guard by writing why, and the event
+``classifier.services.comparing``); an admin overrides the guard by writing why, and the event
 keeps the refusal and the reason. Rolling back is never refused: it is the way out.
 """
 
@@ -11,11 +11,10 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from . import shadow
+from ..models import ModelVersion, ModelVersionEvent
+from ..signals import serving_version_changed
+from . import ClassifierError, shadow
 from .comparing import compare
-from .models import ModelVersion, ModelVersionEvent
-from .services import ClassifierError
-from .signals import serving_version_changed
 
 PROMOTE = "classifier.promote_modelversion"
 Action = ModelVersionEvent.Action

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from ads.models import Category
 
-from .ml.stats import Counts, Paired, Verdict, counts, pair
-from .models import ModelVersion
+from ..ml.stats import Counts, Paired, Verdict, counts, pair
+from ..models import ModelVersion
 
 
 def answers_of(version: ModelVersion) -> dict:

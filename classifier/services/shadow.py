@@ -26,10 +26,8 @@ from django.utils import timezone
 
 from ads.models import Ad
 
-from . import comparing
-from .comparing import Row
-from .ml.stats import Counts, counts, pair
-from .models import (
+from ..ml.stats import Counts, counts, pair
+from ..models import (
     SERVING_FIELDS,
     ModelVersion,
     ModelVersionEvent,
@@ -38,8 +36,9 @@ from .models import (
     ShadowRouting,
     TrainingImage,
 )
-from .services import ClassifierError, classify_features, classify_images
-from .services.serving import Classification, load_heads, load_predictor
+from . import ClassifierError, classify_features, classify_images, comparing
+from .comparing import Row
+from .serving import Classification, load_heads, load_predictor
 
 PROMOTE = "classifier.promote_modelversion"
 Action = ModelVersionEvent.Action

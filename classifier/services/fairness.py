@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ml.dataset import scan_class_folders
-from .models import ModelVersion, TrainingImage, photo_keys
-from .services import ImportReport, read_folder, trainable_images
+from ..ml.dataset import scan_class_folders
+from ..models import ModelVersion, TrainingImage, photo_keys
+from . import ImportReport, read_folder, trainable_images
 
 
 @dataclass(frozen=True)
