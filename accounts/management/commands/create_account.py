@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from moderation.roles import MODERATORS_GROUP
+from accounts.roles import MODERATORS_GROUP
 
 ROLES = ("seller", "moderator", "admin")
 
