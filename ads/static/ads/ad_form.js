@@ -233,7 +233,8 @@
     if (response.status === 429) {
       const seconds = retryAfter(response);
       photo.retryTimer = setTimeout(() => check(photo), seconds * 1000);
-      return { state: "waiting", text: `Too many checks just now; checking again in ${seconds} s.` };
+      // The server words the wait (avito_mod/throttling.py); Retry-After is in seconds.
+      return { state: "waiting", text: `${data.detail || "Too many checks just now."} The photo is checked again then.` };
     }
     if (response.status === 400) {
       return { state: "error", text: `This photo cannot be used: ${messages(data).join(" ")}` };
@@ -454,7 +455,7 @@
       return;
     }
     if (response.status === 429) {
-      showProblem(`Too many requests just now; try again in ${retryAfter(response)} s.`);
+      showProblem(data.detail || "Too many requests just now; try again later.");
     } else if (response.status === 422 && key) {
       // This page's key already posted an ad, with what the form held then.
       showProblem("This page already posted an ad, with other details. To post another ad, open New ad again.");
