@@ -190,6 +190,7 @@ def _form_context(ad: Ad | None) -> dict:
         "photos_editable": ad is None or ad.is_editable,
         "max_photos": settings.ADS_MAX_PHOTOS,
         "max_photo_bytes": settings.ADS_MAX_PHOTO_BYTES,
+        "max_ad_photo_bytes": settings.ADS_MAX_AD_PHOTO_BYTES,
         # For the page's script.
         "config": {
             "classify_url": reverse("quick-check"),
@@ -202,6 +203,7 @@ def _form_context(ad: Ad | None) -> dict:
             "done_url": _url_template("sellers:ad"),
             "max_photos": settings.ADS_MAX_PHOTOS,
             "max_photo_bytes": settings.ADS_MAX_PHOTO_BYTES,
+            "max_ad_photo_bytes": settings.ADS_MAX_AD_PHOTO_BYTES,
         },
     }
 

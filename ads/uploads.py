@@ -51,6 +51,7 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
         raise ValidationError(
             {"photos": f"an ad needs 1 to {limit} photos; {len(uploads)} were sent"}
         )
+    _check_total(uploads)
     cleaned, errors = [], []
     for number, upload in enumerate(uploads, start=1):
         try:
@@ -60,6 +61,21 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
     if errors:
         raise ValidationError({"photos": errors})
     return cleaned
+
+
+def _check_total(uploads: list[IO[bytes]]) -> None:
+    """Refuse an ad whose photos together are over ``ADS_MAX_AD_PHOTO_BYTES``, before any
+    is decoded: the CPU an ad costs grows with its bytes (the body cap, 1 MiB of form above
+    this, lets a little more through)."""
+    most = settings.ADS_MAX_AD_PHOTO_BYTES
+    total = sum(_file_size(upload) or 0 for upload in uploads)
+    if total > most:
+        raise ValidationError(
+            {
+                "photos": f"the photos are too large together ({_bytes(total)}; an ad's "
+                f"photos may take at most {_bytes(most)}): send fewer or smaller photos"
+            }
+        )
 
 
 def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
@@ -129,7 +145,7 @@ def read_capped(handle: IO[bytes]) -> bytes:
     # Read one byte past the cap rather than trust a declared size.
     data = handle.read(cap + 1)
     if len(data) > cap:
-        size = getattr(handle, "size", None) or _file_size(handle)
+        size = _file_size(handle)
         got, most = _bytes(size) if size else f"more than {_bytes(cap)}", _bytes(cap)
         if got == most:  # just over the cap: rounded, both would read the same
             got, most = f"{size:,} bytes", f"{cap:,} bytes"
@@ -165,10 +181,18 @@ def safe_name(name: str) -> str:
 
 
 def _file_size(handle: IO[bytes]) -> int | None:
+    """The file's size: as Django counted the bytes it received, or to its end (from where
+    it stands, put back); None when neither can be known."""
+    size = getattr(handle, "size", None)
+    if isinstance(size, int):
+        return size
     try:
-        return os.fstat(handle.fileno()).st_size
-    except (AttributeError, OSError):  # not a file on disk (an in-memory upload)
+        here = handle.tell()
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(here)
+    except (AttributeError, OSError):  # not seekable
         return None
+    return end
 
 
 def _bytes(count: int) -> str:

@@ -395,6 +395,12 @@
     if (fileInput && config.save_method === "POST" && photos.length === 0) {
       errors.photos = ["Add at least one photo."];
     }
+    // The server's rule (ads/uploads.py), told before the photos are sent only to be refused.
+    const total = photos.reduce((sum, photo) => sum + photo.file.size, 0);
+    if (total > config.max_ad_photo_bytes) {
+      const most = sizeText(config.max_ad_photo_bytes);
+      errors.photos = [`The photos are too large together (${sizeText(total)}; an ad's photos may take at most ${most}): remove some or send smaller ones.`];
+    }
     return errors;
   }
 
