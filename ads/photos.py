@@ -39,7 +39,11 @@ _ONE_BYTE, _TWO_BYTES = {"1", "L", "P"}, {"I;16", "I;16L", "I;16B", "I;16N"}
 # (the sRGB or RGBA copy and the RGB result) and an alpha mask.
 _WORKING_BYTES_PER_PIXEL = 9
 # The decoder reads the file in blocks this large; the CPU clock is checked between blocks.
+# A JPEG of several scans in smaller ones: each scan, of a few dozen bytes in a hostile file,
+# is a pass over the whole picture (15 ms at the pixel cap), and 16 KiB of them would run
+# half a second past the budget; 256 bytes cost a progressive 12-megapixel photo some 10%.
 _READ_BLOCK = 16 * 1024
+_SCANS_READ_BLOCK = 256
 # The next marker after a scan's entropy-coded data (where FF is stuffed as FF 00 and
 # restart markers FF D0-D7 belong to the scan).
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
@@ -82,6 +86,10 @@ class ImageError(ValueError):
     """The bytes are not an image we can read; the message says why, for a human."""
 
 
+class TooSlow(ImageError):
+    """The decode ran out of its CPU seconds."""
+
+
 def decode_image(
     data: bytes,
     *,
@@ -118,10 +126,10 @@ def decode_image(
             image = Image.open(_Clocked(data, started + max_seconds), formats=DECODERS)
             _check_header(image, max_pixels, min_side, max_aspect)
             image.seek(0)  # the first frame only: no other frame is ever decoded
-            _check_cost(image, data, max_bytes, max_scans)
+            scans = _check_cost(image, data, max_bytes, max_scans)
             if max_kept_side:
                 _draft_to(image, max_kept_side)
-            image.decodermaxblock = _READ_BLOCK
+            image.decodermaxblock = _SCANS_READ_BLOCK if scans > 1 else _READ_BLOCK
             image.load()
             # One step at a time, each dropping the previous copy of the picture.
             _upright(image)
@@ -158,9 +166,9 @@ class _Clocked(io.BytesIO):
         return super().read(size)
 
 
-def _too_slow(spent: float | None = None, most: float | None = None) -> ImageError:
+def _too_slow(spent: float | None = None, most: float | None = None) -> TooSlow:
     took = f" ({spent:.2f} s of CPU; at most {most:g} s)" if spent is not None else ""
-    return ImageError(f"the image takes too long to decode{took}")
+    return TooSlow(f"the image takes too long to decode{took}")
 
 
 def _check_header(
@@ -186,11 +194,12 @@ def _check_header(
         )
 
 
-def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int) -> None:
+def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int) -> int:
     """Refuse what would cost more than the budget, before any pixel is decoded; shrink a
     JPEG whose full size would hold too much but a smaller one fits (libjpeg scales while
-    decoding, for less CPU too)."""
+    decoding, for less CPU too). Returns the JPEG's number of scans (0: not a JPEG)."""
     jpeg = image.format in ("JPEG", "MPO")
+    scans = 0
     if jpeg:
         scans = jpeg_scans(data, stop_after=max_scans)
         if scans > max_scans:
@@ -202,14 +211,14 @@ def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int)
     multi_scan = jpeg and scans > 1
     needed = decode_bytes(image.mode, image.size, components, multi_scan)
     if needed <= max_bytes:
-        return
+        return scans
     width, height = image.size
     for scale in (2, 4, 8) if jpeg else ():
         size = (math.ceil(width / scale), math.ceil(height / scale))
         if decode_bytes(image.mode, size, components, multi_scan, image.size) <= max_bytes:
             # Pillow picks the largest scale that keeps at least the size asked for.
             image.draft(image.mode, (width // scale, height // scale))
-            return
+            return scans
     raise ImageError(
         f"the image needs too much memory to decode ({width}x{height} pixels in mode "
         f"{image.mode}: {needed / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB)"

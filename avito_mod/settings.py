@@ -268,6 +268,10 @@ ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
 # and hashing them cost CPU in proportion, and the largest ad must stay within 2 s of it
 # (bench/hostile_cost.py). 50 MiB: ten phone photos of 5 MB each.
 ADS_MAX_AD_PHOTO_BYTES = env_int("ADS_MAX_AD_PHOTO_BYTES", 50 * 1024 * 1024, low=1)
+# CPU seconds an ad's photos may take to check together (decode, re-encode, hash); the
+# photos past it are refused by name. Ten 12-megapixel phone photos take about 1.1 s; ten
+# progressive JPEGs at the scan limit would take 5 s, each within its own budget.
+ADS_MAX_AD_PHOTO_SECONDS = env_float("ADS_MAX_AD_PHOTO_SECONDS", 1.5, low=0.001, high=600.0)
 # Photos longer than this many times their width (or wider than long) show no product.
 ADS_MAX_ASPECT_RATIO = env_int("ADS_MAX_ASPECT_RATIO", 8)
 # Uploads (POST /api/v1/ads/, and edits that replace the photos): per account, and per
