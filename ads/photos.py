@@ -126,9 +126,9 @@ def decode_image(
             image = Image.open(_Clocked(data, started + max_seconds), formats=DECODERS)
             _check_header(image, max_pixels, min_side, max_aspect)
             image.seek(0)  # the first frame only: no other frame is ever decoded
-            scans = _check_cost(image, data, max_bytes, max_scans)
-            if max_kept_side:
-                _draft_to(image, max_kept_side)
+            scans, fits = _check_cost(image, data, max_bytes, max_scans)
+            kept = _kept_request(image, max_kept_side) if max_kept_side else None
+            _draft(image, [size for size in (fits, kept) if size])
             image.decodermaxblock = _SCANS_READ_BLOCK if scans > 1 else _READ_BLOCK
             image.load()
             # One step at a time, each dropping the previous copy of the picture.
@@ -194,10 +194,16 @@ def _check_header(
         )
 
 
-def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int) -> int:
-    """Refuse what would cost more than the budget, before any pixel is decoded; shrink a
-    JPEG whose full size would hold too much but a smaller one fits (libjpeg scales while
-    decoding, for less CPU too). Returns the JPEG's number of scans (0: not a JPEG)."""
+Size = tuple[int, int]
+
+
+def _check_cost(
+    image: Image.Image, data: bytes, max_bytes: int, max_scans: int
+) -> tuple[int, Size | None]:
+    """Refuse what would cost more than the budget, before any pixel is decoded. Returns the
+    JPEG's number of scans (0: not a JPEG) and, for a JPEG whose full size would hold too
+    much but a smaller one fits, the size to ask ``_draft`` for (libjpeg scales while
+    decoding, for less CPU too)."""
     jpeg = image.format in ("JPEG", "MPO")
     scans = 0
     if jpeg:
@@ -211,31 +217,36 @@ def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int)
     multi_scan = jpeg and scans > 1
     needed = decode_bytes(image.mode, image.size, components, multi_scan)
     if needed <= max_bytes:
-        return scans
+        return scans, None
     width, height = image.size
     for scale in (2, 4, 8) if jpeg else ():
         size = (math.ceil(width / scale), math.ceil(height / scale))
         if decode_bytes(image.mode, size, components, multi_scan, image.size) <= max_bytes:
-            # Pillow picks the largest scale that keeps at least the size asked for.
-            image.draft(image.mode, (width // scale, height // scale))
-            return scans
+            return scans, (width // scale, height // scale)
     raise ImageError(
         f"the image needs too much memory to decode ({width}x{height} pixels in mode "
         f"{image.mode}: {needed / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB)"
     )
 
 
-def _draft_to(image: Image.Image, side: int) -> None:
-    """Let libjpeg decode a JPEG longer than ``side`` at 1/2, 1/4 or 1/8 of its size, the
-    smallest whose longer side is still at least ``side / 2`` (so it is kept between half
-    ``side`` and ``side`` with no resampling at all); no-op for other formats."""
+def _kept_request(image: Image.Image, side: int) -> Size | None:
+    """The size to ask ``_draft`` for so that libjpeg decodes a JPEG longer than ``side`` at
+    1/2, 1/4 or 1/8 of its size, the smallest whose longer side is still at least
+    ``side / 2`` (so it is kept between half ``side`` and ``side`` with no resampling at
+    all); None for other formats."""
     longest = max(image.size)
     if image.format not in ("JPEG", "MPO") or longest <= side:
-        return
+        return None
     width, height = image.size
     half = side // 2
-    # Pillow picks the largest scale that keeps at least the size asked for.
-    image.draft(image.mode, (max(1, width * half // longest), max(1, height * half // longest)))
+    return max(1, width * half // longest), max(1, height * half // longest)
+
+
+def _draft(image: Image.Image, requests: list[Size]) -> None:
+    """One draft for all the ``requests`` (Pillow ignores a second one): the smallest, for
+    which Pillow picks the largest scale that keeps at least the size asked for."""
+    if requests:
+        image.draft(image.mode, (min(w for w, _ in requests), min(h for _, h in requests)))
 
 
 def decode_bytes(
