@@ -193,6 +193,7 @@ def decode(data: bytes, max_seconds: float | None = None) -> Image.Image:
         max_aspect=settings.ADS_MAX_ASPECT_RATIO,
         max_bytes=settings.CLASSIFIER_MAX_DECODE_BYTES,
         max_seconds=max_seconds or settings.CLASSIFIER_MAX_DECODE_SECONDS,
+        photo_seconds=settings.CLASSIFIER_MAX_DECODE_SECONDS,
         max_scans=settings.CLASSIFIER_MAX_JPEG_SCANS,
         max_kept_side=settings.ADS_PHOTO_MAX_SIDE,
     )

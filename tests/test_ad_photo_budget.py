@@ -11,6 +11,7 @@ from ads.models import Ad
 from tests.conftest import stored_files
 from tests.costly import many_scans_jpeg
 from tests.factories import upload
+from tests.images import drawn_photo, encode
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +68,21 @@ def test_a_photo_over_its_own_budget_says_so_not_the_ads(seller, media, settings
     assert response.status_code == 400
     (message,) = response.json()["photos"]
     assert message.startswith("photo 1 ('slow.jpg'): the image takes too long to decode")
+
+
+def test_a_webp_is_not_started_without_its_share_of_the_budget_left(seller, media, settings):
+    # Its decoder reads the file whole, and no clock check can stop it midway. At the pixel
+    # cap, it may take a photo's whole second (though this one takes milliseconds): half a
+    # second left is not enough.
+    settings.CLASSIFIER_MAX_IMAGE_PIXELS = 1200 * 1000
+    settings.ADS_MAX_AD_PHOTO_SECONDS = 0.5
+    webp = encode(drawn_photo("phone", 2, size=(1200, 1000)), "WEBP")
+
+    response = post(seller, [("big.webp", webp)])
+
+    assert response.status_code == 400
+    (message,) = response.json()["photos"]
+    assert message.startswith("photo 1 ('big.webp'): not checked: the ad's photos take too long")
+    # The same photo alone is within its own budget.
+    settings.ADS_MAX_AD_PHOTO_SECONDS = 1.5
+    assert post(seller, [("big.webp", webp)]).status_code == 201
