@@ -9,7 +9,8 @@ the pixel cap (the costliest JPEG accepted); 16-bit and 1-bit PNGs at the pixel 
 maximal JPEG (the pixel cap, noise, just under the byte cap); a 5,000-frame GIF; the largest
 body each endpoint takes (as many such JPEGs as an ad's photos may take together,
 ``ADS_MAX_AD_PHOTO_BYTES``), the costliest ads to decode (ten progressive JPEGs at the scan
-limit and the pixel cap; ten progressive 12-megapixel photos) and bodies over the caps (to
+limit and the pixel cap; ten WebPs of noise as large as the memory budget lets them be; ten
+progressive 12-megapixel photos) and bodies over the caps (to
 ``/accounts/login/`` too); and, for comparison, an ordinary 12-megapixel phone photo, an ad
 of ten photo-like ones (3 MB each) and a real ad photo. Its own SQLite database and data
 folder under /tmp; Redis from ``REDIS_URL`` (the ads are queued for a worker that is not
@@ -57,6 +58,7 @@ def costly_files() -> dict[str, bytes]:
         "png_1bit_at_pixel_cap.png": deep_png((PIXEL_SIDE, PIXEL_SIDE), 1),
         "maximal_jpeg.jpg": maximal,
         "gif_5000_frames.gif": many_frames_gif(5000, (256, 256)),
+        "webp_of_noise_4400px.webp": noise_webp((4400, 4400)),
         "phone_photo_12mp.jpg": noise_jpeg((4032, 3024), quality=75),
         "photo_like_12mp.jpg": photo_like_jpeg((4032, 3024)),
         "photo_like_12mp_progressive.jpg": photo_like_jpeg((4032, 3024), progressive=True),
@@ -71,6 +73,18 @@ def largest_jpeg(size: tuple[int, int], most: int) -> bytes:
         if len(data) <= most:
             return data
     raise SystemExit("no JPEG of random pixels that size fits the byte cap")
+
+
+def noise_webp(size: tuple[int, int]) -> bytes:
+    """A lossy WebP of random pixels: its decoder reads it whole, no clock check between;
+    4400 px a side is about as large as the decoding memory budget lets a WebP be."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "WEBP", quality=5, method=0)
+    return buffer.getvalue()
 
 
 def photo_like_jpeg(size: tuple[int, int], progressive: bool = False) -> bytes:
@@ -116,6 +130,7 @@ def requests_to_send(files: dict[str, bytes]) -> Iterator[tuple[str, str, bytes,
     yield (f"largest_body_{fit}_maximal_jpegs", ADS, *multipart(ad, largest))
     for name in (
         "progressive_32_scans_at_pixel_cap.jpg",
+        "webp_of_noise_4400px.webp",
         "photo_like_12mp_progressive.jpg",
         "photo_like_12mp.jpg",
     ):
