@@ -227,7 +227,8 @@ def _check_cost(
             )
     components = len(image.layer) if jpeg else 0
     multi_scan = jpeg and scans > 1
-    needed = decode_bytes(image.mode, image.size, components, multi_scan)
+    read_whole = image.format in _READ_WHOLE
+    needed = decode_bytes(image.mode, image.size, components, multi_scan, read_whole=read_whole)
     if needed <= max_bytes:
         return scans, None
     width, height = image.size
@@ -267,16 +268,20 @@ def decode_bytes(
     components: int = 0,
     multi_scan: bool = False,
     coded_size: tuple[int, int] | None = None,
+    read_whole: bool = False,
 ) -> int:
     """Bytes a decode to ``size`` in ``mode`` holds at its peak: the picture in Pillow's
     layout, the working copies of the conversions to RGB and, for a JPEG of several scans,
     libjpeg's buffer of every coefficient of its ``components`` (two bytes each, at the
-    ``coded_size``, whatever the scale decoded to)."""
+    ``coded_size``, whatever the scale decoded to); for a decoder that reads the file whole
+    (WebP), its own copy of the picture too, four bytes a pixel, which Pillow copies from (a
+    4400 px WebP peaked 306 MB above the process's size: 15.8 bytes a pixel)."""
     pixels = size[0] * size[1]
     per_pixel = 1 if mode in _ONE_BYTE else 2 if mode in _TWO_BYTES else 4
     coded = coded_size or size
     coefficients = 2 * components * coded[0] * coded[1] if multi_scan else 0
-    return pixels * (per_pixel + _WORKING_BYTES_PER_PIXEL) + coefficients
+    decoders_copy = 4 if read_whole else 0
+    return pixels * (per_pixel + _WORKING_BYTES_PER_PIXEL + decoders_copy) + coefficients
 
 
 def jpeg_scans(data: bytes, stop_after: int) -> int:
