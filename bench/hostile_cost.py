@@ -58,7 +58,7 @@ def costly_files() -> dict[str, bytes]:
         "png_1bit_at_pixel_cap.png": deep_png((PIXEL_SIDE, PIXEL_SIDE), 1),
         "maximal_jpeg.jpg": maximal,
         "gif_5000_frames.gif": many_frames_gif(5000, (256, 256)),
-        "webp_of_noise_4400px.webp": noise_webp((4400, 4400)),
+        "webp_of_noise_3960px.webp": noise_webp((3960, 3960)),
         "phone_photo_12mp.jpg": noise_jpeg((4032, 3024), quality=75),
         "photo_like_12mp.jpg": photo_like_jpeg((4032, 3024)),
         "photo_like_12mp_progressive.jpg": photo_like_jpeg((4032, 3024), progressive=True),
@@ -77,7 +77,7 @@ def largest_jpeg(size: tuple[int, int], most: int) -> bytes:
 
 def noise_webp(size: tuple[int, int]) -> bytes:
     """A lossy WebP of random pixels: its decoder reads it whole, no clock check between;
-    4400 px a side is about as large as the decoding memory budget lets a WebP be."""
+    3960 px a side is about as large as the decoding memory budget lets a WebP be."""
     import numpy as np
     from PIL import Image
 
@@ -130,7 +130,7 @@ def requests_to_send(files: dict[str, bytes]) -> Iterator[tuple[str, str, bytes,
     yield (f"largest_body_{fit}_maximal_jpegs", ADS, *multipart(ad, largest))
     for name in (
         "progressive_32_scans_at_pixel_cap.jpg",
-        "webp_of_noise_4400px.webp",
+        "webp_of_noise_3960px.webp",
         "photo_like_12mp_progressive.jpg",
         "photo_like_12mp.jpg",
     ):
