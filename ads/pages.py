@@ -9,7 +9,6 @@ page, at most one ad, by the API's one rule (``services.create_ad``).
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from ads.verdicts import SURE_SUGGESTIONS, is_sure, verdict_of
-from avito_mod.throttling import page_wait
+from avito_mod.throttling import page_wait, wait_in_words
 
 from .models import Ad, AdQuerySet, Category
 from .throttling import SignupAddressThrottle
@@ -111,12 +110,11 @@ def signup(request):
 
 
 def _too_many_signups(request, form: UserCreationForm, wait: int):
-    minutes = math.ceil(wait / 60)
     form.errors.clear()
     form.add_error(
         None,
         "Too many accounts were created from your network just now; try again in "
-        f"{minutes} minute{'' if minutes == 1 else 's'}.",
+        f"{wait_in_words(wait)}.",
     )
     response = render(request, "sellers/signup.html", {"form": form}, status=429)
     response["Retry-After"] = str(wait)
@@ -192,6 +190,7 @@ def _form_context(ad: Ad | None) -> dict:
         "photos_editable": ad is None or ad.is_editable,
         "max_photos": settings.ADS_MAX_PHOTOS,
         "max_photo_bytes": settings.ADS_MAX_PHOTO_BYTES,
+        "max_ad_photo_bytes": settings.ADS_MAX_AD_PHOTO_BYTES,
         # For the page's script.
         "config": {
             "classify_url": reverse("quick-check"),
@@ -204,6 +203,7 @@ def _form_context(ad: Ad | None) -> dict:
             "done_url": _url_template("sellers:ad"),
             "max_photos": settings.ADS_MAX_PHOTOS,
             "max_photo_bytes": settings.ADS_MAX_PHOTO_BYTES,
+            "max_ad_photo_bytes": settings.ADS_MAX_AD_PHOTO_BYTES,
         },
     }
 
