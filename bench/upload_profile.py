@@ -48,7 +48,7 @@ STAGES = {
 def body_of(photos: int, photo: bytes) -> tuple[bytes, str]:
     from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
-    from tests.factories import upload
+    from tests.support.factories import upload
 
     fields = {"title": "Profiled", "price": "1.00", "category": "phone"}
     fields["photos"] = [upload(f"photo_{n}.jpg", photo) for n in range(photos)]
@@ -56,7 +56,7 @@ def body_of(photos: int, photo: bytes) -> tuple[bytes, str]:
 
 
 def photo_bytes(args: argparse.Namespace) -> bytes:
-    from tests.costly import noise_jpeg
+    from tests.support.costly import noise_jpeg
 
     name = "real" if args.real else f"maximal-{args.photo_mib}"
     cached = Path(f"/tmp/upload-profile-{name}.jpg")

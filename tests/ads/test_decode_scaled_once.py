@@ -5,7 +5,7 @@ larger decode after it."""
 from __future__ import annotations
 
 from ads.photos import decode_bytes, decode_image
-from tests.images import drawn_photo, encode
+from tests.support.images import drawn_photo, encode
 
 
 def test_the_kept_side_and_the_memory_budget_share_one_scale():

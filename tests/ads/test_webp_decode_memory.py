@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ads.photos import ImageError, decode_bytes, decode_image
-from tests.images import drawn_photo, encode
+from tests.support.images import drawn_photo, encode
 
 SIZE = (400, 300)
 

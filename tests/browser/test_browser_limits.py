@@ -1,4 +1,4 @@
-"""The ad form in a real browser (``tests.browser``) tells a seller the upload limits in the
+"""The ad form in a real browser (``tests.support.browser``) tells a seller the upload limits in the
 server's words: the wait of a rate limit as a person says it, and photos too large together
 before anything is sent."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.core.cache import cache
 
 from ads.models import Ad
-from tests.browser import BROWSER_TESTS
-from tests.images import jpeg_bytes
+from tests.support.browser import BROWSER_TESTS
+from tests.support.images import jpeg_bytes
 
 pytestmark = BROWSER_TESTS
 

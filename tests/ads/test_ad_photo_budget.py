@@ -8,10 +8,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from tests.conftest import stored_files
-from tests.costly import many_scans_jpeg
-from tests.factories import upload
-from tests.images import drawn_photo, encode
+from tests.support.costly import many_scans_jpeg
+from tests.support.factories import upload
+from tests.support.images import drawn_photo, encode
+from tests.support.storage import stored_files
 
 pytestmark = pytest.mark.django_db
 

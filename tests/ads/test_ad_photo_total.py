@@ -14,9 +14,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from tests.conftest import stored_files
-from tests.factories import upload
-from tests.images import jpeg_bytes
+from tests.support.factories import upload
+from tests.support.images import jpeg_bytes
+from tests.support.storage import stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from avito_mod.throttling import wait_in_words
-from tests.factories import upload
-from tests.images import jpeg_bytes
+from tests.support.factories import upload
+from tests.support.images import jpeg_bytes
 
 
 @pytest.mark.parametrize(
