@@ -60,7 +60,8 @@ def fit(seen: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, d
 
 @cache
 def _stored(path: Path = LIMITS_FILE) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    # Shipped with the package: a missing file is an error, not a rule quietly dropped.
+    return json.loads(path.read_text())
 
 
 def limits_for(
