@@ -59,7 +59,8 @@ def fit(seen: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, d
 
 
 @cache
-def _stored(path: Path = LIMITS_FILE) -> dict:
+def stored_limits(path: Path = LIMITS_FILE) -> dict:
+    """The shipped limits, read once per process."""
     # Shipped with the package: a missing file is an error, not a rule quietly dropped.
     return json.loads(path.read_text())
 
@@ -70,7 +71,7 @@ def limits_for(
     """Per class of a model, (ImageNet class indices, their limits) of its look-alikes, or
     None; from ``table`` (``{backbone id: {category: {ImageNet name: limit}}}``) or the
     shipped file."""
-    stored = (_stored() if table is None else table).get(backbone, {})
+    stored = (stored_limits() if table is None else table).get(backbone, {})
     index = {name: i for i, name in enumerate(class_names())}
     out = []
     for category in classes:
