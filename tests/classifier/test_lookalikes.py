@@ -8,7 +8,6 @@ the features are built from the head's own weights, no photo is needed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from classifier.ml.backbone import HEAD_FEATURES, spec_of
 from classifier.ml.heads import Heads
 from classifier.ml.none_of_these import FOREIGN_SURE
 
-V5 = Path(__file__).resolve().parent.parent / "classifier/default_model/v5"
+V5 = lookalikes.LIMITS_FILE.parents[1] / "default_model/v5"  # classifier/default_model/v5
 
 
 def test_the_shipped_limits_name_imagenet_classes_of_each_categorys_list():
