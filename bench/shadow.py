@@ -61,6 +61,7 @@ def main() -> None:
         (model_dir / "heads.npz").read_bytes(),
         threshold=manifest["threshold"],
         backbone=manifest["backbone"],
+        classes=manifest["classes"],
     )
     backbone = (model_dir / "backbone.tflite").read_bytes()
     predictor = Predictor(

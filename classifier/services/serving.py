@@ -132,8 +132,11 @@ def load_heads(version: ModelVersion) -> Heads:
 
 
 def _heads(version: ModelVersion, content: bytes) -> Heads:
-    # The threshold and backbone let the none-of-these detector consult the ImageNet head.
-    return Heads(content, threshold=version.threshold, backbone=version.backbone)
+    # The threshold, backbone and categories let the none-of-these detector consult the
+    # ImageNet head and look for each category's look-alikes.
+    return Heads(
+        content, threshold=version.threshold, backbone=version.backbone, classes=version.classes
+    )
 
 
 def forget_loaded_models() -> None:

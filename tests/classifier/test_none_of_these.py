@@ -137,12 +137,15 @@ def test_imagenet_overrules_the_distance_for_confidently_placed_photos_both_ways
     assert not flags(fish, [0.3, 0.7])  # not confident: the routing sends it to review anyway
 
 
-def test_served_versions_give_the_detector_their_threshold_and_backbone(detecting_version):
+def test_served_versions_give_the_detector_their_threshold_backbone_and_classes(
+    detecting_version,
+):
     heads = services.predictor_for(detecting_version).heads
     assert heads.none_of_these is not None
-    assert (heads.threshold, heads.backbone) == (
+    assert (heads.threshold, heads.backbone, heads.classes) == (
         detecting_version.threshold,
         detecting_version.backbone,
+        detecting_version.classes,
     )
 
 
