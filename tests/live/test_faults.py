@@ -13,8 +13,8 @@ from django.db import OperationalError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from ads.api.views import AdViewSet
 from ads.throttling import UploadAddressThrottle, UploadUserThrottle
-from ads.views import AdViewSet
 from classifier import tasks
 from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion

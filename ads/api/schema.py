@@ -78,7 +78,7 @@ KEY_REUSED = detail(
 
 
 class AdViewSetSchema(OpenApiViewExtension):
-    target_class = "ads.views.AdViewSet"
+    target_class = "ads.api.views.AdViewSet"
 
     def view_replacement(self):
         read = {401: UNAUTHENTICATED, 404: NOT_FOUND}

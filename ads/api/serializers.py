@@ -8,8 +8,8 @@ from rest_framework.settings import api_settings
 
 from ads.verdicts import is_confident, is_sure, verdict_of
 
-from . import services
-from .models import Ad, AdImage, Category
+from .. import services
+from ..models import Ad, AdImage, Category
 
 
 class ActiveCategoryField(serializers.SlugRelatedField):

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import pages
+from . import views as pages
 
 app_name = "sellers"
 

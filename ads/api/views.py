@@ -10,11 +10,12 @@ from rest_framework.response import Response
 
 from avito_mod.throttling import ExplainedThrottling
 
-from . import idempotency, services
-from .models import Ad, AdImage, Category, IdempotencyKey
+from .. import services
+from ..models import Ad, AdImage, Category, IdempotencyKey
+from ..throttling import UploadAddressThrottle, UploadUserThrottle
+from . import idempotency
 from .permissions import IsSellerOrReadOnly
 from .serializers import AdSerializer, AdWriteSerializer, CategorySerializer
-from .throttling import UploadAddressThrottle, UploadUserThrottle
 
 # On an answer replayed for a retry with the same Idempotency-Key (nothing was created).
 REPLAYED_HEADER = "Idempotent-Replayed"

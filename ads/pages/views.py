@@ -24,8 +24,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 from ads.verdicts import SURE_SUGGESTIONS, is_sure, verdict_of
 from avito_mod.throttling import page_wait, wait_in_words
 
-from .models import Ad, AdQuerySet, Category
-from .throttling import SignupAddressThrottle
+from ..models import Ad, AdQuerySet, Category
+from ..throttling import SignupAddressThrottle
 
 ADS_PER_PAGE = 25
 
