@@ -28,7 +28,6 @@ from psycopg import sql
 from ads import services as ad_services
 from ads.models import Ad, AdImage
 from avito_mod.backup import databases, services
-from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
 from classifier.models import TrainingImage
 from classifier.services.datasets import training_features
 from moderation import pipeline
@@ -41,8 +40,6 @@ from tests.live import manage
 
 # Committed rows: pg_dump and the restoring process see only what is committed.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-SHIPPED = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
 
 
 def new_machine(data_dir: Path, database_url: str | None) -> dict:
