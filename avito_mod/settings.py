@@ -448,6 +448,9 @@ MODERATION_AUDIT_RATE = env_float("MODERATION_AUDIT_RATE", 0.02, low=0.0, high=1
 # The days of audits the admin index's notice and /metrics measure (the pulse page and the
 # registry offer 7, 30 and 90).
 MODERATION_AUDIT_WINDOW_DAYS = env_int("MODERATION_AUDIT_WINDOW_DAYS", 30, low=1)
+# Beat remembers when each task last ran in this file (a shelve: .db, or .bak/.dat/.dir),
+# in the data folder whichever way beat is started, never in the working directory.
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "moderation.tasks.requeue_stale_ads",

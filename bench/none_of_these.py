@@ -64,10 +64,9 @@ from bench.studio import MAKERS  # noqa: E402
 from classifier.ml import imagenet, lookalikes, none_of_these  # noqa: E402
 from classifier.ml.dataset import scan_class_folders  # noqa: E402
 from classifier.ml.heads import Heads  # noqa: E402
-from classifier.ml.label_errors import group_folds  # noqa: E402
 from classifier.ml.predict import Predictor  # noqa: E402
 from classifier.ml.preprocess import letterbox, preprocess_batch  # noqa: E402
-from classifier.ml.split import near_duplicate_groups  # noqa: E402
+from classifier.ml.split import group_folds, near_duplicate_groups  # noqa: E402
 from classifier.services.importing import ImportReport, assign_subsets, read_folder  # noqa: E402
 from tests.support.images import drawn_photo  # noqa: E402
 

@@ -15,6 +15,7 @@ from . import evaluation
 from .backbone import DEFAULT_INPUT_SIZE
 from .features import backbone_id
 from .model import HeadConfig, build_head
+from .split import group_folds
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ def train(
     import keras
 
     from . import none_of_these
-    from .label_errors import group_folds
 
     _check_data(features, labels, classes, config.folds)
     keras.utils.set_random_seed(config.seed)

@@ -49,7 +49,7 @@ def categories(db):
 @pytest.fixture
 def detecting_version(tmp_path, media, admin_user):
     """A version trained by the app on drawn laptops and phones, active."""
-    store_shipped_files()  # the active shipped v4, measured beside it at promotion
+    store_shipped_files()  # the active shipped v5, measured beside it at promotion
     import_drawn(
         tmp_path, {"laptop": drawn("laptop", range(48)), "phone": drawn("phone", range(48))}
     )

@@ -90,7 +90,7 @@ def test_the_admin_warns_when_the_active_model_cannot_be_loaded(admin_client, me
 
 
 def test_the_admin_says_nothing_when_the_active_model_loads(admin_client, media):
-    store_shipped_files()  # the shipped backbone, which v4's heads follow
+    store_shipped_files()  # the shipped backbone, which v5's heads follow
     version = _put_model_file(SHIPPED_HEADS.read_bytes())
     assert version.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]  # its own file
 
