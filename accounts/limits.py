@@ -31,7 +31,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from avito_mod.throttling import client_address
+from avito_mod.throttling import client_address, wait_in_words
 
 from . import known
 
@@ -89,11 +89,6 @@ def _lock_ends(attempts: QuerySet, limit: int, cool_off: timedelta) -> datetime 
     return None
 
 
-def wait_text(seconds: int) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
-    return f"{minutes} minute{'' if minutes == 1 else 's'}"
-
-
 def locked_out_response(
     request: HttpRequest, original_response=None, credentials: dict | None = None
 ) -> HttpResponse:
@@ -101,9 +96,9 @@ def locked_out_response(
     or the one of an account's used-up budget of guesses (``accounts.backends``)."""
     wait = getattr(request, "signin_guesses_wait", None)
     if wait is not None:
-        return refusal(request, TOO_MANY_GUESSES.format(wait=wait_text(wait)), wait)
+        return refusal(request, TOO_MANY_GUESSES.format(wait=wait_in_words(wait)), wait)
     wait = seconds_locked_out(request, credentials)
-    return refusal(request, LOCKED_OUT.format(wait=wait_text(wait)), wait)
+    return refusal(request, LOCKED_OUT.format(wait=wait_in_words(wait)), wait)
 
 
 def refusal(request: HttpRequest, message: str, wait: int) -> HttpResponse:

@@ -1,7 +1,7 @@
 """System checks: upload limits that would refuse every ad; keys that would not be kept."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 
 @register("ads")
@@ -22,6 +22,15 @@ def upload_limits_check(app_configs, **kwargs):
                 f"ADS_MAX_PHOTO_BYTES is {settings.ADS_MAX_PHOTO_BYTES}; every photo would be "
                 "refused.",
                 id="ads.E002",
+            )
+        )
+    if settings.ADS_MAX_AD_PHOTO_BYTES < settings.ADS_MAX_PHOTO_BYTES:
+        errors.append(
+            Warning(
+                f"ADS_MAX_AD_PHOTO_BYTES ({settings.ADS_MAX_AD_PHOTO_BYTES}) is less than "
+                f"ADS_MAX_PHOTO_BYTES ({settings.ADS_MAX_PHOTO_BYTES}): an ad of one photo of "
+                "the size allowed would be refused.",
+                id="ads.W001",
             )
         )
     if settings.ADS_IDEMPOTENCY_KEEP_HOURS < 1:

@@ -19,8 +19,8 @@ class CategoryQuerySet(models.QuerySet):
 class Category(models.Model):
     """A marketplace category. The classifier's classes are category slugs.
 
-    What deactivating a category means (the one statement of the rule; README, "Admins:
-    categories and example photos", says it for admins):
+    What deactivating a category means (the one statement of the rule; docs/categories.md,
+    "Deactivating a category", says it for admins):
 
     - Sellers: no new ad in it, and no ad moved into it (``ads.services``); the API and
       the pages list active categories only. Its ads stay as they are: published ones

@@ -39,7 +39,13 @@ _ONE_BYTE, _TWO_BYTES = {"1", "L", "P"}, {"I;16", "I;16L", "I;16B", "I;16N"}
 # (the sRGB or RGBA copy and the RGB result) and an alpha mask.
 _WORKING_BYTES_PER_PIXEL = 9
 # The decoder reads the file in blocks this large; the CPU clock is checked between blocks.
+# A JPEG of several scans in smaller ones: each scan, of a few dozen bytes in a hostile file,
+# is a pass over the whole picture (15 ms at the pixel cap), and 16 KiB of them would run
+# half a second past the budget; 256 bytes cost a progressive 12-megapixel photo some 10%.
 _READ_BLOCK = 16 * 1024
+_SCANS_READ_BLOCK = 256
+# Formats whose decoder takes the whole file in one call, which no clock check can stop.
+_READ_WHOLE = frozenset({"WEBP"})
 # The next marker after a scan's entropy-coded data (where FF is stuffed as FF 00 and
 # restart markers FF D0-D7 belong to the scan).
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
@@ -82,6 +88,10 @@ class ImageError(ValueError):
     """The bytes are not an image we can read; the message says why, for a human."""
 
 
+class TooSlow(ImageError):
+    """The decode ran out of its CPU seconds."""
+
+
 def decode_image(
     data: bytes,
     *,
@@ -92,6 +102,7 @@ def decode_image(
     max_seconds: float = MAX_DECODE_SECONDS,
     max_scans: int = MAX_JPEG_SCANS,
     max_kept_side: int | None = None,
+    photo_seconds: float | None = None,
 ) -> Image.Image:
     """Decode ``data`` fully into an upright RGB image, or raise ``ImageError``.
 
@@ -105,8 +116,11 @@ def decode_image(
     of its size instead when that fits). A decode that takes more than ``max_seconds`` of
     CPU is stopped between blocks of the file, or refused after. With ``max_kept_side``, a
     larger picture comes back shrunk to fit it (a JPEG decoded at 1/2, 1/4 or 1/8 of its size
-    first, which costs a fraction of the full decode). Whatever a decoder raises becomes an
-    ``ImageError``.
+    first, which costs a fraction of the full decode; other formats reduced by a whole
+    factor). When ``max_seconds`` is what is left of a larger budget (an ad's) and
+    ``photo_seconds`` the photo's own, a WebP, which its decoder reads whole and the clock
+    cannot stop, is refused unless what is left covers its share of ``photo_seconds`` (by
+    pixels, of ``max_pixels``). Whatever a decoder raises becomes an ``ImageError``.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -118,17 +132,23 @@ def decode_image(
             image = Image.open(_Clocked(data, started + max_seconds), formats=DECODERS)
             _check_header(image, max_pixels, min_side, max_aspect)
             image.seek(0)  # the first frame only: no other frame is ever decoded
-            _check_cost(image, data, max_bytes, max_scans)
-            if max_kept_side:
-                _draft_to(image, max_kept_side)
-            image.decodermaxblock = _READ_BLOCK
+            if photo_seconds and image.format in _READ_WHOLE:
+                share = photo_seconds * image.width * image.height / max_pixels
+                if max_seconds < share:
+                    raise _too_slow()
+            scans, fits = _check_cost(image, data, max_bytes, max_scans)
+            kept = _kept_request(image, max_kept_side) if max_kept_side else None
+            _draft(image, [size for size in (fits, kept) if size])
+            image.decodermaxblock = _SCANS_READ_BLOCK if scans > 1 else _READ_BLOCK
             image.load()
             # One step at a time, each dropping the previous copy of the picture.
             _upright(image)
             image = _in_srgb(image)
             image = to_rgb(image)
             if max_kept_side and max(image.size) > max_kept_side:
-                image.thumbnail((max_kept_side, max_kept_side), Image.Resampling.LANCZOS)
+                # A box average by a whole factor, like libjpeg's scaling: resampling 20
+                # megapixels with Lanczos filters took 0.35 s.
+                image = image.reduce(math.ceil(max(image.size) / max_kept_side))
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -158,9 +178,9 @@ class _Clocked(io.BytesIO):
         return super().read(size)
 
 
-def _too_slow(spent: float | None = None, most: float | None = None) -> ImageError:
+def _too_slow(spent: float | None = None, most: float | None = None) -> TooSlow:
     took = f" ({spent:.2f} s of CPU; at most {most:g} s)" if spent is not None else ""
-    return ImageError(f"the image takes too long to decode{took}")
+    return TooSlow(f"the image takes too long to decode{took}")
 
 
 def _check_header(
@@ -186,11 +206,18 @@ def _check_header(
         )
 
 
-def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int) -> None:
-    """Refuse what would cost more than the budget, before any pixel is decoded; shrink a
-    JPEG whose full size would hold too much but a smaller one fits (libjpeg scales while
+Size = tuple[int, int]
+
+
+def _check_cost(
+    image: Image.Image, data: bytes, max_bytes: int, max_scans: int
+) -> tuple[int, Size | None]:
+    """Refuse what would cost more than the budget, before any pixel is decoded. Returns the
+    JPEG's number of scans (0: not a JPEG) and, for a JPEG whose full size would hold too
+    much but a smaller one fits, the size to ask ``_draft`` for (libjpeg scales while
     decoding, for less CPU too)."""
     jpeg = image.format in ("JPEG", "MPO")
+    scans = 0
     if jpeg:
         scans = jpeg_scans(data, stop_after=max_scans)
         if scans > max_scans:
@@ -200,33 +227,39 @@ def _check_cost(image: Image.Image, data: bytes, max_bytes: int, max_scans: int)
             )
     components = len(image.layer) if jpeg else 0
     multi_scan = jpeg and scans > 1
-    needed = decode_bytes(image.mode, image.size, components, multi_scan)
+    read_whole = image.format in _READ_WHOLE
+    needed = decode_bytes(image.mode, image.size, components, multi_scan, read_whole=read_whole)
     if needed <= max_bytes:
-        return
+        return scans, None
     width, height = image.size
     for scale in (2, 4, 8) if jpeg else ():
         size = (math.ceil(width / scale), math.ceil(height / scale))
         if decode_bytes(image.mode, size, components, multi_scan, image.size) <= max_bytes:
-            # Pillow picks the largest scale that keeps at least the size asked for.
-            image.draft(image.mode, (width // scale, height // scale))
-            return
+            return scans, (width // scale, height // scale)
     raise ImageError(
         f"the image needs too much memory to decode ({width}x{height} pixels in mode "
         f"{image.mode}: {needed / 2**20:,.0f} MiB; at most {max_bytes / 2**20:,.0f} MiB)"
     )
 
 
-def _draft_to(image: Image.Image, side: int) -> None:
-    """Let libjpeg decode a JPEG longer than ``side`` at 1/2, 1/4 or 1/8 of its size, the
-    smallest whose longer side is still at least ``side / 2`` (so it is kept between half
-    ``side`` and ``side`` with no resampling at all); no-op for other formats."""
+def _kept_request(image: Image.Image, side: int) -> Size | None:
+    """The size to ask ``_draft`` for so that libjpeg decodes a JPEG longer than ``side`` at
+    1/2, 1/4 or 1/8 of its size, the smallest whose longer side is still at least
+    ``side / 2`` (so it is kept between half ``side`` and ``side`` with no resampling at
+    all); None for other formats."""
     longest = max(image.size)
     if image.format not in ("JPEG", "MPO") or longest <= side:
-        return
+        return None
     width, height = image.size
     half = side // 2
-    # Pillow picks the largest scale that keeps at least the size asked for.
-    image.draft(image.mode, (max(1, width * half // longest), max(1, height * half // longest)))
+    return max(1, width * half // longest), max(1, height * half // longest)
+
+
+def _draft(image: Image.Image, requests: list[Size]) -> None:
+    """One draft for all the ``requests`` (Pillow ignores a second one): the smallest, for
+    which Pillow picks the largest scale that keeps at least the size asked for."""
+    if requests:
+        image.draft(image.mode, (min(w for w, _ in requests), min(h for _, h in requests)))
 
 
 def decode_bytes(
@@ -235,16 +268,20 @@ def decode_bytes(
     components: int = 0,
     multi_scan: bool = False,
     coded_size: tuple[int, int] | None = None,
+    read_whole: bool = False,
 ) -> int:
     """Bytes a decode to ``size`` in ``mode`` holds at its peak: the picture in Pillow's
     layout, the working copies of the conversions to RGB and, for a JPEG of several scans,
     libjpeg's buffer of every coefficient of its ``components`` (two bytes each, at the
-    ``coded_size``, whatever the scale decoded to)."""
+    ``coded_size``, whatever the scale decoded to); for a decoder that reads the file whole
+    (WebP), its own copy of the picture too, four bytes a pixel, which Pillow copies from (a
+    4400 px WebP peaked 306 MB above the process's size: 15.8 bytes a pixel)."""
     pixels = size[0] * size[1]
     per_pixel = 1 if mode in _ONE_BYTE else 2 if mode in _TWO_BYTES else 4
     coded = coded_size or size
     coefficients = 2 * components * coded[0] * coded[1] if multi_scan else 0
-    return pixels * (per_pixel + _WORKING_BYTES_PER_PIXEL) + coefficients
+    decoders_copy = 4 if read_whole else 0
+    return pixels * (per_pixel + _WORKING_BYTES_PER_PIXEL + decoders_copy) + coefficients
 
 
 def jpeg_scans(data: bytes, stop_after: int) -> int:

@@ -6,10 +6,13 @@ A photo is read up to the byte cap (``ADS_MAX_PHOTO_BYTES``), decoded fully by c
 (``classifier.ml.preprocess.decode_image``: JPEG, PNG, WebP, GIF; the first frame of an
 animation; EXIF orientation applied; at most ``CLASSIFIER_MAX_IMAGE_PIXELS`` pixels and at
 least ``MIN_SIDE`` px on each side; within the decoding budget ``CLASSIFIER_MAX_DECODE_*``
-and ``CLASSIFIER_MAX_JPEG_SCANS``) and re-encoded as JPEG. Re-encoding without passing
-metadata on drops all of it (EXIF, GPS position, XMP, ICC profiles) and anything appended
-to the picture (a zip after a JPEG), and means only pixels we decoded ourselves are ever
-stored or served. The name the client gave is kept only as a label, sanitized.
+and ``CLASSIFIER_MAX_JPEG_SCANS``) and re-encoded as JPEG. An ad's photos together are at
+most ``ADS_MAX_AD_PHOTO_BYTES`` and are checked within ``ADS_MAX_AD_PHOTO_SECONDS`` of CPU:
+the photos past it are refused, each named, rather than the request running on.
+Re-encoding without passing metadata on drops all of it (EXIF, GPS position, XMP, ICC
+profiles) and anything appended to the picture (a zip after a JPEG), and means only pixels
+we decoded ourselves are ever stored or served. The name the client gave is kept only as
+a label, sanitized.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import IO
@@ -25,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
 
-from .photos import MIN_SIDE, ImageError, decode_image, perceptual_hash
+from .photos import MIN_SIDE, ImageError, TooSlow, decode_image, perceptual_hash
 
 JPEG_QUALITY = 90
 # Enough to keep a file's extension when a long name is cut to fit.
@@ -51,10 +55,16 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
         raise ValidationError(
             {"photos": f"an ad needs 1 to {limit} photos; {len(uploads)} were sent"}
         )
+    _check_total(uploads)
     cleaned, errors = [], []
+    budget = settings.ADS_MAX_AD_PHOTO_SECONDS
+    started = time.thread_time()  # the request's own thread: another's work is not counted
     for number, upload in enumerate(uploads, start=1):
+        left = budget - (time.thread_time() - started)
         try:
-            cleaned.append(clean_photo(upload, number))
+            if left <= 0:
+                raise ValidationError(_over_ad_budget(upload, number, budget))
+            cleaned.append(clean_photo(upload, number, left))
         except ValidationError as error:
             errors.extend(error.messages)
     if errors:
@@ -62,10 +72,37 @@ def clean_photos(uploads: list[IO[bytes]]) -> list[CleanPhoto]:
     return cleaned
 
 
-def clean_photo(upload: IO[bytes], number: int = 1) -> CleanPhoto:
-    """Validate and re-encode photo ``number`` (1-based, for messages) of an upload."""
+def _check_total(uploads: list[IO[bytes]]) -> None:
+    """Refuse an ad whose photos together are over ``ADS_MAX_AD_PHOTO_BYTES``, before any
+    is decoded: the CPU an ad costs grows with its bytes (the body cap, 1 MiB of form above
+    this, lets a little more through)."""
+    most = settings.ADS_MAX_AD_PHOTO_BYTES
+    total = sum(_file_size(upload) or 0 for upload in uploads)
+    if total > most:
+        raise ValidationError(
+            {
+                "photos": f"the photos are too large together ({_bytes(total)}; an ad's "
+                f"photos may take at most {_bytes(most)}): send fewer or smaller photos"
+            }
+        )
+
+
+def _over_ad_budget(upload: IO[bytes], number: int, budget: float) -> str:
     name = safe_name(getattr(upload, "name", "") or "")
-    return stored_form(read_photo(upload, number), name)
+    return (
+        f"photo {number} ({name!r}): not checked: the ad's photos take too long to check "
+        f"together (more than {budget:g} s of CPU): send fewer photos, or smaller ones, or "
+        "save progressive JPEGs again as ordinary ones"
+    )
+
+
+def clean_photo(
+    upload: IO[bytes], number: int = 1, ad_seconds_left: float | None = None
+) -> CleanPhoto:
+    """Validate and re-encode photo ``number`` (1-based, for messages) of an upload, its
+    decode stopped when the ad's CPU seconds left run out (if less than its own budget)."""
+    name = safe_name(getattr(upload, "name", "") or "")
+    return stored_form(read_photo(upload, number, ad_seconds_left), name)
 
 
 def stored_form(image: Image.Image, name: str = "", data: bytes | None = None) -> CleanPhoto:
@@ -112,11 +149,20 @@ def is_stored_form(data: bytes, size: tuple[int, int]) -> bool:
     return plain and scan > 0 and data.find(b"\xff\xd9", scan) == len(data) - 2
 
 
-def read_photo(upload: IO[bytes], number: int = 1) -> Image.Image:
+def read_photo(
+    upload: IO[bytes], number: int = 1, ad_seconds_left: float | None = None
+) -> Image.Image:
     """The upload decoded by content (a PIL image), or a ``ValidationError`` naming it."""
     name = safe_name(getattr(upload, "name", "") or "")
+    own = settings.CLASSIFIER_MAX_DECODE_SECONDS
+    ad_first = ad_seconds_left is not None and ad_seconds_left < own
     try:
-        return decode(read_capped(upload))
+        return decode(read_capped(upload), ad_seconds_left if ad_first else own)
+    except TooSlow as error:
+        if ad_first:  # the ad's seconds ran out, not the photo's own
+            budget = settings.ADS_MAX_AD_PHOTO_SECONDS
+            raise ValidationError(_over_ad_budget(upload, number, budget)) from None
+        raise ValidationError(f"photo {number} ({name!r}): {error}") from None
     except ImageError as error:
         raise ValidationError(f"photo {number} ({name!r}): {error}") from None
 
@@ -129,7 +175,7 @@ def read_capped(handle: IO[bytes]) -> bytes:
     # Read one byte past the cap rather than trust a declared size.
     data = handle.read(cap + 1)
     if len(data) > cap:
-        size = getattr(handle, "size", None) or _file_size(handle)
+        size = _file_size(handle)
         got, most = _bytes(size) if size else f"more than {_bytes(cap)}", _bytes(cap)
         if got == most:  # just over the cap: rounded, both would read the same
             got, most = f"{size:,} bytes", f"{cap:,} bytes"
@@ -137,15 +183,17 @@ def read_capped(handle: IO[bytes]) -> bytes:
     return data
 
 
-def decode(data: bytes) -> Image.Image:
-    """Decode a photo with the project's limits (see ``preprocess.decode_image``)."""
+def decode(data: bytes, max_seconds: float | None = None) -> Image.Image:
+    """Decode a photo with the project's limits (see ``preprocess.decode_image``), within
+    ``max_seconds`` of CPU if given (``CLASSIFIER_MAX_DECODE_SECONDS`` otherwise)."""
     return decode_image(
         data,
         max_pixels=settings.CLASSIFIER_MAX_IMAGE_PIXELS,
         min_side=MIN_SIDE,
         max_aspect=settings.ADS_MAX_ASPECT_RATIO,
         max_bytes=settings.CLASSIFIER_MAX_DECODE_BYTES,
-        max_seconds=settings.CLASSIFIER_MAX_DECODE_SECONDS,
+        max_seconds=max_seconds or settings.CLASSIFIER_MAX_DECODE_SECONDS,
+        photo_seconds=settings.CLASSIFIER_MAX_DECODE_SECONDS,
         max_scans=settings.CLASSIFIER_MAX_JPEG_SCANS,
         max_kept_side=settings.ADS_PHOTO_MAX_SIDE,
     )
@@ -165,10 +213,18 @@ def safe_name(name: str) -> str:
 
 
 def _file_size(handle: IO[bytes]) -> int | None:
+    """The file's size: as Django counted the bytes it received, or to its end (from where
+    it stands, put back); None when neither can be known."""
+    size = getattr(handle, "size", None)
+    if isinstance(size, int):
+        return size
     try:
-        return os.fstat(handle.fileno()).st_size
-    except (AttributeError, OSError):  # not a file on disk (an in-memory upload)
+        here = handle.tell()
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(here)
+    except (AttributeError, OSError):  # not seekable
         return None
+    return end
 
 
 def _bytes(count: int) -> str:

@@ -1,18 +1,22 @@
 """Caps on request bodies, applied before Django reads them (issue 27).
 
-Each view takes at most its own cap (``body_caps``): the upload views as many photos as
-they accept, the admins' example photos their larger submission cap (zips), every other
-view ``AVITO_MAX_REQUEST_BYTES``. A declared ``Content-Length`` over the cap is answered
-``413`` at once, without reading a byte of the body; a body without a length (chunked) is
-``411``, as Django would read none of it anyway. A file of a multipart body is cut off as it
-arrives once it passes its cap, and the request answered ``413`` naming it: for photos, 1 MiB
-past ``ADS_MAX_PHOTO_BYTES``, so that a photo just over it is still read to its end and
-refused by ``ads.uploads`` with its size, as ever. The reverse
-proxy applies the same caps (``deploy/nginx/avito-mod.conf``), so that none of this is even
-sent to the web process.
+Each view takes at most its own cap (``body_caps``): an ad's views its photos together
+(``ADS_MAX_AD_PHOTO_BYTES``, or ``ADS_MAX_PHOTOS`` photos of ``ADS_MAX_PHOTO_BYTES`` if
+less), the quick check one photo, the admins' example photos their larger submission cap
+(zips), every other view ``AVITO_MAX_REQUEST_BYTES``. A declared ``Content-Length`` over
+the cap is answered ``413`` at once, without reading a byte of the body; a body without a
+length (chunked) is ``411``, as Django would read none of it anyway. A file of a
+multipart body is cut off as it arrives once it passes its cap, and the request answered
+``413`` naming it: for photos, 1 MiB past ``ADS_MAX_PHOTO_BYTES``, so that a photo just
+over it is still read to its end and refused by ``ads.uploads`` with its size, as ever (and
+so are an ad's photos over ``ADS_MAX_AD_PHOTO_BYTES`` together, within the form's room).
+The reverse proxy applies the same caps (``deploy/nginx/avito-mod.conf``), so that none of
+this is even sent to the web process.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
@@ -29,21 +33,33 @@ AD_UPLOADS = frozenset({"ads:ad-list", "ads:ad-detail"})
 EXAMPLE_PHOTOS = "admin:classifier_trainingimage_add_photos"
 
 
-def body_caps(request: HttpRequest) -> tuple[int, int]:
-    """(bytes of the whole body, bytes of each file in it) that ``request``'s view accepts."""
+@dataclass(frozen=True)
+class Caps:
+    """What a view accepts: bytes of the whole body, of each file in it, and the rule
+    behind the body's cap in words (for the refusal), if it is not plain."""
+
+    body: int
+    file: int
+    rule: str = ""
+
+
+def body_caps(request: HttpRequest) -> Caps:
+    """The caps of ``request``'s view."""
     try:
         view = resolve(request.path_info).view_name
     except Resolver404:
         view = ""
     photo = settings.ADS_MAX_PHOTO_BYTES
     if view in AD_UPLOADS:
-        return settings.ADS_MAX_PHOTOS * photo + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES
+        photos = min(settings.ADS_MAX_PHOTOS * photo, settings.ADS_MAX_AD_PHOTO_BYTES)
+        rule = f"an ad's photos may take {_size(photos)} together"
+        return Caps(photos + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES, rule)
     if view == "quick-check":
-        return photo + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES
+        return Caps(photo + FORM_SLACK_BYTES, photo + FORM_SLACK_BYTES)
     if view == EXAMPLE_PHOTOS:  # photos and zips of them: the form says what is over its cap
         most = settings.CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES + FORM_SLACK_BYTES
-        return most, most
-    return settings.AVITO_MAX_REQUEST_BYTES, settings.AVITO_MAX_REQUEST_BYTES
+        return Caps(most, most)
+    return Caps(settings.AVITO_MAX_REQUEST_BYTES, settings.AVITO_MAX_REQUEST_BYTES)
 
 
 class FileTooLarge(MultiPartParserError):
@@ -78,15 +94,16 @@ class BodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        body_cap, file_cap = body_caps(request)
+        caps = body_caps(request)
         length = request.META.get("CONTENT_LENGTH") or ""
         if not length and _chunked(request):
             message = "Send the body with a Content-Length (chunked bodies are not accepted)."
             return refusal(request, message, status=411)
-        if length.isdigit() and int(length) > body_cap:
-            message = f"The request is too large ({_size(int(length))}; at most {_size(body_cap)})."
+        if length.isdigit() and int(length) > caps.body:
+            most = _size(caps.body) + (f": {caps.rule}" if caps.rule else "")
+            message = f"The request is too large ({_size(int(length))}; at most {most})."
             return refusal(request, message)
-        request.upload_handlers.insert(0, CappedFileUploadHandler(request, file_cap))
+        request.upload_handlers.insert(0, CappedFileUploadHandler(request, caps.file))
         response = self.get_response(request)
         refused = getattr(request, "body_refused", None)
         if refused:  # whatever the view made of the parse error it met

@@ -253,17 +253,26 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Ads --------------------------------------------------------------------------
-# Request bodies are refused (413) above their view's cap before they are read: the upload
-# views take ADS_MAX_PHOTOS (quick check: one) photos of ADS_MAX_PHOTO_BYTES, the admins'
-# example photos CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES, plus 1 MiB of form; every other view
-# this many bytes (avito_mod/body_limits.py; deploy/nginx has the same caps).
+# Request bodies are refused (413) above their view's cap before they are read: an ad's
+# views take ADS_MAX_AD_PHOTO_BYTES (the quick check one photo of ADS_MAX_PHOTO_BYTES), the
+# admins' example photos CLASSIFIER_PHOTO_UPLOAD_MAX_BYTES, plus 1 MiB of form; every other
+# view this many bytes (avito_mod/body_limits.py; deploy/nginx has the same caps).
 AVITO_MAX_REQUEST_BYTES = env_int("AVITO_MAX_REQUEST_BYTES", 4 * 1024 * 1024, low=1024)
 # Each uploaded photo is refused above this many bytes (before it is decoded).
 ADS_MAX_PHOTO_BYTES = env_int("ADS_MAX_PHOTO_BYTES", 10 * 1024 * 1024)
-# Photos are kept (and shown to moderators) at most this many pixels on their longer side: a
-# 40-megapixel JPEG is decoded at 1/2 its size for a fraction of the CPU, and stored smaller.
-ADS_PHOTO_MAX_SIDE = env_int("ADS_PHOTO_MAX_SIDE", 4096, low=256)
+# Photos are kept (and shown to moderators) at most this many pixels on their longer side,
+# more than a 1920-px screen shows: a 12-megapixel JPEG is decoded at 1/2 its size for half
+# the CPU (ten such photos 0.5 s instead of 1.1 s, well within ADS_MAX_AD_PHOTO_SECONDS).
+ADS_PHOTO_MAX_SIDE = env_int("ADS_PHOTO_MAX_SIDE", 2048, low=256)
 ADS_MAX_PHOTOS = env_int("ADS_MAX_PHOTOS", 10)
+# An ad's photos together are refused above this many bytes: parsing, decoding, re-encoding
+# and hashing them cost CPU in proportion, and the largest ad must stay within 2 s of it
+# (bench/hostile_cost.py). 50 MiB: ten phone photos of 5 MB each.
+ADS_MAX_AD_PHOTO_BYTES = env_int("ADS_MAX_AD_PHOTO_BYTES", 50 * 1024 * 1024, low=1)
+# CPU seconds an ad's photos may take to check together (decode, re-encode, hash); the
+# photos past it are refused by name. Ten 12-megapixel phone photos take about 0.5 s; ten
+# progressive JPEGs at the scan limit would take 5 s, each within its own budget.
+ADS_MAX_AD_PHOTO_SECONDS = env_float("ADS_MAX_AD_PHOTO_SECONDS", 1.5, low=0.001, high=600.0)
 # Photos longer than this many times their width (or wider than long) show no product.
 ADS_MAX_ASPECT_RATIO = env_int("ADS_MAX_ASPECT_RATIO", 8)
 # Uploads (POST /api/v1/ads/, and edits that replace the photos): per account, and per
@@ -439,6 +448,9 @@ MODERATION_AUDIT_RATE = env_float("MODERATION_AUDIT_RATE", 0.02, low=0.0, high=1
 # The days of audits the admin index's notice and /metrics measure (the pulse page and the
 # registry offer 7, 30 and 90).
 MODERATION_AUDIT_WINDOW_DAYS = env_int("MODERATION_AUDIT_WINDOW_DAYS", 30, low=1)
+# Beat remembers when each task last ran in this file (a shelve: .db, or .bak/.dat/.dir),
+# in the data folder whichever way beat is started, never in the working directory.
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-pending-ads": {
         "task": "moderation.tasks.requeue_stale_ads",

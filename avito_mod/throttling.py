@@ -5,7 +5,9 @@ accounts behind one address share its limit).
 The client address is DRF's rule, in one place: the connection's address, or the
 ``X-Forwarded-For`` entry ``REST_FRAMEWORK["NUM_PROXIES"]`` deep (``DJANGO_NUM_PROXIES``), so
 that a client cannot choose its own. Each throttle names the setting that holds its rate
-(``number/second|minute|hour|day``), read when a request is checked.
+(``number/second|minute|hour|day``), read when a request is checked. Every refusal, the
+API's and the pages', says how long to wait in words (``wait_in_words``) and in seconds in
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 
 from django.conf import settings
 from django.http import HttpRequest
-from rest_framework.exceptions import Throttled
+from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -63,9 +65,35 @@ class AddressThrottle(_RateFromSetting, SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+def wait_in_words(seconds: float) -> str:
+    """A wait as a person says it, rounded up so that it is never shorter than the
+    ``Retry-After`` beside it: "40 seconds", "51 minutes", "2 hours 5 minutes"."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return _counted(seconds, "second")
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return _counted(minutes, "minute")
+    hours, minutes = divmod(minutes, 60)
+    return _counted(hours, "hour") + (f" {_counted(minutes, 'minute')}" if minutes else "")
+
+
+def _counted(count: int, unit: str) -> str:
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+class Throttled(exceptions.Throttled):
+    """DRF's ``429`` with the wait in words in its detail; DRF's exception handler still
+    sets ``Retry-After`` in seconds from ``wait``."""
+
+    def __init__(self, wait: float | None, detail: str):
+        when = f"in {wait_in_words(wait)}" if wait is not None else "later"
+        super().__init__(detail=f"{detail} Try again {when}.")
+        self.wait = None if wait is None else max(1, math.ceil(wait))
+
+
 class ExplainedThrottling:
-    """For an API view: a 429 that says what was limited (DRF adds the wait and the
-    ``Retry-After`` header)."""
+    """For an API view: a 429 that says what was limited and how long to wait."""
 
     throttled_message = "Too many requests."
 

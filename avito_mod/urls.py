@@ -11,10 +11,10 @@ urlpatterns = [
     path("classifier/", include("classifier.urls")),
     path("api/v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/v1/classify/", QuickCheckView.as_view(), name="quick-check"),
-    path("api/v1/", include("ads.urls")),
+    path("api/v1/", include("ads.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("metrics", metrics, name="metrics"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # The sellers' pages: /, /accounts/…, /ads/…
-    path("", include("ads.page_urls")),
+    path("", include("ads.pages.urls")),
 ]

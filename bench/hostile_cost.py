@@ -7,11 +7,14 @@ seconds and the peak resident memory above idle of its processes measured per re
 The files: a progressive JPEG of 6000x6000 px with 2,500 scans; one at the scan limit and
 the pixel cap (the costliest JPEG accepted); 16-bit and 1-bit PNGs at the pixel cap; a
 maximal JPEG (the pixel cap, noise, just under the byte cap); a 5,000-frame GIF; the largest
-body each endpoint takes (ten such JPEGs in one ad) and bodies over the caps (to
-``/accounts/login/`` too); and, for comparison, an ordinary 12-megapixel phone photo and a
-real ad photo. Its own SQLite database and data folder under /tmp; Redis from
-``REDIS_URL`` (the ads are queued for a worker that is not started, on a queue of the
-bench's own, deleted after). Prints a line per request, then JSON:
+body each endpoint takes (as many such JPEGs as an ad's photos may take together,
+``ADS_MAX_AD_PHOTO_BYTES``), the costliest ads to decode (ten progressive JPEGs at the scan
+limit and the pixel cap; ten WebPs of noise as large as the memory budget lets them be; ten
+progressive 12-megapixel photos) and bodies over the caps (to
+``/accounts/login/`` too); and, for comparison, an ordinary 12-megapixel phone photo, an ad
+of ten photo-like ones (3 MB each) and a real ad photo. Its own SQLite database and data
+folder under /tmp; Redis from ``REDIS_URL`` (the ads are queued for a worker that is not
+started, on a queue of the bench's own, deleted after). Prints a line per request, then JSON:
 ``{"files", "max_cpu_s", "max_rss_mb", "http_5xx", "accepted", "requests"}``; bars: every
 file answered within 2 s of CPU and 300 MB above idle per process, no 5xx. Linux only
 (``/proc``: per-process CPU, and the peak reset through ``clear_refs``).
@@ -20,6 +23,7 @@ file answered within 2 s of CPU and 300 MB above idle per process, no 5xx. Linux
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -40,6 +44,7 @@ DATA = ROOT.parent / "shared/datasets/avito-phone-laptop/train"
 MIB = 1024 * 1024
 PIXEL_SIDE = 6324  # 6324 x 6324 = 39,992,976: just under the 40,000,000 pixel cap
 PHOTO_BYTES = 10 * MIB  # ADS_MAX_PHOTO_BYTES's default
+AD_PHOTO_BYTES = int(os.environ.get("ADS_MAX_AD_PHOTO_BYTES", 50 * MIB))  # and its default
 TICKS = os.sysconf("SC_CLK_TCK")
 ADS, QUICK_CHECK = "/api/v1/ads/", "/api/v1/classify/"
 
@@ -53,7 +58,10 @@ def costly_files() -> dict[str, bytes]:
         "png_1bit_at_pixel_cap.png": deep_png((PIXEL_SIDE, PIXEL_SIDE), 1),
         "maximal_jpeg.jpg": maximal,
         "gif_5000_frames.gif": many_frames_gif(5000, (256, 256)),
+        "webp_of_noise_3960px.webp": noise_webp((3960, 3960)),
         "phone_photo_12mp.jpg": noise_jpeg((4032, 3024), quality=75),
+        "photo_like_12mp.jpg": photo_like_jpeg((4032, 3024)),
+        "photo_like_12mp_progressive.jpg": photo_like_jpeg((4032, 3024), progressive=True),
         "real_ad_photo.jpg": next(iter(sorted(DATA.rglob("*.jp*g")))).read_bytes(),
     }
 
@@ -65,6 +73,33 @@ def largest_jpeg(size: tuple[int, int], most: int) -> bytes:
         if len(data) <= most:
             return data
     raise SystemExit("no JPEG of random pixels that size fits the byte cap")
+
+
+def noise_webp(size: tuple[int, int]) -> bytes:
+    """A lossy WebP of random pixels: its decoder reads it whole, no clock check between;
+    3960 px a side is about as large as the decoding memory budget lets a WebP be."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "WEBP", quality=5, method=0)
+    return buffer.getvalue()
+
+
+def photo_like_jpeg(size: tuple[int, int], progressive: bool = False) -> bytes:
+    """A JPEG with a phone photo's size and bytes (about 3 MB at 12 megapixels): smooth
+    shapes and a little sensor noise, at quality 92."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    smooth = np.asarray(coarse.resize(size, Image.Resampling.BICUBIC), np.int16)
+    noisy = np.clip(smooth + rng.normal(0, 6, smooth.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noisy).save(buffer, "JPEG", quality=92, progressive=progressive)
+    return buffer.getvalue()
 
 
 def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
@@ -90,8 +125,19 @@ def requests_to_send(files: dict[str, bytes]) -> Iterator[tuple[str, str, bytes,
         yield (name, ADS, *multipart(ad, [("photos", name, data)]))
         yield (name, QUICK_CHECK, *multipart({"category": "phone"}, [("image", name, data)]))
     maximal = files["maximal_jpeg.jpg"]
-    ten = [("photos", f"maximal_{n}.jpg", maximal) for n in range(10)]
-    yield ("largest_body_ten_maximal_jpegs", ADS, *multipart(ad, ten))
+    fit = min(10, AD_PHOTO_BYTES // len(maximal))
+    largest = [("photos", f"maximal_{n}.jpg", maximal) for n in range(fit)]
+    yield (f"largest_body_{fit}_maximal_jpegs", ADS, *multipart(ad, largest))
+    for name in (
+        "progressive_32_scans_at_pixel_cap.jpg",
+        "webp_of_noise_3960px.webp",
+        "photo_like_12mp_progressive.jpg",
+        "photo_like_12mp.jpg",
+    ):
+        ten = [("photos", f"{n}_{name}", files[name]) for n in range(10)]
+        yield (f"ad_of_ten_{name}", ADS, *multipart(ad, ten))
+    over_total = [("photos", f"maximal_{n}.jpg", maximal) for n in range(fit + 1)]
+    yield ("ad_photos_over_their_total", ADS, *multipart(ad, over_total))
     # Ten photos at the byte cap and 1 MiB more than the form's room: over the ad's body cap.
     over = [("photos", "zeros.jpg", bytes(PHOTO_BYTES))] * 10 + [("photos", "more.jpg", bytes(MIB))]
     yield ("body_over_the_cap", ADS, *multipart(ad, over))

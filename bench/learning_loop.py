@@ -159,7 +159,7 @@ def served(packaged, photos: Photos):
 
 
 def test_figures(predictor, pixels, labels, threshold) -> dict:
-    from classifier.ml.metrics import evaluate_probabilities
+    from classifier.ml.evaluation import evaluate_probabilities
 
     probabilities = batched(predictor, pixels)
     report = evaluate_probabilities(probabilities, labels, predictor.classes, threshold)

@@ -14,8 +14,8 @@ What a new admin does on an install made with the README's two commands, nothing
    ``import_images --create-categories`` adds it;
 3. a training as ``manage.py train`` runs it (``retraining.train_in_process``, the
    default recipe): the shipped features plus the database's photos; timed (``train_s``);
-4. the comparison with the active version (``classifier.comparing``: verdicts in words)
-   and a promotion as the guard allows (``classifier.promotion``, never overridden);
+4. the comparison with the active version (``classifier.services.comparing``: verdicts in words)
+   and a promotion as the guard allows (``classifier.services.promotion``, never overridden);
 5. the ``--others`` photos (things that are not of the new category: every photo in DIR;
    drawn phones, laptops and watches when none is given) posted as one-photo ads under
    the new category through the pipeline: ``ads.services.create_ad`` (what the API's
@@ -221,7 +221,7 @@ def shipped_figures(version) -> dict | None:
 
 def comparison_said(active, candidate) -> dict:
     """The registry's verdict, in words: overall, per category, and what it leaves out."""
-    from classifier.comparing import compare
+    from classifier.services.comparing import compare
 
     comparison = compare(active, candidate)
     a, b = f"v{active.number}", f"v{candidate.number}"
@@ -262,8 +262,8 @@ def add_category(args: argparse.Namespace, scratch: Path) -> dict:
 
 def train_compare_promote(config, active) -> tuple[object, dict]:
     """Train as ``manage.py train`` does, compare, and promote unless the guard refuses."""
-    from classifier import retraining
-    from classifier.promotion import promotion_guard
+    from classifier.services import retraining
+    from classifier.services.promotion import promotion_guard
 
     started = time.perf_counter()
     version = retraining.train_in_process(config=config)

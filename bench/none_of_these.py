@@ -1,7 +1,7 @@
 """How well the shipped model tells photos of none of its categories, and which rule to use.
 
     python bench/none_of_these.py [--data DIR] [--model classifier/default_model/v5]
-                                  [--cache /tmp/nonethese-cache-bench]
+                                  [--cache /tmp/nonethese-cache-bench] [--write-lookalikes]
 
 Runs the shipped model's served form (the int8 backbone in LiteRT, its heads in NumPy) over
 the shared dataset's photos. The photos an import holds out for evaluation (the default
@@ -24,7 +24,10 @@ cut out onto white or grey, centred on white, small on a large white canvas, tur
 cropped to the object, enlarged and sharpened).
 
 The table compares the detector by distance alone (as served before) with the ImageNet
-corrections (``classifier.ml.none_of_these``), on the served int8 features. The served
+corrections (``classifier.ml.none_of_these``), without and with each category's look-alikes
+(``classifier.ml.lookalikes``), on the served int8 features. ``--write-lookalikes`` first
+fits the look-alike limits on the training photos (never the held-out ones, nor the stand-ins
+the table reports on) and writes them into the shipped ``classifier/ml/lookalikes.json``. The served
 features take minutes to compute: they are kept in ``--cache`` and reused.
 
 Rules compared, each set to flag 1 % of the training photos out of fold:
@@ -58,13 +61,12 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from bench.studio import MAKERS  # noqa: E402
-from classifier.ml import none_of_these  # noqa: E402
+from classifier.ml import imagenet, lookalikes, none_of_these  # noqa: E402
 from classifier.ml.dataset import scan_class_folders  # noqa: E402
 from classifier.ml.heads import Heads  # noqa: E402
-from classifier.ml.label_errors import group_folds  # noqa: E402
 from classifier.ml.predict import Predictor  # noqa: E402
 from classifier.ml.preprocess import letterbox, preprocess_batch  # noqa: E402
-from classifier.ml.split import near_duplicate_groups  # noqa: E402
+from classifier.ml.split import group_folds, near_duplicate_groups  # noqa: E402
 from classifier.services.importing import ImportReport, assign_subsets, read_folder  # noqa: E402
 from tests.support.images import drawn_photo  # noqa: E402
 
@@ -188,24 +190,115 @@ def gather(args, predictor: Predictor, classes: list[str], size: int) -> dict:
     return sets
 
 
+# The detectors compared in the first table: as served before the ImageNet corrections, with
+# them but without the look-alikes, and as served now.
+DETECTORS = ("by_distance", "without_lookalikes", "corrected")
+
+
 def summary(shipped: dict, classes: list[str]) -> dict:
-    """The issue's figures: studio stand-ins flagged (all, and the worst kind), and other
-    things published alone under each category, by distance alone and corrected."""
+    """The issue's figures, per detector: held-out photos flagged and published alone,
+    studio stand-ins flagged (all, and the worst kind), and other things published alone
+    under each category."""
+    held = shipped["held-out product photos"]
     studio = {k: v for k, v in shipped.items() if k.startswith("studio: ")}
     things = {k: v for k, v in shipped.items() if k.startswith("thing: ")}
-    out = {}
-    for rule, flagged, alone in (
-        ("by_distance", "flagged_by_distance", "alone_by_distance"),
-        ("corrected", "flagged", "alone"),
-    ):
-        out[rule] = {
-            "studio_flagged": float(np.mean([v[flagged] for v in studio.values()])),
-            "studio_worst_flagged": max(v[flagged] for v in studio.values()),
+    return {
+        rule: {
+            "held_flagged": held["flagged"][rule],
+            "held_alone": sum(held["alone"][rule].values()),
+            "studio_flagged": float(np.mean([v["flagged"][rule] for v in studio.values()])),
+            "studio_worst_flagged": max(v["flagged"][rule] for v in studio.values()),
             "things": sum(v["n"] for v in things.values()),
             "things_alone": {
-                c: round(sum(v[alone][c] * v["n"] for v in things.values())) for c in classes
+                c: round(sum(v["alone"][rule][c] * v["n"] for v in things.values()))
+                for c in classes
             },
         }
+        for rule in DETECTORS
+    }
+
+
+def shipped_table(detectors: dict, rows: dict, classes: list[str], threshold: float) -> dict:
+    """Per set of photos, the share each detector flags and the share the whole policy
+    publishes alone as each category (that category, confident, not flagged)."""
+    print(f"\nflagged, and published alone as each category (confidence >= {threshold:.3f})")
+    print(
+        f"{'':40}{'by distance':>12}{'no look-al.':>12}{'corrected':>10}"
+        + "".join(f"{'alone ' + c:>14}{'(before)':>9}" for c in classes)
+    )
+    out = {}
+    for name, (feats, probs) in rows.items():
+        confident, predicted = probs.max(1) >= threshold, probs.argmax(1)
+        flagged = {rule: d.none_of_these_flags(feats, probs) for rule, d in detectors.items()}
+        out[name] = {
+            "n": len(feats),
+            "flagged": {rule: float(f.mean()) for rule, f in flagged.items()},
+            "alone": {
+                rule: {
+                    c: float(np.mean((predicted == i) & confident & ~f))
+                    for i, c in enumerate(classes)
+                }
+                for rule, f in flagged.items()
+            },
+        }
+        shares, alone = out[name]["flagged"], out[name]["alone"]
+        print(
+            f"{name[:40]:40}{shares['by_distance']:>12.1%}"
+            f"{shares['without_lookalikes']:>12.1%}{shares['corrected']:>10.1%}"
+            + "".join(
+                f"{alone['corrected'][c]:>14.1%}{alone['without_lookalikes'][c]:>9.1%}"
+                for c in classes
+            )
+        )
+    return out
+
+
+def write_lookalikes(path: Path, backbone: str, seen: np.ndarray, labels, classes) -> None:
+    """The look-alike limits fitted on these training photos' ImageNet answers, written for
+    ``backbone`` into the shipped file (other backbones' entries kept)."""
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table[backbone] = lookalikes.fit(seen, labels, classes)
+    path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    print(f"look-alike limits for {backbone} written to {path}: {table[backbone]}")
+
+
+def lookalike_draws(detectors: dict, market, train, labels, rows, classes, draws=5) -> list:
+    """The look-alike limits fitted on half the training photos, drawn at random, and what
+    they cost and catch elsewhere: on the other half, the held-out photos and the stand-ins
+    (do limits set on the highest of a few hundred photos hold on photos not seen?)."""
+    before = detectors["without_lookalikes"]
+    backbone, threshold = before.backbone, before.threshold
+    answers = {}
+    for name, (feats, probs) in rows.items():
+        confident, predicted = probs.max(1) >= threshold, probs.argmax(1)
+        seen = imagenet.probabilities(feats, backbone)
+        answers[name] = (before.none_of_these_flags(feats, probs), seen, predicted, confident)
+    market_seen = imagenet.probabilities(market[0], backbone)
+    market_before = before.none_of_these_flags(*market)
+    market_answers = (market_seen, market[1].argmax(1), market[1].max(1) >= threshold)
+    print("\nLook-alike limits fitted on half the training photos (random draws)")
+    out = []
+    for draw in range(draws):
+        half = np.random.default_rng(draw).random(len(labels)) < 0.5
+        table = {backbone: lookalikes.fit(market_seen[train & half], labels[train & half], classes)}
+        limits = lookalikes.limits_for(backbone, classes, table)
+        other = train & ~half
+        new = lookalikes.flags(*market_answers, limits) & ~market_before
+        figures = {"other training half newly flagged": float(new[other].mean())}
+        alone, studio = {c: 0 for c in classes}, []
+        for name, (flagged, seen, predicted, confident) in answers.items():
+            flagged = flagged | lookalikes.flags(seen, predicted, confident, limits)
+            if name.startswith("thing: "):
+                for i, c in enumerate(classes):
+                    alone[c] += int(np.sum((predicted == i) & confident & ~flagged))
+            elif name.startswith("studio: "):
+                studio.append(flagged.mean())
+            else:
+                figures["held-out flagged"] = float(flagged.mean())
+        figures |= {"studio flagged": float(np.mean(studio)), "things alone": alone}
+        figures["limits"] = table[backbone]
+        out.append(figures)
+        print(json.dumps(figures))
     return out
 
 
@@ -215,19 +308,35 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--drawn", type=int, default=40, help="Drawn photos of each kind.")
     parser.add_argument("--cache", type=Path, default=CACHE, help="Where features are kept.")
+    parser.add_argument(
+        "--write-lookalikes",
+        action="store_true",
+        help="Fit the look-alike limits on the training photos (never the held-out ones) "
+        f"and write them into {lookalikes.LIMITS_FILE.relative_to(ROOT)} first.",
+    )
     args = parser.parse_args()
     manifest = json.loads((args.model / "manifest.json").read_text())
     classes, size, threshold = manifest["classes"], manifest["input_size"], manifest["threshold"]
+    backbone = manifest["backbone"]
     data = (args.model / "heads.npz").read_bytes()
-    heads = Heads(data, threshold=threshold, backbone=manifest["backbone"])
-    by_distance = Heads(data)  # the detector as served before the ImageNet corrections
-    predictor = Predictor((args.model / "backbone.tflite").read_bytes(), classes, size, heads=heads)
+    backbone_file = (args.model / "backbone.tflite").read_bytes()
+    predictor = Predictor(backbone_file, classes, size, heads=Heads(data))  # for the features
 
     started = time.monotonic()
     sets = gather(args, predictor, classes, size)
     seconds = time.monotonic() - started
     held, labels, groups = sets["held"], sets["labels"], sets["groups"]
     features = sets["market"].astype(np.float32)
+    if args.write_lookalikes:
+        seen = imagenet.probabilities(features[~held], backbone)
+        write_lookalikes(lookalikes.LIMITS_FILE, backbone, seen, labels[~held], classes)
+        lookalikes.stored_limits.cache_clear()
+    detectors = {
+        "by_distance": Heads(data),
+        "without_lookalikes": Heads(data, threshold=threshold, backbone=backbone),
+        "corrected": Heads(data, threshold=threshold, backbone=backbone, classes=classes),
+    }
+    heads = detectors["corrected"]
     probabilities = heads.probabilities(features)
     rows = {"held-out product photos": features[held]}
     rows |= {name: sets[name] for name in sets if name.startswith(("studio: ", "thing: "))}
@@ -235,38 +344,14 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model: {args.model.name}")
     print(f"{len(labels)} photos ({int(held.sum())} held out); features in {seconds:.0f} s")
-    report = {"shipped": {}, "rules": {}, "unknown_category": {}}
-
-    # 1. The detector by distance alone and with the ImageNet corrections, and what the
-    # whole policy publishes alone (that category, confident, not flagged).
-    print(f"\nflagged, and published alone as each category (confidence >= {threshold:.3f})")
-    print(
-        f"{'':40}{'by distance':>12}{'corrected':>10}"
-        + "".join(f"{'alone ' + c:>14}{'(by dist.)':>11}" for c in classes)
-    )
-    for name, (feats, probs) in rows.items():
-        before = by_distance.none_of_these_flags(feats, probs)
-        flagged = heads.none_of_these_flags(feats, probs)
-        confident = probs.max(1) >= threshold
-        alone, alone_before = {}, {}
-        for i, c in enumerate(classes):
-            alone[c] = float(np.mean((probs.argmax(1) == i) & confident & ~flagged))
-            alone_before[c] = float(np.mean((probs.argmax(1) == i) & confident & ~before))
-        report["shipped"][name] = {
-            "n": len(feats),
-            "flagged_by_distance": float(before.mean()),
-            "flagged": float(flagged.mean()),
-            "alone": alone,
-            "alone_by_distance": alone_before,
-        }
-        print(
-            f"{name[:40]:40}{before.mean():>12.1%}{flagged.mean():>10.1%}"
-            + "".join(f"{alone[c]:>14.1%}{alone_before[c]:>11.1%}" for c in classes)
-        )
+    report = {"shipped": shipped_table(detectors, rows, classes, threshold)}
+    report |= {"rules": {}, "unknown_category": {}}
     market = rows["held-out product photos"][1]
     print(f"(held-out accuracy of the heads: {np.mean(market.argmax(1) == labels[held]):.1%})")
     report["summary"] = summary(report["shipped"], classes)
     print(json.dumps(report["summary"]))
+    market = (features, probabilities)
+    report["lookalike_draws"] = lookalike_draws(detectors, market, ~held, labels, rows, classes)
 
     # 2. Rules compared at several costs, fitted here on the training photos.
     train = ~held

@@ -40,8 +40,8 @@ def check_through_queue(image_b64: str, category: str) -> dict:
     """The alternative design: the worker runs the same quick check and sends back the answer."""
     from ads.models import Category
     from ads.uploads import read_photo
-    from classifier.quick_check import quick_check
     from classifier.serializers import QuickCheckSerializer
+    from classifier.services.quick_check import quick_check
 
     image = read_photo(io.BytesIO(base64.b64decode(image_b64)))
     return QuickCheckSerializer(quick_check(image, Category.objects.get(slug=category))).data

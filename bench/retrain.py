@@ -105,7 +105,8 @@ def timing(parts: dict, module, name: str) -> None:
 
 def retrain(parts: dict) -> dict:
     """One training as the training worker runs it; its figures in seconds."""
-    from classifier import retraining, services
+    from classifier import services
+    from classifier.services import retraining
 
     parts.clear()
     version = services.start_version(requested_by=None)  # what request_training commits
@@ -160,10 +161,11 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     setup_django(scratch)
     from django.db import connection
 
-    from classifier import retraining, services
+    from classifier import services
     from classifier.ml import export as ml_export
     from classifier.ml import train as ml_train
     from classifier.models import TrainingImage
+    from classifier.services import retraining
 
     started = time.perf_counter()
     services.import_images(DATA)

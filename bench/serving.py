@@ -2,7 +2,7 @@
 
     python bench/serving.py                 # the shipped default model
     python bench/serving.py --keras         # also time the Keras model, for comparison
-    python bench/serving.py --model-dir classifier/default_model/v1   # the first model
+    python bench/serving.py --model-dir DIR   # another model folder (build_default_model --out)
     python bench/serving.py --backbone B.tflite --heads H.npz   # a version retrained here
     python bench/serving.py --agreement ../shared/datasets/avito-phone-laptop/train
 

@@ -1,7 +1,7 @@
 """What a version in shadow adds to each photo's inference.
 
     python bench/shadow.py                    # the newest shipped model served as backbone+heads
-    python bench/shadow.py --model-dir classifier/default_model/v4 --repeats 200
+    python bench/shadow.py --model-dir DIR --repeats 200   # a folder build_default_model wrote
 
 A version in shadow on the active version's served backbone answers from the backbone
 features the active version's predictor has just computed: its cost is its heads and its
@@ -61,6 +61,7 @@ def main() -> None:
         (model_dir / "heads.npz").read_bytes(),
         threshold=manifest["threshold"],
         backbone=manifest["backbone"],
+        classes=manifest["classes"],
     )
     backbone = (model_dir / "backbone.tflite").read_bytes()
     predictor = Predictor(

@@ -1,118 +1,177 @@
-"""The shipped defaults: categories Laptops and Phones, and trained models to serve them.
+"""The shipped defaults: categories Laptops and Phones, and the default model to serve them.
 
-Five models ship: v1, the from-scratch CNN of the first releases; v2, on the pretrained
-EfficientNet-Lite0 backbone; v3, on the same backbone with its last block's features too;
-v4, v3's recipe served as the int8 backbone then the heads, so that it also tells photos of
-none of the categories (``classifier.ml.none_of_these``); v5, the default, the same recipe
-on EfficientNet-Lite1. Migrations install them, so that a fresh ``migrate`` gives a working
-classifier (v5 active, the others kept for rollback), and an existing install gets the new
-ones as new versions.
+One model ships, in ``default_model/v5/``: classifier heads on the int8 EfficientNet-Lite1
+backbone, with the none-of-these detector (``classifier.ml.none_of_these``). Migrations
+install it, so that a fresh ``migrate`` gives a working classifier, and an install on an
+earlier default gets it as a new version, active where a shipped model was.
 
-The backbone of each model served as heads (v4: Lite0, v5: Lite1) becomes the served
-backbone of its id (``ServedBackbone``), which retrains on that backbone then reuse instead
-of converting their own; where a retrain converted one already, the shipped heads are served
-after that one.
+The defaults shipped before it (v1–v4) are no longer in the repository: their files are in
+git history (``default_model/README.md`` names the commits). Their manifests stay, in
+``default_model/earlier/``: an install that registered them keeps them in its registry and
+their files in its storage, and the manifests are how their registered copies are known
+(a shipped model active there gives way to the new default; v1 learns its training
+photos; a threshold a release moved is followed).
+
+The backbone of a default served as heads becomes the served backbone of its id
+(``ServedBackbone``), which retrains on that backbone then reuse instead of converting
+their own; where a retrain converted one already, the shipped heads are served after that
+one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
 MODELS_DIR = Path(__file__).resolve().parent / "default_model"
-FIRST_MODEL_DIR = MODELS_DIR / "v1"
-# The models on the pretrained backbone, oldest first; the last is the default.
-PRETRAINED_MODEL_DIRS = tuple(MODELS_DIR / f"v{number}" for number in (2, 3, 4, 5))
-DEFAULT_MODEL_DIR = PRETRAINED_MODEL_DIRS[-1]
 DEFAULT_CATEGORIES = {"laptop": "Laptops", "phone": "Phones"}
 
 
+@dataclass(frozen=True)
+class Shipped:
+    """What a release ships: the default model's folder (``manifest.json`` and its files),
+    and the manifests of the defaults shipped before it, oldest first."""
+
+    default: Path
+    earlier: tuple[Path, ...] = ()
+
+    def earlier_manifests(self) -> list[tuple[str, dict]]:
+        return [(path.stem, json.loads(path.read_text())) for path in self.earlier]
+
+
+SHIPPED = Shipped(
+    MODELS_DIR / "v5", tuple(MODELS_DIR / "earlier" / f"v{n}.json" for n in range(1, 5))
+)
+DEFAULT_MODEL_DIR = SHIPPED.default
+
+
+class ShippedModelMissing(RuntimeError):
+    """The shipped default model's folder lacks a file it needs."""
+
+
 def manifest_of(model_dir: Path) -> dict:
-    return json.loads((model_dir / "manifest.json").read_text())
+    path = model_dir / "manifest.json"
+    if not path.is_file():
+        raise ShippedModelMissing(f"The shipped model's manifest {path} is missing.")
+    return json.loads(path.read_text())
 
 
-def install_defaults(category_model, model_version_model) -> None:
-    """Create the default categories and, in an empty registry, register v1 as active.
+def served_as_heads(manifest: dict) -> bool:
+    """Served as the int8 backbone then the heads (v4 on), not as one whole file: only
+    such a model records how many photos calibrated its backbone."""
+    return "calibrated_on" in manifest
 
-    Takes the model classes as arguments so that migration 0002 can pass its historical
-    ones (which have no ``training_photos`` or ``backbone`` yet: ``install_default_model``
-    fills those in).
-    """
+
+def files_of(manifest: dict) -> dict[str, str]:
+    """``{registry field: file name}`` a shipped model's folder holds, its backbone's
+    aside. A model served as heads ships no Keras form: the heads say it all."""
+    if served_as_heads(manifest):
+        return {"serving_artifact": "heads.npz"}
+    return {"artifact": "model.keras", "serving_artifact": "model.tflite"}
+
+
+def install_default_categories(category_model) -> None:
     for slug, name in DEFAULT_CATEGORIES.items():
         category_model.objects.get_or_create(slug=slug, defaults={"name": name})
-    if model_version_model.objects.exists():
-        return
-    version = _version(model_version_model, FIRST_MODEL_DIR, number=1, status="active")
-    version.save()
 
 
-def served_as_heads(model_dir: Path) -> bool:
-    """The model ships as heads for the shared int8 backbone (v4 on), not one whole file."""
-    return (model_dir / "heads.npz").exists()
-
-
-def install_shipped_models(category_model, model_version_model, backbone_model=None) -> str:
+def install_shipped_models(
+    category_model, model_version_model, backbone_model=None, shipped: Shipped = SHIPPED
+) -> str:
     """Bring a registry up to date with the shipped models; returns what was done.
 
-    v1 gets its list of training photos. Each model on the pretrained backbone is registered
-    once, under the next free number. The default (the newest) becomes the active version
-    when the active one is a shipped model (or none is), and is left as a candidate when an
-    admin has promoted a version of their own. A release may change a shipped model's
-    threshold (the same heads, another error target): its registered copy follows.
+    The default model is registered once, under the next free number; it becomes the
+    active version when the active one is a shipped model (this release's or an earlier
+    one's) or none is, and is left as a candidate when an admin has promoted a version of
+    their own. The registered copy of any shipped model follows the threshold its release
+    sets (the same heads, another error target), and learns its training photos if it was
+    registered before versions recorded them.
 
-    Models served as heads need ``backbone_model`` (the ``ServedBackbone`` class): the
-    migrations that predate it pass none, and leave those models to a later migration.
+    A default served as heads needs ``backbone_model`` (the ``ServedBackbone`` class): the
+    migrations that predate it pass none, and leave the default to a later migration.
     """
-    install_defaults(category_model, model_version_model)
-    first = _shipped(model_version_model, FIRST_MODEL_DIR)
-    if first is not None and not first.training_photos:
-        first.training_photos = manifest_of(FIRST_MODEL_DIR).get("training_photos", [])
-        first.save(update_fields=["training_photos"])
-    dirs = [d for d in PRETRAINED_MODEL_DIRS if backbone_model or not served_as_heads(d)]
-    return " ".join(_install(model_version_model, d, backbone_model) for d in dirs)
+    install_default_categories(category_model)
+    said = [
+        _follow(model_version_model, name, manifest)
+        for name, manifest in shipped.earlier_manifests()
+    ]
+    manifest = manifest_of(shipped.default)
+    if backbone_model is not None or not served_as_heads(manifest):
+        said.append(_install(model_version_model, shipped, backbone_model))
+    return " ".join(filter(None, said))
 
 
-def _install(model_version_model, model_dir: Path, backbone_model=None) -> str:
-    registered = _shipped(model_version_model, model_dir)
+def _follow(model_version_model, name: str, manifest: dict) -> str:
+    """An earlier default's registered copy brought up to its release ("" if there is
+    none: its files are no longer shipped, so an install without it does not get it)."""
+    registered = _registered(model_version_model, manifest)
+    if registered is None:
+        return ""
+    _learn_training_photos(registered, manifest)
+    if registered.threshold == manifest["threshold"]:
+        return ""
+    return _follow_threshold(registered, manifest)
+
+
+def _install(model_version_model, shipped: Shipped, backbone_model) -> str:
+    folder = shipped.default
+    manifest = manifest_of(folder)
+    registered = _registered(model_version_model, manifest)
     if registered is not None:
-        return _follow_threshold(registered, manifest_of(model_dir))
+        _learn_training_photos(registered, manifest)
+        if registered.threshold == manifest["threshold"]:
+            return f"The shipped model v{registered.number} is registered already."
+        return _follow_threshold(registered, manifest)
+    _check_complete(folder, manifest)
     active = model_version_model.objects.filter(status="active").first()
-    shipped = [_shipped(model_version_model, d) for d in (FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS)]
-    shipped_ids = {version.pk for version in shipped if version is not None}
-    take_over = model_dir == DEFAULT_MODEL_DIR and (active is None or active.pk in shipped_ids)
+    manifests = [m for _, m in shipped.earlier_manifests()]
+    shipped_ids = {
+        version.pk
+        for version in (_registered(model_version_model, m) for m in manifests)
+        if version is not None
+    }
+    take_over = active is None or active.pk in shipped_ids
     last = model_version_model.objects.order_by("-number").first()
-    # An older shipped model arrives retired: kept for rollback, never offered as new.
-    status = "candidate" if model_dir == DEFAULT_MODEL_DIR else "retired"
     version = _version(
-        model_version_model, model_dir, number=(last.number if last else 0) + 1, status=status
+        model_version_model, folder, manifest, number=(last.number if last else 0) + 1
     )
-    if served_as_heads(model_dir):
-        version.served_backbone = _backbone(backbone_model, model_dir)
+    if served_as_heads(manifest):
+        version.served_backbone = _backbone(backbone_model, folder, manifest)
     version.save()
     if take_over:
         model_version_model.objects.filter(status="active").update(status="retired")
         model_version_model.objects.filter(pk=version.pk).update(
             status="active", activated_at=timezone.now()
         )
-        return f"Registered the shipped model {model_dir.name} as v{version.number}, now active."
-    if model_dir != DEFAULT_MODEL_DIR:
-        return f"Registered the shipped model {model_dir.name} as v{version.number} (retired)."
+        return f"Registered the shipped model {folder.name} as v{version.number}, now active."
     return (
-        f"Registered the shipped model {model_dir.name} as candidate v{version.number}; "
+        f"Registered the shipped model {folder.name} as candidate v{version.number}; "
         f"v{active.number}, promoted by an admin, stays active (promote the new one in the "
         "model registry)."
     )
 
 
-def _shipped(model_version_model, model_dir: Path):
+def _check_complete(folder: Path, manifest: dict) -> None:
+    names = list(files_of(manifest).values())
+    if served_as_heads(manifest):
+        names.append("backbone.tflite")
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise ShippedModelMissing(
+            f"The shipped model {folder.name} is incomplete: {', '.join(missing)} missing "
+            f"from {folder} (a partial checkout or copy?); nothing was registered."
+        )
+
+
+def _registered(model_version_model, manifest: dict):
     """The registry's copy of a shipped model, or None. Models on the pretrained backbone
     are known by their backbone and training photos; v1, trained from scratch, by its
     threshold and training size (its rows predate any other mark)."""
-    manifest = manifest_of(model_dir)
     found = model_version_model.objects.filter(
         trained_on=manifest["trained_on"], classes=manifest["classes"]
     )
@@ -122,15 +181,20 @@ def _shipped(model_version_model, model_dir: Path):
         )
         # v3 and v4 share their photos and backbone: the served form tells them apart.
         if any(f.name == "served_backbone" for f in model_version_model._meta.get_fields()):
-            found = found.filter(served_backbone__isnull=not served_as_heads(model_dir))
+            found = found.filter(served_backbone__isnull=not served_as_heads(manifest))
     else:
         found = found.filter(threshold=manifest["threshold"])
     return found.order_by("number").first()
 
 
+def _learn_training_photos(version, manifest: dict) -> None:
+    """v1 was registered before versions recorded the photos they trained on."""
+    if hasattr(version, "training_photos") and not version.training_photos:
+        version.training_photos = manifest.get("training_photos", [])
+        version.save(update_fields=["training_photos"])
+
+
 def _follow_threshold(version, manifest: dict) -> str:
-    if version.threshold == manifest["threshold"]:
-        return f"The shipped model v{version.number} is registered already."
     before = version.threshold
     version.threshold = manifest["threshold"]
     version.metrics = manifest["metrics"]
@@ -142,40 +206,33 @@ def _follow_threshold(version, manifest: dict) -> str:
     )
 
 
-def _version(model_version_model, model_dir: Path, number: int, status: str):
-    manifest = manifest_of(model_dir)
+def _version(model_version_model, folder: Path, manifest: dict, number: int):
     version = model_version_model(
         number=number,
-        status=status,
+        status="candidate",
         classes=manifest["classes"],
         input_size=manifest["input_size"],
         threshold=manifest["threshold"],
         metrics=manifest["metrics"],
         history=manifest["history"],
         trained_on=manifest["trained_on"],
+        training_photos=manifest.get("training_photos", []),
+        backbone=manifest.get("backbone", ""),
     )
-    for field in ("training_photos", "backbone"):
-        if hasattr(version, field):  # not on the model migration 0002 passes
-            setattr(version, field, manifest.get(field, getattr(version, field)))
-    files = (("artifact", "model.keras"), ("serving_artifact", "model.tflite"))
-    if served_as_heads(model_dir):  # its Keras form is not shipped: the heads say it all
-        files = (("serving_artifact", "heads.npz"),)
-    for field, filename in files:
-        content = (model_dir / filename).read_bytes()
+    for field, filename in files_of(manifest).items():
+        content = (folder / filename).read_bytes()
         getattr(version, field).save(filename, ContentFile(content), save=False)
-        if hasattr(version, f"{field}_sha256"):  # not on older migrations' models
-            setattr(version, f"{field}_sha256", hashlib.sha256(content).hexdigest())
+        setattr(version, f"{field}_sha256", hashlib.sha256(content).hexdigest())
     return version
 
 
-def _backbone(backbone_model, model_dir: Path):
+def _backbone(backbone_model, folder: Path, manifest: dict):
     """The served backbone of the model's backbone id: the one a retrain converted here,
     else the shipped one, installed now."""
-    manifest = manifest_of(model_dir)
     existing = backbone_model.objects.filter(backbone=manifest["backbone"]).first()
     if existing is not None:
         return existing
-    content = (model_dir / "backbone.tflite").read_bytes()
+    content = (folder / "backbone.tflite").read_bytes()
     backbone = backbone_model(
         backbone=manifest["backbone"],
         calibrated_on=manifest["calibrated_on"],

@@ -1,9 +1,9 @@
-"""The quick check's OpenAPI description: its request, answer and errors (see ads.schema)."""
+"""The quick check's OpenAPI description: its request, answer and errors (see ads.api.schema)."""
 
 from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema
 
-from ads.schema import INVALID, THROTTLED, UNAUTHENTICATED, detail
+from ads.api.schema import INVALID, THROTTLED, UNAUTHENTICATED, detail
 
 from .serializers import QuickCheckRequestSerializer, QuickCheckSerializer
 

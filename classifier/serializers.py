@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ads.serializers import ActiveCategoryField, CategorySerializer
+from ads.api.serializers import ActiveCategoryField, CategorySerializer
 from ads.uploads import read_photo
 
 

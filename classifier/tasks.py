@@ -1,5 +1,5 @@
 """Celery tasks of the classifier: thin wrappers that take ids; the work is in
-``classifier.retraining``. (Classifying an ad is routing it: ``moderation.tasks``.)
+``classifier.services.retraining``. (Classifying an ad is routing it: ``moderation.tasks``.)
 
 Training and label checks go to the training queue, the sweeps to the inference queue
 (settings.CELERY_TASK_ROUTES). Training is never redelivered after
@@ -13,8 +13,7 @@ from celery import shared_task
 from celery.signals import task_failure
 from django.db import connections
 
-from . import retraining
-from .services import serving_forms
+from .services import retraining, serving_forms
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)

@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 from avito_mod.throttling import ExplainedThrottling
 
 from .models import TrainingImage
-from .quick_check import quick_check
 from .serializers import QuickCheckRequestSerializer, QuickCheckSerializer
 from .services import ClassifierError
+from .services.quick_check import quick_check
 from .throttling import QuickCheckAddressThrottle, QuickCheckUserThrottle
 
 

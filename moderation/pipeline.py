@@ -24,10 +24,9 @@ from django.utils import timezone
 
 from ads.models import Ad, AdImage
 from ads.verdicts import PhotoVerdict, verdict_of
-from classifier import shadow
 from classifier.ml.preprocess import ImageError
 from classifier.models import ModelVersion, Prediction
-from classifier.services import ClassifierError, classify_images
+from classifier.services import ClassifierError, classify_images, shadow
 from classifier.services.artifacts import ArtifactMismatch
 from classifier.services.evidence import review_only_classes
 
@@ -138,7 +137,7 @@ def _score_in_shadow(
     ad: Ad, images: list[AdImage], version: ModelVersion, routing: Routing, scored: _Scored
 ) -> None:
     """The version in shadow, if any, answers on the ad's photos, and the policy says what
-    it would have done with the ad (``classifier.shadow``); nothing is routed by it. Its
+    it would have done with the ad (``classifier.services.shadow``); nothing is routed by it. Its
     failure is logged and leaves the ad as routed."""
     candidate = shadow.in_shadow()
     if candidate is None:

@@ -25,12 +25,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.roles import DECIDE_AD
 from ads.models import Ad, Category
 from classifier.services import label_photos, labels_of, unlabel
 
 from . import audit
 from .models import Audit, ModerationDecision, ReviewClaim
-from .roles import DECIDE_AD
 
 Action = ModerationDecision.Action
 Reason = Ad.RejectionReason

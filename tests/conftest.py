@@ -103,7 +103,7 @@ def four_class_version(four_categories, media, four_class_package):
 @pytest.fixture(scope="session")
 def tiny_training_photos(dataset_dir):
     """What ``training_photos`` says for the tiny model: the photos of ``dataset_dir``."""
-    from classifier.fairness import folder_photo_keys
+    from classifier.services.fairness import folder_photo_keys
 
     return folder_photo_keys(dataset_dir)
 

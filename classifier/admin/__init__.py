@@ -3,7 +3,7 @@ suspected label errors), the model registry (training, progress, evaluation side
 with the active version, promotion and rollback, each category's evidence to publish alone,
 also on the categories page) and predictions.
 
-Thin: every button and action calls ``classifier.services`` or ``classifier.retraining``.
+Thin: every button and action calls ``classifier.services`` or ``classifier.services.retraining``.
 Buttons are POSTs (CSRF-protected) and check their permission: relabelling and excluding
 need ``classifier.change_trainingimage``, training and label checks
 ``classifier.train_modelversion``, promotion and rollback

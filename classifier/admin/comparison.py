@@ -1,5 +1,5 @@
 """A version next to the active version on the evaluation set: the verdict in words (the
-paired test on the photos both answered, ``classifier.comparing``), why the comparison
+paired test on the photos both answered, ``classifier.services.comparing``), why the comparison
 covers what it covers, figures with their 95 % intervals, confusion matrices, coverage/risk
 curves, and whether the comparison is fair."""
 
@@ -9,10 +9,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
-from .. import fairness, plots
-from ..comparing import Comparison, compare, names, version_counts
+from avito_mod import charts
+
 from ..ml.stats import wilson
 from ..models import ModelVersion
+from ..services import fairness
+from ..services.comparing import Comparison, compare, names, version_counts
 
 
 def comparison_of(shown: list[tuple[str, ModelVersion, str]]):
@@ -41,7 +43,7 @@ def comparison_of(shown: list[tuple[str, ModelVersion, str]]):
         '<div style="display:inline-block;vertical-align:top;margin-right:24px">'
         "<strong>{}</strong>{}</div>",
         (
-            (label, plots.confusion_table(e["confusion_matrix"], e["classes"]))
+            (label, charts.confusion_table(e["confusion_matrix"], e["classes"]))
             for label, e, _ in measured
         ),
     )
@@ -52,8 +54,8 @@ def comparison_of(shown: list[tuple[str, ModelVersion, str]]):
         _intervals_table([(label, v) for label, v, _ in shown if v.evaluation.get("n")]),
         _figures_table(measured),
         matrices,
-        plots.coverage_risk_chart(measured),
-        plots.per_class_chart(measured),
+        charts.coverage_risk_chart(measured),
+        charts.per_class_chart(measured),
     )
 
 

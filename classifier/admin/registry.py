@@ -12,9 +12,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from .. import fairness, plots, retraining, services
+from avito_mod import charts
+
+from .. import services
 from ..models import ModelVersion, ModelVersionEvent
-from ..services import shipped
+from ..services import fairness, retraining, shipped
 from .common import REFRESH_SECONDS, is_running, post_view
 from .comparison import comparison_of, html_table, share
 from .evidence import states_table
@@ -189,7 +191,7 @@ class ModelVersionAdmin(ShadowButtons, admin.ModelAdmin):
     @admin.display(description="Confusion matrix (rows true, columns predicted)")
     def confusion_table(self, obj):
         matrix = obj.metrics.get("confusion_matrix")
-        return plots.confusion_table(matrix, obj.classes) if matrix else "—"
+        return charts.confusion_table(matrix, obj.classes) if matrix else "—"
 
     @admin.display(description="Per-epoch history")
     def history_table(self, obj):
@@ -202,14 +204,14 @@ class ModelVersionAdmin(ShadowButtons, admin.ModelAdmin):
 
     @admin.display(description="Loss and accuracy per epoch")
     def training_curves(self, obj):
-        return plots.training_curves(obj.history) if obj.history else "—"
+        return charts.training_curves(obj.history) if obj.history else "—"
 
     @admin.display(description="Evaluation")
     def evaluation_comparison(self, obj):
         active = ModelVersion.objects.active()
-        shown = [(f"v{obj.number} (this version)", obj, plots.CANDIDATE)]
+        shown = [(f"v{obj.number} (this version)", obj, charts.CANDIDATE)]
         if active is not None and active.pk != obj.pk:
-            shown.append((f"v{active.number} (active)", active, plots.ACTIVE))
+            shown.append((f"v{active.number} (active)", active, charts.ACTIVE))
         return comparison_of(shown)
 
     @admin.display(description="History")
@@ -439,7 +441,7 @@ def _progress(version: ModelVersion):
     if version.heartbeat_at:
         updated = f" · last report {timesince(version.heartbeat_at, depth=1)} ago"
     return format_html(
-        "{}{}{}<br>{}", said, loss, updated, plots.progress_bar(p.get("fraction", 0.0))
+        "{}{}{}<br>{}", said, loss, updated, charts.progress_bar(p.get("fraction", 0.0))
     )
 
 

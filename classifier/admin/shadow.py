@@ -1,6 +1,6 @@
 """Shadow mode in the registry: the buttons to put a candidate in shadow and take it out
 (POSTs, ``classifier.promote_modelversion``), the marker in the list, and on the version's
-page its figures on live traffic (``classifier.shadow.figures``)."""
+page its figures on live traffic (``classifier.services.shadow.figures``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from .. import shadow
 from ..models import ModelVersion
+from ..services import shadow
 from .comparison import html_table, share
 
 

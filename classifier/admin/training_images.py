@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods
 
-from .. import retraining, services
+from .. import services
 from ..models import LabelCheck, ModelVersion, TrainingImage
-from ..services import shipped
+from ..services import retraining, shipped
 from . import example_photos
 from .common import REFRESH_SECONDS, back_to_list, is_running, post_view
 

@@ -2,8 +2,9 @@ from django.db import migrations
 
 
 def install(apps, schema_editor):
-    """v3 (the last block's features beside the head's) becomes the active version where a
-    shipped model was; v1 and v2 stay for rollback."""
+    """Released with v3 (the last block's features beside the head's), which became the
+    active version where a shipped model was. Since only the default ships, it brings the
+    registered shipped models up to their release (``classifier.bootstrap``)."""
     from classifier.bootstrap import install_shipped_models
 
     install_shipped_models(

@@ -2,8 +2,9 @@ from django.db import migrations
 
 
 def install(apps, schema_editor):
-    """v4 (v3's recipe served as backbone then heads, with the none-of-these detector)
-    becomes the active version where a shipped model was; the others stay for rollback."""
+    """Released with v4 (v3's recipe served as backbone then heads, with the none-of-these
+    detector). Since only the default ships, the migration that installs it (v5) on a
+    fresh install, and where an earlier shipped model is active."""
     from classifier.bootstrap import install_shipped_models
 
     install_shipped_models(

@@ -3,7 +3,7 @@ from django.db import migrations
 
 def install(apps, schema_editor):
     """v5 (v4's recipe on the EfficientNet-Lite1 backbone) becomes the active version where a
-    shipped model was; the others, v4 included, stay for rollback."""
+    shipped model was; the others stay in the registries that hold them, for rollback."""
     from classifier.bootstrap import install_shipped_models
 
     install_shipped_models(

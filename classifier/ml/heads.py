@@ -40,10 +40,17 @@ class Heads:
     whether each photo shows none of the classes (``none_of_these``: None for versions
     stored without a detector)."""
 
-    def __init__(self, data: bytes, threshold: float | None = None, backbone: str | None = None):
+    def __init__(
+        self,
+        data: bytes,
+        threshold: float | None = None,
+        backbone: str | None = None,
+        classes: list[str] | None = None,
+    ):
         """``threshold`` (the version's) and ``backbone`` (its id) let the detector consult
-        the ImageNet head for the photos the heads place confidently (``none_of_these``)."""
-        self.threshold, self.backbone = threshold, backbone
+        the ImageNet head for the photos the heads place confidently (``none_of_these``);
+        ``classes`` (its category names) let it look for each category's look-alikes."""
+        self.threshold, self.backbone, self.classes = threshold, backbone, classes
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
@@ -89,4 +96,6 @@ class Heads:
         """Per photo, whether it shows none of the classes; None without a detector."""
         if self.none_of_these is None:
             return None
-        return self.none_of_these.flags(features, probabilities, self.threshold, self.backbone)
+        return self.none_of_these.flags(
+            features, probabilities, self.threshold, self.backbone, self.classes
+        )

@@ -15,23 +15,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 
-def group_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold (0..k-1) per photo; near-copies (one group) share a fold. Groups are dealt
-    largest first to the smallest fold so the folds come out even."""
-    if k < 2:
-        raise ValueError("at least two folds are needed")
-    ids, sizes = np.unique(groups, return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    order = order[np.argsort(-sizes[order], kind="stable")]
-    totals = np.zeros(k, dtype=int)
-    fold_of_group = {}
-    for index in order:
-        fold = int(totals.argmin())
-        fold_of_group[ids[index]] = fold
-        totals[fold] += sizes[index]
-    return np.array([fold_of_group[group] for group in groups])
-
-
 def out_of_fold_probabilities(
     features: np.ndarray,
     labels: np.ndarray,

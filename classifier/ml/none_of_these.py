@@ -19,7 +19,9 @@ photos the heads place confidently (at or above the version's threshold) in a ca
   flagged when ImageNet sees in it what it sees in that category: its likeliest ImageNet
   class is one of the category's own and those hold a fair share of its probability;
 - a photo ImageNet is sure shows a class foreign to the category (a mouse, a joystick under
-  *Phones*) is flagged however near the category's mean it lies.
+  *Phones*) is flagged however near the category's mean it lies; so is one to which ImageNet
+  gives one of the category's look-alike classes more than it gave any of the category's
+  training photos (``lookalikes``: a game controller or an e-reader under *Phones*).
 A category's own ImageNet classes are the likeliest of its mean direction (``KIN_CLASSES``):
 computed from the stored means, so every version with a detector has them, the shipped ones
 included. Where the ImageNet head or the threshold is unknown, the distance alone decides.
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import imagenet
+from . import imagenet, lookalikes
 from .backbone import HEAD_FEATURES
 
 # At most this many rejected photos are kept (a fixed-seed sample): each is a vector the
@@ -79,6 +81,8 @@ class NoneOfThese:
     threshold: float  # a cosine distance to the nearest mean above it flags the photo
     # (backbone, own classes), worked out on first use (``own_classes``).
     _own: tuple | None = field(default=None, repr=False, compare=False)
+    # (backbone, model classes, look-alike limits), read on first use (``lookalike_limits``).
+    _lookalikes: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def dims(self) -> int:
@@ -91,24 +95,26 @@ class NoneOfThese:
         probabilities: np.ndarray | None = None,
         confident_at: float | None = None,
         backbone: str | None = None,
+        classes: list[str] | None = None,
     ) -> np.ndarray:
         """True for the photos that show none of the categories. With the heads'
         ``probabilities``, the version's threshold ``confident_at`` and the ``backbone``
-        whose ImageNet head to ask, the ImageNet corrections apply (module docstring)."""
+        whose ImageNet head to ask, the ImageNet corrections apply (module docstring); with
+        the model's ``classes`` (category names) as well, the look-alikes too."""
         x = unit(features[:, : self.dims])
         nearest = nearest_distance(x, self.means)
         flagged = nearest > self.threshold
         if probabilities is not None and confident_at is not None and backbone is not None:
             overrulable = nearest <= self.threshold * WAIVE_REACH
             flagged = self._imagenet_corrected(
-                flagged, overrulable, features, probabilities, confident_at, backbone
+                flagged, overrulable, features, probabilities, confident_at, backbone, classes
             )
         if len(self.others):
             flagged |= nearest_distance(x, self.others) < nearest
         return flagged
 
     def _imagenet_corrected(
-        self, flagged, overrulable, features, probabilities, confident_at, backbone
+        self, flagged, overrulable, features, probabilities, confident_at, backbone, classes
     ):
         if self.dims != HEAD_FEATURES or features.shape[1] < HEAD_FEATURES:
             return flagged  # not the features the ImageNet head reads
@@ -121,6 +127,9 @@ class NoneOfThese:
         own_share = np.take_along_axis(seen, own, axis=1).sum(axis=1)
         recognised = confident & overrulable & top_is_own & (own_share >= KIN_SHARE)
         foreign = confident & ~top_is_own & (seen.max(axis=1) >= FOREIGN_SURE)
+        if classes is not None:
+            limits = self.lookalike_limits(backbone, classes)
+            foreign |= lookalikes.flags(seen, predicted, confident, limits)
         return (flagged & ~recognised) | foreign
 
     def own_classes(self, backbone: str) -> np.ndarray:
@@ -130,6 +139,13 @@ class NoneOfThese:
             logits = self.means @ imagenet.imagenet_head(backbone).weight
             self._own = (backbone, np.argsort(-logits, axis=1, kind="stable")[:, :KIN_CLASSES])
         return self._own[1]
+
+    def lookalike_limits(self, backbone: str, classes: list[str]) -> list:
+        """The shipped look-alike limits for the model's ``classes`` (``lookalikes``)."""
+        key = (backbone, tuple(classes))
+        if self._lookalikes is None or self._lookalikes[0] != key:
+            self._lookalikes = (key, lookalikes.limits_for(backbone, list(classes)))
+        return self._lookalikes[1]
 
     def arrays(self, prefix: str = "none_of_these_") -> dict[str, np.ndarray]:
         """Its arrays, as stored beside a version's heads."""

@@ -74,12 +74,3 @@ class Predictor:
             features=output,
             none_of_these=self.heads.none_of_these_flags(output, probabilities),
         )
-
-
-def keras_probabilities(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The same for an in-memory Keras model (training, evaluation), in inference mode."""
-    chunks = [
-        np.asarray(model(pixels[start : start + batch_size].astype(np.float32), training=False))
-        for start in range(0, len(pixels), batch_size)
-    ]
-    return np.concatenate(chunks) if chunks else np.zeros((0, model.output_shape[-1]))

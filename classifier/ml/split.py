@@ -60,6 +60,24 @@ def group_split(
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
 
+def group_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A fold (0..k-1) per photo for cross-validation (training's heads, the label-error
+    check); near-copies (one group) share a fold. Groups are dealt largest first to the
+    smallest fold so the folds come out even."""
+    if k < 2:
+        raise ValueError("at least two folds are needed")
+    ids, sizes = np.unique(groups, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    totals = np.zeros(k, dtype=int)
+    fold_of_group = {}
+    for index in order:
+        fold = int(totals.argmin())
+        fold_of_group[ids[index]] = fold
+        totals[fold] += sizes[index]
+    return np.array([fold_of_group[group] for group in groups])
+
+
 def held_out_by_content(sha256: str, percent: float) -> bool:
     """A fixed coin toss per photo: the first 32 bits of its sha256 as a share of 2**32."""
     return int(sha256[:8], 16) / 2**32 < percent / 100

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import evaluation
 from .backbone import DEFAULT_INPUT_SIZE
 from .features import backbone_id
 from .model import HeadConfig, build_head
+from .split import group_folds
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ def train(
     import keras
 
     from . import none_of_these
-    from .label_errors import group_folds
 
     _check_data(features, labels, classes, config.folds)
     keras.utils.set_random_seed(config.seed)
@@ -307,10 +307,10 @@ def validation_report(
     """Figures on the validation split, with the threshold that meets ``target_risk``."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
-    chosen = metrics.threshold_for_risk(
-        metrics.coverage_risk_curve(confidence, correct), target_risk
+    chosen = evaluation.threshold_for_risk(
+        evaluation.coverage_risk_curve(confidence, correct), target_risk
     )
-    report = metrics.evaluate_probabilities(probabilities, labels, classes, chosen["threshold"])
+    report = evaluation.evaluate_probabilities(probabilities, labels, classes, chosen["threshold"])
     report["threshold"] = chosen["threshold"]
     return report
 

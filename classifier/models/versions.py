@@ -139,7 +139,7 @@ class ModelVersion(models.Model):
         help_text="When the training images were read: labels given later are not in it.",
     )
     # In shadow: the workers score every new photo with it too, and never route by it
-    # (``classifier.shadow``). ``shadow_since`` stays after it leaves: its figures' start.
+    # (``classifier.services.shadow``). ``shadow_since`` stays after it leaves: its figures' start.
     in_shadow = models.BooleanField(default=False)
     shadow_since = models.DateTimeField(null=True, blank=True)
 

@@ -3,7 +3,8 @@ the training and evaluation sets, training, evaluating, serving; one module per 
 
 Commands, admin actions and tasks call these; they hold no logic of their own. Retraining
 from the admin (the training queue, promotion, rollback, label checks) is in
-``classifier.retraining``. TensorFlow is imported only inside training; serving uses LiteRT.
+``retraining``, comparing versions in ``comparing``, a candidate in shadow in ``shadow``.
+TensorFlow is imported only inside training; serving uses LiteRT.
 """
 
 from .datasets import (

@@ -132,8 +132,11 @@ def load_heads(version: ModelVersion) -> Heads:
 
 
 def _heads(version: ModelVersion, content: bytes) -> Heads:
-    # The threshold and backbone let the none-of-these detector consult the ImageNet head.
-    return Heads(content, threshold=version.threshold, backbone=version.backbone)
+    # The threshold, backbone and categories let the none-of-these detector consult the
+    # ImageNet head and look for each category's look-alikes.
+    return Heads(
+        content, threshold=version.threshold, backbone=version.backbone, classes=version.classes
+    )
 
 
 def forget_loaded_models() -> None:
@@ -222,7 +225,7 @@ def _classifications(version: ModelVersion, answers: Answers, looks_like: list) 
 
 def evaluate_version(version: ModelVersion, directory: Path) -> dict:
     """Accuracy, per-class figures, confusion matrix and coverage at the stored threshold."""
-    from ..ml.metrics import evaluate_probabilities
+    from ..ml.evaluation import evaluate_probabilities
 
     predictor = predictor_for(version)
     folders = scan_class_folders(directory)
@@ -255,7 +258,7 @@ def measure_on_evaluation_set(version: ModelVersion) -> dict:
     """The version's figures on today's evaluation set (photos of its classes), at its own
     threshold; stored on the version. Two versions' figures compare when their
     ``fingerprint`` (the photos measured on) is the same."""
-    from ..ml.metrics import evaluate_probabilities
+    from ..ml.evaluation import evaluate_probabilities
 
     pixels, labels, ids, unreadable = evaluation_set(version.input_size, version.classes)
     predictor = load_predictor(version)

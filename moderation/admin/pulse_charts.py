@@ -8,7 +8,7 @@ from django.utils import timezone
 
 def pulse_charts(figures: dict) -> str:
     """Decisions per day by action, and the share of suggestions followed, as SVG."""
-    from classifier.plots import Series, line_chart
+    from avito_mod.charts import Series, line_chart
 
     today = timezone.localdate()
     colours = {"Accepted": "#2f855a", "Recategorized": "#2b6cb0", "Rejected": "#c53030"}

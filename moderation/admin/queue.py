@@ -24,13 +24,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from accounts.roles import DECIDE_AD
 from ads.admin import photo_url
 from ads.models import Ad, AdImage, Category
 from classifier.models import Prediction
 
 from .. import audit, pulse, services
 from ..models import ModerationDecision, ReviewItem
-from ..roles import DECIDE_AD
 from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 
+from accounts.roles import DECIDE_AD
 from ads.models import Ad
 
 from .. import audit, services
-from ..roles import DECIDE_AD
 
 # One page's rows, with the ads appended as the moderator works down the queue.
 MOST_ADS_ASKED = 200

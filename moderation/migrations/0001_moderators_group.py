@@ -11,7 +11,7 @@ PERMISSIONS = [
 
 
 def create_group(apps, schema_editor):
-    from moderation.roles import sync_moderators_group
+    from accounts.roles import sync_moderators_group
 
     # Permissions are normally created after all migrations; the group needs them now.
     for app_config in apps.get_app_configs():

@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from accounts.roles import MODERATORS_GROUP
 from classifier.models import Prediction
-from moderation.roles import MODERATORS_GROUP
 
 pytestmark = pytest.mark.django_db
 

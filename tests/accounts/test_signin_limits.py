@@ -158,7 +158,7 @@ def test_a_tiny_cool_off_from_the_settings_is_over_in_a_moment(way, settings):
     way.account("sam")
     client = way.client("10.0.0.1")
     response = fail(way, client, "sam", LIMIT)[-1]
-    assert "Try again in 1 minute." in locked_out(way, response)
+    assert "Try again in 1 second." in locked_out(way, response)
     assert response["Retry-After"] == "1"
     time.sleep(1.1)
     assert way.signed_in(way.sign_in(client, "sam"))

@@ -191,8 +191,8 @@ def test_a_png_of_sixteen_bits_keeps_its_values(settings):
         ("JPEG", (2400, 1800), (600, 450)),
         ("JPEG", (1900, 1000), (950, 500)),
         ("JPEG", (1000, 700), (1000, 700)),
-        # Other formats are resampled to fit.
-        ("PNG", (2400, 1800), (1000, 750)),
+        # Other formats are reduced by the smallest whole factor that fits (box average).
+        ("PNG", (2400, 1800), (800, 600)),
     ],
 )
 def test_a_photo_longer_than_the_kept_side_is_kept_smaller(settings, fmt, size, kept):

@@ -14,7 +14,8 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from ads import idempotency, services, tasks
+from ads import services, tasks
+from ads.api import idempotency
 from ads.models import Ad, IdempotencyKey
 from avito_mod.celery import app as celery_app
 from tests.support.factories import ad_form, upload

@@ -41,7 +41,7 @@ def refused_as_throttled(response, what: str) -> None:
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert what in response.json()["detail"]
-    assert "Expected available in" in response.json()["detail"]
+    assert "Try again in " in response.json()["detail"]
 
 
 # --- Uploads ------------------------------------------------------------------------------

@@ -156,8 +156,12 @@ def test_the_workers_take_the_queues_the_web_process_sends_to(environment):
     assert "--concurrency 1 --max-tasks-per-child 1" in training
 
 
+DOCUMENTED_IN = ("configuration.md", "deployment.md")
+
+
 def test_every_environment_file_a_unit_reads_is_provided_and_documented():
-    readme = (ROOT / "README.md").read_text()
+    # Documented where an operator looks for settings: the configuration and deployment pages.
+    documented = "".join((ROOT / "docs" / page).read_text() for page in DOCUMENTED_IN)
     for path in UNITS:
         for name in unit(path).get("EnvironmentFile", []):
             assert name.startswith("/etc/avito-mod/"), name
@@ -166,7 +170,7 @@ def test_every_environment_file_a_unit_reads_is_provided_and_documented():
         for line in example.read_text().splitlines():
             if line and not line.startswith("#"):
                 variable = line.split("=", 1)[0]
-                assert f"`{variable}`" in readme, f"{example.name}: {variable} not in README"
+                assert f"`{variable}`" in documented, f"{example.name}: {variable} not in docs"
 
 
 @pytest.mark.skipif(

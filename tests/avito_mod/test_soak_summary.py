@@ -1,4 +1,4 @@
-"""bench/soak.py's arithmetic (the soak itself is a bench, run by hand: README "Benchmarks")."""
+"""bench/soak.py's arithmetic (the soak itself is a bench, run by hand: bench/README.md)."""
 
 from bench.soak import Post, downtime, percentile, summary
 

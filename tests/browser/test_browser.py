@@ -9,7 +9,7 @@ import re
 import pytest
 from django.db import OperationalError
 
-import ads.views
+import ads.api.views
 from ads.models import Ad, Category
 from classifier.models import ModelVersion
 from classifier.services import classify_images
@@ -119,8 +119,8 @@ def test_posting_again_after_a_lost_answer_lands_on_the_one_ad(
             raise OperationalError("server closed the connection unexpectedly")
         return respond(kept, replayed)
 
-    respond = ads.views._respond
-    monkeypatch.setattr(ads.views, "_respond", database_gone_after_the_commit)
+    respond = ads.api.views._respond
+    monkeypatch.setattr(ads.api.views, "_respond", database_gone_after_the_commit)
     keys = []
 
     def note_the_key(route) -> None:

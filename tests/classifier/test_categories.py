@@ -17,8 +17,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from ads.models import Ad, Category
-from classifier import retraining, services
+from classifier import services
 from classifier.models import ModelVersion, TrainingImage
+from classifier.services import retraining
 from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide

@@ -9,9 +9,9 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from ads.models import Category
-from classifier import fairness
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, TrainingImage
+from classifier.services import fairness
 from tests.support.images import jpeg_bytes, write_dataset
 from tests.support.storage import stored_files as all_stored_files
 from tests.support.tiny import TINY_SIZE

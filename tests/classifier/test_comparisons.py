@@ -11,10 +11,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from classifier import retraining, services
+from classifier import services
 from classifier.admin.registry import duration
-from classifier.comparing import compare
 from classifier.models import ModelVersion, ModelVersionEvent
+from classifier.services import retraining
+from classifier.services.comparing import compare
 from tests.support.images import CLASSES, FOUR_CLASSES, write_dataset
 from tests.support.tiny import register_version
 

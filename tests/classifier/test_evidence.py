@@ -9,9 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ads.models import Ad
-from classifier import retraining, services
+from classifier import services
 from classifier.ml.stats import wilson
 from classifier.models import ModelVersion
+from classifier.services import retraining
 from classifier.services.evidence import category_states, review_only_classes
 from moderation import pipeline
 from tests.support.factories import make_ad, store_shipped_files

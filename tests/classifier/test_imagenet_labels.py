@@ -77,9 +77,9 @@ def test_at_most_three_labels_those_under_five_percent_left_out_but_the_first():
 
 
 # --- Stored with each prediction --------------------------------------------------------
-# The shipped v5 (active after migrate, on Lite1) and v4 (on Lite0) are served as the int8
-# backbone then heads and give features; v3, one whole model, gives none. All from the test
-# database's own storage.
+# The shipped v5 (active after migrate, on Lite1) is served as the int8 backbone then heads
+# and gives features, from the test database's own storage; the tiny whole model of the
+# tests (``tiny_version``), one file, gives none.
 
 
 @pytest.fixture
@@ -87,9 +87,7 @@ def shipped(db):
     services.forget_loaded_models()  # primary keys repeat between tests (rolled back)
     v5 = ModelVersion.objects.active()
     assert v5.served_backbone_id is not None
-    v3 = ModelVersion.objects.get(number=3)
-    assert v3.served_backbone_id is None
-    return v3, v5
+    return v5
 
 
 def classified(seller, kind: str, seed: int) -> Ad:
@@ -99,15 +97,13 @@ def classified(seller, kind: str, seed: int) -> Ad:
     return Ad.objects.get(pk=ad.pk)
 
 
-@pytest.mark.parametrize("number", [5, 4])
-def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, seller, number):
-    """Each version's labels come from its own backbone's ImageNet head (v5: Lite1, v4:
-    Lite0), which give other answers on the same features."""
+def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, seller):
+    """A version's labels come from its own backbone's ImageNet head (v5: Lite1), which
+    gives other answers on the same features than another backbone's (Lite0)."""
     from ads.uploads import decode
     from classifier.ml.preprocess import letterbox
 
-    version = ModelVersion.objects.get(number=number)
-    version.activate()
+    version = shipped
     ad = classified(seller, "laptop", 9100)
     prediction = Prediction.objects.get(image__ad=ad)
     assert prediction.model_version == version
@@ -123,18 +119,17 @@ def test_a_version_with_features_stores_each_photos_imagenet_labels(shipped, sel
         pixels = letterbox(decode(photo.read()), version.input_size)[None]
     features = services.predictor_for(version).answers(pixels).features
     assert labels == imagenet.top_labels(features, version.backbone)[0]
-    other = "efficientnet-lite0-imagenet" if number == 5 else "efficientnet-lite1-imagenet"
+    other = "efficientnet-lite0-imagenet"
     assert not np.allclose(
         imagenet.probabilities(features, version.backbone), imagenet.probabilities(features, other)
     )
 
 
-def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
-    v3, _ = shipped
-    v3.activate()
+def test_a_whole_model_version_stores_no_imagenet_labels(tiny_version, seller):
+    assert tiny_version.served_backbone_id is None
     ad = classified(seller, "laptop", 9100)
     prediction = Prediction.objects.get(image__ad=ad)
-    assert prediction.model_version == v3
+    assert prediction.model_version == tiny_version
     assert prediction.imagenet_labels == []
     assert prediction.looks_like_text() == ""
 
@@ -145,7 +140,7 @@ def test_a_whole_model_version_stores_no_imagenet_labels(shipped, seller):
 def test_the_queue_shows_what_each_photo_looks_like_below_its_categories(
     shipped, seller, moderator_client
 ):
-    _, v5 = shipped
+    v5 = shipped
     ad = make_ad(seller, category="phone", kind="laptop", seed=9200, photos=3)
     ad.send_to_review(Ad.ReviewReason.CATEGORY_MISMATCH)
     first, second, third = ad.images.order_by("position")

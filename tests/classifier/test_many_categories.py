@@ -15,12 +15,13 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from ads.models import Ad, Category
-from classifier import retraining, services
+from classifier import services
 from classifier.ml.dataset import load_folder
 from classifier.ml.export import load_keras
 from classifier.ml.features import compute
 from classifier.ml.train import head_probabilities
 from classifier.models import LabelCheck, Prediction, TrainingImage, top_categories
+from classifier.services import retraining
 from moderation import pipeline
 from moderation.policy import PhotoVerdict, decide
 from tests.support.factories import make_ad

@@ -14,9 +14,10 @@ from django.test import Client
 from django.urls import reverse
 
 from ads.models import Ad, Category
-from classifier import retraining, services
+from avito_mod.charts import confusion_table, per_class_chart
+from classifier import services
 from classifier.models import ModelVersion, Prediction, top_categories
-from classifier.plots import confusion_table, per_class_chart
+from classifier.services import retraining
 from moderation import pipeline
 from moderation.models import ModerationDecision
 from tests.classifier.test_many_categories import confident_seed

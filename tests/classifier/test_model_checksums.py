@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from ads.models import Ad
-from classifier.bootstrap import FIRST_MODEL_DIR, PRETRAINED_MODEL_DIRS
+from classifier.bootstrap import DEFAULT_MODEL_DIR
 from classifier.models import ModelVersion
 from classifier.services import ClassifierError, predictor_for
 from classifier.services.artifacts import ArtifactMismatch
@@ -33,19 +33,13 @@ def _replace(file, content: bytes) -> None:
     file.storage.save(file.name, ContentFile(content))
 
 
-def test_migrate_records_the_checksums_of_the_shipped_models():
-    for number, model_dir in enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1):
-        version = ModelVersion.objects.get(number=number)
-        files = (("artifact", "model.keras"), ("serving_artifact", "model.tflite"))
-        if version.served_backbone is not None:  # v4: heads for the shipped backbone
-            files = (("serving_artifact", "heads.npz"),)
-            backbone = version.served_backbone
-            expected = hashlib.sha256((model_dir / "backbone.tflite").read_bytes()).hexdigest()
-            assert backbone.artifact_sha256 == expected
-        for field, filename in files:
-            expected = hashlib.sha256((model_dir / filename).read_bytes()).hexdigest()
-            assert getattr(version, f"{field}_sha256") == expected, (number, field)
-    assert ModelVersion.objects.get(number=4).served_backbone is not None
+def test_migrate_records_the_checksums_of_the_shipped_model():
+    version = ModelVersion.objects.get()  # the shipped default: heads for its backbone
+    expected = hashlib.sha256((DEFAULT_MODEL_DIR / "heads.npz").read_bytes()).hexdigest()
+    assert version.serving_artifact_sha256 == expected
+    backbone = (DEFAULT_MODEL_DIR / "backbone.tflite").read_bytes()
+    assert version.served_backbone.artifact_sha256 == hashlib.sha256(backbone).hexdigest()
+    assert not version.artifact and not version.artifact_sha256  # no Keras form ships
 
 
 def test_a_registered_version_records_what_it_stored(tiny_version):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from bench import new_category
-from classifier import retraining, services
+from classifier import services
 from classifier.models import ModelVersion
-from classifier.services import shipped
+from classifier.services import retraining, shipped
 from tests.support.images import write_dataset
 from tests.support.tiny import TINY_SIZE, tiny_config
 

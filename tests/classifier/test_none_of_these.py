@@ -18,9 +18,10 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from ads.models import Ad
-from classifier import retraining, services
+from classifier import services
 from classifier.ml import none_of_these
 from classifier.models import Prediction, TrainingImage
+from classifier.services import retraining
 from moderation import pipeline
 from moderation import services as moderation
 from moderation.policy import PhotoVerdict, decide
@@ -48,7 +49,7 @@ def categories(db):
 @pytest.fixture
 def detecting_version(tmp_path, media, admin_user):
     """A version trained by the app on drawn laptops and phones, active."""
-    store_shipped_files()  # the active shipped v4, measured beside it at promotion
+    store_shipped_files()  # the active shipped v5, measured beside it at promotion
     import_drawn(
         tmp_path, {"laptop": drawn("laptop", range(48)), "phone": drawn("phone", range(48))}
     )
@@ -136,12 +137,15 @@ def test_imagenet_overrules_the_distance_for_confidently_placed_photos_both_ways
     assert not flags(fish, [0.3, 0.7])  # not confident: the routing sends it to review anyway
 
 
-def test_served_versions_give_the_detector_their_threshold_and_backbone(detecting_version):
+def test_served_versions_give_the_detector_their_threshold_backbone_and_classes(
+    detecting_version,
+):
     heads = services.predictor_for(detecting_version).heads
     assert heads.none_of_these is not None
-    assert (heads.threshold, heads.backbone) == (
+    assert (heads.threshold, heads.backbone, heads.classes) == (
         detecting_version.threshold,
         detecting_version.backbone,
+        detecting_version.classes,
     )
 
 

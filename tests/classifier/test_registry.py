@@ -7,12 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from ads.models import Category
-from classifier.bootstrap import (
-    DEFAULT_MODEL_DIR,
-    FIRST_MODEL_DIR,
-    PRETRAINED_MODEL_DIRS,
-    manifest_of,
-)
+from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.ml.features import backbone_id
 from classifier.models import ModelVersion, ServedBackbone, TrainingImage
 from classifier.services import ClassifierError, classify_images, predictor_for
@@ -34,32 +29,19 @@ def test_migrate_creates_the_default_categories():
     }
 
 
-def test_migrate_installs_the_shipped_models_with_the_pretrained_one_active():
-    """v1 (the first releases' CNN), v2, v3 and v4 (on Lite0) are kept for rollback; v5,
-    v4's recipe on EfficientNet-Lite1, served as the int8 backbone then the heads (which
-    tells photos of none of the categories), serves."""
-    first, default = manifest_of(FIRST_MODEL_DIR), manifest_of(DEFAULT_MODEL_DIR)
-    old = ModelVersion.objects.get(number=1)
-    assert old.status == ModelVersion.Status.RETIRED
-    assert (old.threshold, old.input_size, old.backbone) == (
-        first["threshold"],
-        first["input_size"],
-        "",  # trained from scratch
-    )
-    assert old.training_photos and old.training_photos == first["training_photos"]
-
-    assert ModelVersion.objects.get(number=2).status == ModelVersion.Status.RETIRED
-    assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
-    assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
-    version = ModelVersion.objects.active()
-    assert version.number == 5
+def test_migrate_installs_the_shipped_default_model_active():
+    """v5, classifier heads on EfficientNet-Lite1 served as the int8 backbone then the
+    heads (which tells photos of none of the categories): the one model a fresh install
+    has (the earlier defaults no longer ship: tests/test_shipped_models.py)."""
+    default = manifest_of(DEFAULT_MODEL_DIR)
+    version = ModelVersion.objects.get()
+    assert (version.number, version.status) == (1, ModelVersion.Status.ACTIVE)
     assert version.served_backbone.backbone == version.backbone
     assert version.classes == default["classes"] == ["laptop", "phone"]
     assert version.threshold == default["threshold"]
     assert version.backbone == default["backbone"] == backbone_id(version.input_size)
     assert version.training_photos and version.training_photos == default["training_photos"]
     assert version.trained_on == default["trained_on"] == len(version.training_photos)
-    assert ModelVersion.objects.count() == 5
     laptop, phone = classify_images([jpeg_bytes("laptop", 1), jpeg_bytes("phone", 1)], version)
     assert 0.0 < laptop.confidence <= 1.0
     assert set(laptop.probabilities) == {"laptop", "phone"}
@@ -223,76 +205,22 @@ def registry() -> list[tuple]:
     )
 
 
-def test_install_default_model_on_an_empty_registry_installs_all_and_activates_v5(media):
+def test_install_default_model_on_an_empty_registry_installs_v5_active(media):
     ModelVersion.objects.all().delete()
     ServedBackbone.objects.all().delete()
 
     said = install_default_model()
 
-    assert "Registered the shipped model v2 as v2 (retired)." in said
-    assert "Registered the shipped model v3 as v3 (retired)." in said
-    assert "Registered the shipped model v4 as v4 (retired)." in said
-    assert "Registered the shipped model v5 as v5, now active." in said
-    old, previous, v3, v4, default = ModelVersion.objects.order_by("number")
-    assert (old.number, old.status) == (1, ModelVersion.Status.RETIRED)
-    assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
-    assert (previous.number, previous.status) == (2, ModelVersion.Status.RETIRED)
-    assert previous.backbone == manifest_of(PRETRAINED_MODEL_DIRS[0])["backbone"]
-    assert (v3.number, v3.status) == (3, ModelVersion.Status.RETIRED)
-    assert (v4.number, v4.status) == (4, ModelVersion.Status.RETIRED)
-    assert (default.number, default.status) == (5, ModelVersion.Status.ACTIVE)
+    assert said.strip() == "Registered the shipped model v5 as v1, now active."
+    default = ModelVersion.objects.get()
+    assert default.status == ModelVersion.Status.ACTIVE
     assert default.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
-    assert default.backbone != v4.backbone != previous.backbone  # features never mixed
-    assert default.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
-    # v3 and v4 trained on the same photos: the served form tells them apart.
-    assert v3.served_backbone is None
-    # v4 and v5 each served after the int8 form of their own backbone.
-    assert {v4.served_backbone.backbone, default.served_backbone.backbone} == {
-        v4.backbone,
-        default.backbone,
-    }
-    assert ServedBackbone.objects.count() == 2
-    assert predictor_for(default).heads.none_of_these is not None
-    for version in (previous, v3, v4, default):
-        assert predictor_for(version).input_size == version.input_size  # its files are stored
+    assert default.served_backbone.backbone == default.backbone
+    assert ServedBackbone.objects.count() == 1
+    assert predictor_for(default).heads.none_of_these is not None  # its files are stored
     before = registry()
     assert "registered already" in install_default_model()
     assert registry() == before
-
-
-def test_an_install_where_v4_is_active_gets_v5_active_and_v4_kept(media):
-    """A database migrated before v5 shipped: v5 arrives and takes over from v4, which
-    stays in the registry for rollback."""
-    ModelVersion.objects.filter(number=5).delete()
-    ModelVersion.objects.filter(number=4).update(status="active")
-
-    said = install_default_model()
-
-    assert "Registered the shipped model v5 as v5, now active." in said
-    active = ModelVersion.objects.active()
-    assert (active.number, active.backbone) == (5, manifest_of(DEFAULT_MODEL_DIR)["backbone"])
-    assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
-
-
-def test_an_install_with_the_earlier_threshold_of_v2_follows_the_release(media):
-    """v2 first shipped deciding alone from 0.9874 (1 % error target); the release moves it
-    to the 2 % target: the same heads, its registered copy follows, nothing else moves."""
-    released = manifest_of(PRETRAINED_MODEL_DIRS[0])
-    shipped = ModelVersion.objects.get(number=2)
-    ModelVersion.objects.filter(pk=shipped.pk).update(
-        threshold=0.9874496459960938, metrics={**released["metrics"], "target_risk": 0.01}
-    )
-    before = registry()
-
-    said = install_default_model()
-
-    assert "now decides alone from confidence 0.9386 (was 0.9874)" in said
-    shipped.refresh_from_db()
-    assert shipped.threshold == released["threshold"]
-    assert shipped.metrics["target_risk"] == 0.02
-    assert (shipped.status, ModelVersion.objects.count()) == (ModelVersion.Status.RETIRED, 5)
-    assert registry() == before
-    assert "registered already" in install_default_model()
 
 
 def test_the_shipped_threshold_keeps_out_of_fold_errors_under_its_target():
@@ -300,44 +228,6 @@ def test_the_shipped_threshold_keeps_out_of_fold_errors_under_its_target():
     assert metrics["target_risk"] == 0.02
     assert metrics["error_at_threshold"] <= metrics["target_risk"]
     assert metrics["coverage_at_threshold"] >= 0.8
-
-
-def test_install_default_model_leaves_a_version_an_admin_promoted_active(
-    media, tiny_package, django_user_model
-):
-    """A database migrated before v2 shipped, where an admin promoted a version of their
-    own: v2, v3 and v4 arrive retired, v5 as a candidate, v1 learns what it trained on, and
-    nothing else moves."""
-    from classifier import retraining
-    from tests.support.tiny import register_version
-
-    ModelVersion.objects.exclude(number=1).delete()
-    ModelVersion.objects.filter(number=1).update(status="active", training_photos=[])
-    admin = django_user_model.objects.create_superuser("ada", "ada@example.com", "pw")
-    own = register_version(tiny_package)
-    retraining.promote(own, admin)
-    assert (own.number, ModelVersion.objects.active()) == (2, own)
-
-    said = install_default_model()
-
-    assert (
-        "Registered the shipped model v5 as candidate v6; v2, promoted by an admin, stays "
-        "active" in said
-    )
-    assert ModelVersion.objects.active() == own
-    assert ModelVersion.objects.get(number=3).status == ModelVersion.Status.RETIRED
-    assert ModelVersion.objects.get(number=4).status == ModelVersion.Status.RETIRED
-    assert ModelVersion.objects.get(number=5).status == ModelVersion.Status.RETIRED
-    shipped = ModelVersion.objects.get(number=6)
-    assert shipped.status == ModelVersion.Status.CANDIDATE
-    assert shipped.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]
-    assert shipped.training_photos == manifest_of(DEFAULT_MODEL_DIR)["training_photos"]
-    old = ModelVersion.objects.get(number=1)
-    assert old.status == ModelVersion.Status.RETIRED
-    assert old.training_photos == manifest_of(FIRST_MODEL_DIR)["training_photos"]
-    before = registry()
-    assert "registered already" in install_default_model()
-    assert registry() == before
 
 
 def test_classifying_loads_the_active_version_without_its_large_fields():

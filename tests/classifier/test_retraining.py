@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from ads.models import Ad, Category
-from classifier import retraining, services
+from classifier import services
 from classifier.ml.features import backbone_id
 from classifier.models import (
     ImageFeatures,
@@ -20,6 +20,7 @@ from classifier.models import (
     ModelVersion,
     TrainingImage,
 )
+from classifier.services import retraining
 from moderation import pipeline
 from moderation import services as moderation
 from tests.support.factories import make_ad, make_moderator

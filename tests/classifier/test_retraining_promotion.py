@@ -7,13 +7,14 @@ import pytest
 from django.urls import reverse
 
 from ads.models import Ad
-from classifier import fairness, retraining, services
+from classifier import services
 from classifier.models import (
     LabelCheck,
     ModelVersion,
     ModelVersionEvent,
     TrainingImage,
 )
+from classifier.services import fairness, retraining
 from moderation import pipeline
 from moderation import services as moderation
 from tests.support.factories import make_ad, make_moderator

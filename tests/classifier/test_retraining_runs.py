@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ads.models import Category
-from classifier import fairness, retraining, services
+from classifier import services
 from classifier.ml.backbone import FEATURES
 from classifier.ml.features import backbone_id
 from classifier.models import (
@@ -23,6 +23,7 @@ from classifier.models import (
     ServedBackbone,
     TrainingImage,
 )
+from classifier.services import fairness, retraining
 from tests.support.images import CLASSES
 from tests.support.retraining import (
     REGISTRY,

@@ -60,7 +60,7 @@ def test_int8_and_float32_decide_alike_on_99_percent_of_photos(
 ):
     """A version retrained here on drawn photos (its tiny int8 backbone calibrated on them),
     and its float32 form built as the training queue builds it; new drawn photos.
-    (The shipped v5 on the 3,421 real photos: bench/serving.py --agreement, README.)"""
+    (The shipped v5 on the 3,421 real photos: bench/serving.py --agreement, bench/README.md.)"""
     import_drawn(tmp_path, {kind: drawn(kind, range(30)) for kind in CLASSES})
     version = train_candidate(admin_user)
     assert version.served_backbone.backbone == backbone_id(TINY_SIZE)
@@ -87,7 +87,7 @@ def test_int8_and_float32_decide_alike_on_99_percent_of_photos(
     assert same_class >= 0.99, same_class
     # A photo near the threshold may go to review in one form and alone in the other (the
     # int8 confidences differ from the float32 ones by a few points): fewer agree on the
-    # decision than on the class. Here 96 %; the shipped v5 on the real photos: README.
+    # decision than on the class. Here 96 %; the shipped v5 on the real photos: bench/README.md.
     assert same_decision >= 0.95, same_decision
     # Two networks indeed: the float32 features are not the int8 ones.
     assert any((a.features != b.features).any() for a, b in pairs)

@@ -18,7 +18,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from ads.models import Ad, Category
-from classifier import retraining, services, shadow
+from classifier import services
 from classifier.ml.features import backbone_id
 from classifier.ml.predict import Predictor
 from classifier.models import (
@@ -29,6 +29,7 @@ from classifier.models import (
     ShadowPrediction,
     ShadowRouting,
 )
+from classifier.services import retraining, shadow
 from classifier.services.artifacts import store
 from moderation import pipeline
 from moderation import services as moderation

@@ -16,10 +16,10 @@ import pytest
 from django.urls import reverse
 
 from ads.uploads import clean_photo
-from classifier import retraining, services
+from classifier import services
 from classifier.ml import features as ml_features
 from classifier.models import ImageFeatures, ModelVersion, TrainingImage
-from classifier.services import shipped
+from classifier.services import retraining, shipped
 from tests.support.images import jpeg_bytes
 from tests.support.tiny import TINY_SIZE, tiny_config
 

@@ -13,11 +13,12 @@ from django.db import OperationalError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from ads.api.views import AdViewSet
 from ads.throttling import UploadAddressThrottle, UploadUserThrottle
-from ads.views import AdViewSet
-from classifier import retraining, tasks
+from classifier import tasks
 from classifier.bootstrap import DEFAULT_MODEL_DIR, manifest_of
 from classifier.models import LabelCheck, ModelVersion
+from classifier.services import retraining
 from moderation import tasks as moderation_tasks
 from tests.support.factories import store_shipped_files
 
@@ -89,7 +90,7 @@ def test_the_admin_warns_when_the_active_model_cannot_be_loaded(admin_client, me
 
 
 def test_the_admin_says_nothing_when_the_active_model_loads(admin_client, media):
-    store_shipped_files()  # the shipped backbone, which v4's heads follow
+    store_shipped_files()  # the shipped backbone, which v5's heads follow
     version = _put_model_file(SHIPPED_HEADS.read_bytes())
     assert version.backbone == manifest_of(DEFAULT_MODEL_DIR)["backbone"]  # its own file
 

@@ -15,8 +15,8 @@ from rest_framework.authtoken.models import Token
 
 from ads.models import Ad, Category
 from avito_mod.env import env_networks
-from classifier import retraining
 from classifier.models import ModelVersion, Prediction
+from classifier.services import retraining
 from moderation import services as moderation
 from moderation.metrics import DatabaseCollector
 from tests.support.factories import make_moderator

@@ -10,7 +10,7 @@ import requests
 from rest_framework.authtoken.models import Token
 
 from ads.models import Ad
-from classifier.models import Prediction
+from classifier.models import ModelVersion, Prediction
 from tests.support.images import jpeg_bytes
 from tests.support.live import celery_worker, wait_for
 
@@ -80,7 +80,7 @@ def test_uploads_are_classified_by_a_real_worker_and_routed(
 def test_a_running_worker_follows_a_promotion_without_a_restart(
     tiny_version, tiny_package, seller, live_server, worker
 ):
-    from classifier.retraining import promote
+    from classifier.services.retraining import promote
     from tests.support.tiny import register_version
 
     token = Token.objects.create(user=seller).key
@@ -130,6 +130,7 @@ def test_the_worker_says_in_its_log_which_backbone_form_it_serves(
     from tests.support.factories import store_shipped_files
 
     store_shipped_files()
+    shipped = ModelVersion.objects.active()
     log = tmp_path / "worker.log"
     with celery_worker(log, child_env):
         token = Token.objects.create(user=seller).key
@@ -138,5 +139,5 @@ def test_the_worker_says_in_its_log_which_backbone_form_it_serves(
         _final(posted.json()["id"])
     said = [line for line in log.read_text().splitlines() if "backbone on" in line]
     assert len(said) == 1, said
-    assert "model v5: serving the int8 backbone on" in said[0]
+    assert f"model v{shipped.number}: serving the int8 backbone on" in said[0]
     assert "forced by CLASSIFIER_SERVING_FORM=int8" in said[0]

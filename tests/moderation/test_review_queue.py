@@ -16,12 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
 from ads.models import Ad, Category
 from classifier.models import TrainingImage
 from classifier.services import labelled_set
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
-from moderation.roles import MODERATOR_PERMISSIONS, MODERATORS_GROUP
 from tests.support.factories import make_ad, make_moderator
 from tests.support.review_queue import (
     QUEUE,

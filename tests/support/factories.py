@@ -66,35 +66,32 @@ def make_ad(
 
 def store_shipped_files() -> None:
     """This test's storage holding what ``migrate`` stored in the test run's: the shipped
-    models' files and the shipped int8 backbone, which the database names."""
-    from pathlib import Path
+    default model's files and its int8 backbone, which the database names (each row found
+    by its recorded SHA-256)."""
+    import hashlib
 
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from classifier.bootstrap import (
-        FIRST_MODEL_DIR,
-        PRETRAINED_MODEL_DIRS,
-        manifest_of,
-        served_as_heads,
-    )
+    from classifier.bootstrap import DEFAULT_MODEL_DIR
     from classifier.models import ModelVersion, ServedBackbone
 
-    shipped = dict(enumerate((FIRST_MODEL_DIR, *PRETRAINED_MODEL_DIRS), start=1))
-    files = [
-        (field.name, shipped[version.number] / Path(field.name).name)
-        for version in ModelVersion.objects.filter(number__in=shipped)
-        for field in (version.artifact, version.serving_artifact)
-        if field  # v4 ships no Keras file
-    ]
-    backbones = {
-        manifest_of(model_dir)["backbone"]: model_dir / "backbone.tflite"
-        for model_dir in PRETRAINED_MODEL_DIRS
-        if served_as_heads(model_dir)
+    by_sha = {
+        hashlib.sha256(path.read_bytes()).hexdigest(): path
+        for path in DEFAULT_MODEL_DIR.iterdir()
+        if path.suffix in (".npz", ".tflite", ".keras")
     }
-    files += [
-        (backbone.artifact.name, backbones[backbone.backbone])
-        for backbone in ServedBackbone.objects.all()
+    files = [
+        (getattr(version, field).name, by_sha[getattr(version, f"{field}_sha256")])
+        for version in ModelVersion.objects.all()
+        for field in ("artifact", "serving_artifact")
+        if getattr(version, f"{field}_sha256") in by_sha
     ]
+    files += [
+        (backbone.artifact.name, by_sha[backbone.artifact_sha256])
+        for backbone in ServedBackbone.objects.all()
+        if backbone.artifact_sha256 in by_sha
+    ]
+    assert files, "migrate registered no shipped model"
     for name, path in files:
         assert default_storage.save(name, ContentFile(path.read_bytes())) == name

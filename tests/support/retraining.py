@@ -7,12 +7,13 @@ import io
 
 from ads.models import Ad
 from ads.uploads import clean_photo
-from classifier import retraining, services
+from classifier import services
 from classifier.models import (
     ImageFeatures,
     ModelVersion,
     Prediction,
 )
+from classifier.services import retraining
 from moderation import pipeline
 from tests.support.factories import make_ad
 from tests.support.images import jpeg_bytes

@@ -233,7 +233,8 @@
     if (response.status === 429) {
       const seconds = retryAfter(response);
       photo.retryTimer = setTimeout(() => check(photo), seconds * 1000);
-      return { state: "waiting", text: `Too many checks just now; checking again in ${seconds} s.` };
+      // The server words the wait (avito_mod/throttling.py); Retry-After is in seconds.
+      return { state: "waiting", text: `${data.detail || "Too many checks just now."} The photo is checked again then.` };
     }
     if (response.status === 400) {
       return { state: "error", text: `This photo cannot be used: ${messages(data).join(" ")}` };
@@ -394,6 +395,12 @@
     if (fileInput && config.save_method === "POST" && photos.length === 0) {
       errors.photos = ["Add at least one photo."];
     }
+    // The server's rule (ads/uploads.py), told before the photos are sent only to be refused.
+    const total = photos.reduce((sum, photo) => sum + photo.file.size, 0);
+    if (total > config.max_ad_photo_bytes) {
+      const most = sizeText(config.max_ad_photo_bytes);
+      errors.photos = [`The photos are too large together (${sizeText(total)}; an ad's photos may take at most ${most}): remove some or send smaller ones.`];
+    }
     return errors;
   }
 
@@ -454,7 +461,7 @@
       return;
     }
     if (response.status === 429) {
-      showProblem(`Too many requests just now; try again in ${retryAfter(response)} s.`);
+      showProblem(data.detail || "Too many requests just now; try again later.");
     } else if (response.status === 422 && key) {
       // This page's key already posted an ad, with what the form held then.
       showProblem("This page already posted an ad, with other details. To post another ad, open New ad again.");

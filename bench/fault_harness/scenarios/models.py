@@ -14,8 +14,8 @@ from ..harness import FINAL, Harness, Result
 from ..sellers import Tally
 from ..services import PYTHON, ROOT
 
-# A valid LiteRT model of other bytes than the active one's: the shipped v1.
-OTHER_MODEL = ROOT / "classifier/default_model/v1/model.tflite"
+# A valid LiteRT model of other bytes than the active one's: the shipped int8 backbone.
+OTHER_MODEL = ROOT / "classifier/default_model/v5/backbone.tflite"
 REFUSED = ("model_unverified", "model_unavailable")
 # "Within a few seconds" of the file put back, with room for a shared 2-core machine.
 CLASSIFIED_AGAIN_WITHIN_S = 15

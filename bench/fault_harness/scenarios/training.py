@@ -16,8 +16,8 @@ def training_kill(h: Harness) -> Result:
     """A small training's process SIGKILLed mid-epoch: the version is marked failed, the
     active one keeps serving."""
     result, tally = Result("training-kill"), Tally()
-    from classifier import retraining
     from classifier.models import ModelVersion
+    from classifier.services import retraining
 
     _import_training_images(h)
     active = h.db(ModelVersion.objects.active)

@@ -3,8 +3,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from classifier.ml.dataset import DatasetError
 from classifier.models import TrainingImage
-from classifier.retraining import find_label_errors, request_label_check
 from classifier.services import ClassifierError
+from classifier.services.retraining import find_label_errors, request_label_check
 
 
 class Command(BaseCommand):

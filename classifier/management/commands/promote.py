@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.retraining import promote
 from classifier.services import ClassifierError, resolve_version
+from classifier.services.retraining import promote
 
 
 class Command(BaseCommand):

@@ -5,8 +5,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.ml.dataset import DatasetError
-from classifier.retraining import PromotionRefused, promote, request_training, train_in_process
 from classifier.services import ClassifierError
+from classifier.services.retraining import (
+    PromotionRefused,
+    promote,
+    request_training,
+    train_in_process,
+)
 
 
 class Command(BaseCommand):

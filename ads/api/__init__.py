@@ -1,0 +1,1 @@
+"""The sellers' REST API: /api/v1/ads/ and /api/v1/categories/ (DRF)."""

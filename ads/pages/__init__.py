@@ -1,0 +1,1 @@
+"""The sellers' web pages: /, /accounts/…, /ads/… (Django views and forms)."""
