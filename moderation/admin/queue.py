@@ -34,7 +34,7 @@ from ..models import ModerationDecision, ReviewItem
 from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
-from .queue_claims import claims_view, page_state
+from .queue_claims import BadAdList, asked_of, claims_answer, claims_view, page_state
 from .summaries import summary
 
 PULSE = "moderation.view_queue_pulse"
@@ -302,20 +302,27 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         if not form.is_valid():
             return JsonResponse({"message": f"Nothing done: {_form_errors(form)}"}, status=400)
         try:
+            # The page's ads, asked about with the decision (queue_claims.claims_answer).
+            asked = asked_of(request.POST)
+        except BadAdList as error:
+            return JsonResponse({"message": f"Nothing done: {error}"}, status=400)
+        try:
             fields = _fields_for(action, form.cleaned_data)
             decision = services.decide(object_id, request.user, action, **fields)
         except services.HeldByAnother as error:
             # The same status as an ad gone from the queue, and who holds this one: the
             # queue may offer to take it over (POST again with takeover=1).
-            return JsonResponse({"message": str(error), "held_by": error.holder}, status=409)
+            answer = {"message": str(error), "held_by": error.holder}
+            return JsonResponse(answer | _claims(request.user, asked), status=409)
         except services.NotInReview as error:
-            return JsonResponse({"message": str(error)}, status=409)
+            return JsonResponse({"message": str(error)} | _claims(request.user, asked), status=409)
         except services.DecisionError as error:
             return JsonResponse({"message": str(error)}, status=400)
         undo = reverse(
             f"admin:{self._url_name('undo')}", args=[decision.pk], current_app=self.admin_site.name
         )
-        return JsonResponse({"message": summary([decision]), "undo": undo})
+        answer = {"message": summary([decision]), "undo": undo}
+        return JsonResponse(answer | _claims(request.user, asked))
 
     def undo_view(self, request, decision_id: int):
         """Undo one's own decision of a moment ago: the ad is back in the queue."""
@@ -447,6 +454,14 @@ def _predicted(image: AdImage) -> str:
         prediction.top_text(),
         looks_like,
     )
+
+
+def _claims(moderator, asked: tuple[list[int], bool, bool]) -> dict:
+    """Who holds the page's ads, for a decision's answer, when the page asked: in the
+    decision's request (no second request on its heels), after its transaction (a failed
+    claim never undoes a decision)."""
+    ads, hold, more = asked
+    return {"claims": claims_answer(moderator, ads, hold, more)} if ads or more else {}
 
 
 def _wants_json(request) -> bool:
