@@ -165,3 +165,18 @@ def test_a_poll_on_a_short_queue_is_a_few_small_queries(
     with django_assert_max_num_queries(7):
         answer = mona_client.get(reverse(CLAIMS), {"ads": ids(ads), "more": "1"}).json()
     assert answer == {"mine": ads, "held": {}, "gone": [], "more": 0}
+
+
+def test_the_shipped_photos_sides_are_worked_out_once_per_set(settings):
+    """Every decision that labels photos places them by the shipped photos' sides: worked
+    out once per set read, not for each decision."""
+    from classifier.bootstrap import DEFAULT_MODEL_DIR
+    from classifier.services import shipped
+
+    settings.CLASSIFIER_SHIPPED_FEATURES = str(DEFAULT_MODEL_DIR / "features.npz")
+    sides = shipped.known_sides()
+
+    assert len(sides) == len(shipped.shipped_photos().phashes) > 1000
+    assert shipped.known_sides() is sides
+    settings.CLASSIFIER_SHIPPED_FEATURES = "off"
+    assert shipped.known_sides() == ()
