@@ -17,6 +17,10 @@ from the first key press to the last answer, the photos of the ads appended on t
 p95_ms, requests_per_decision, photo_requests_per_decision, horizontal_scroll_px,
 rows_visible (ads wholly on screen on arriving), moderators, refused (decisions answered
 409: already decided, or held by another), decided_twice (ads with more than one decision).
+Before it, ``split_ms`` says where the keys' time went: before the decision's POST left
+(a claim awaited), the POST itself (request to answer: the server's part), and from the
+answer to the next ad ready (the page's script and a frame drawn), at the median and the
+95th percentile, and which of the page's other requests overlapped the POSTs.
 """
 
 from __future__ import annotations
