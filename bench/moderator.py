@@ -324,6 +324,12 @@ def main() -> None:
         wait_http(f"{url}/api/v1/categories/")
         decisions = args.decisions if args.moderators == 1 else None
         figures = asyncio.run(work_together(url, args.moderators, decisions))
+    except SystemExit:
+        # A stalled key: often a photo the server failed to send (the next ad never ready).
+        logs.flush()
+        lines = (scratch / "server.log").read_text().splitlines()[-400:]
+        print("\n".join(line for line in lines if '" 5' in line or "Error" in line)[-6000:])
+        raise
     finally:
         process.terminate()
         process.wait(30)
