@@ -12,7 +12,7 @@ from django.urls import reverse
 from ads.models import Ad
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
-from tests.test_review_queue import in_review, make_moderator, queue_ids
+from tests.test_review_queue import QUEUE, in_review, make_moderator, queue_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +180,19 @@ def test_the_shipped_photos_sides_are_worked_out_once_per_set(settings):
     assert shipped.known_sides() is sides
     settings.CLASSIFIER_SHIPPED_FEATURES = "off"
     assert shipped.known_sides() == ()
+
+
+def test_a_top_up_asks_for_the_rows_it_needs_not_a_page(mona_client, seller, media, settings):
+    settings.MODERATION_CLAIM_TOP = 2
+    ads = [in_review(seller).pk for _ in range(12)]
+
+    page = mona_client.get(reverse(QUEUE), {"rows": "3", "kind": "review"})
+
+    assert [ad.pk for ad in page.context["cl"].result_list] == ads[:3]
+    assert b'name="_changelist_filters" value="kind=review"' in page.content  # not rows
+    assert page.context["queue_state"]["mine"] == ads[:2]  # held as on any load
+    assert len(mona_client.get(reverse(QUEUE), {"rows": "999"}).context["cl"].result_list) == 12
+    for bad in ("0", "-1", "two", ""):
+        response = mona_client.get(reverse(QUEUE), {"rows": bad})
+        assert response.status_code == 400
+        assert "rows: how many rows of the queue to show" in response.text

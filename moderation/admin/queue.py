@@ -46,6 +46,8 @@ FACTS_TEMPLATE = "admin/moderation/reviewitem/facts.html"
 AUDIT_NOTE = "Audit: published automatically by the model — check it"
 # Photos in the queue: large enough to tell a phone's back from a laptop's lid.
 QUEUE_PHOTO_PX = 160
+# The queue's script fetching the next ads asks for this many rows of the queue, not a page.
+TOP_UP_ROWS = "rows"
 
 
 class DecisionForm(forms.Form):
@@ -127,6 +129,8 @@ class ReviewQueueChangeList(ChangeList):
         return queryset.exclude(pk__in=lost) if lost else queryset
 
     def get_results(self, request) -> None:
+        # A top-up asks for the few rows it needs (?rows=): fewer to render and to parse.
+        self.list_per_page = getattr(request, "queue_rows", self.list_per_page)
         super().get_results(request)
         # Every row offers the same categories: one query for the page, not one per row.
         categories = list(Category.objects.active())
@@ -184,6 +188,9 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             if request.user.has_perm(PULSE)
             else None,
         }
+        if TOP_UP_ROWS in request.GET and not self._take_top_up_rows(request):
+            message = f"{TOP_UP_ROWS}: how many rows of the queue to show, e.g. {TOP_UP_ROWS}=12"
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         response = super().changelist_view(request, context | (extra_context or {}))
         if isinstance(response, TemplateResponse) and "cl" in response.context_data:
             claimed = response.context_data["cl"].claimed
@@ -191,6 +198,18 @@ class ReviewQueueAdmin(admin.ModelAdmin):
                 "claims_url": reverse(f"admin:{self._url_name('claims')}")
             }
         return response
+
+    def _take_top_up_rows(self, request) -> bool:
+        """``?rows=N`` (the queue's script asking for its next ads): at most a page of rows
+        for this request, the parameter taken out of the query (the changelist would refuse
+        it as a filter). False when N is not a positive number."""
+        rows = request.GET[TOP_UP_ROWS]
+        if not rows.isdigit() or int(rows) < 1:
+            return False
+        request.GET = request.GET.copy()
+        del request.GET[TOP_UP_ROWS]
+        request.queue_rows = min(int(rows), self.list_per_page)
+        return True
 
     def get_changelist(self, request, **kwargs):
         return ReviewQueueChangeList

@@ -201,7 +201,13 @@
     if (more === foundNothing.more && Date.now() - foundNothing.at < FOUND_NOTHING_MS) return;
     toppingUp = true;
     try {
-      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      // The rows still on the page come first in the queue: ask for them and as many again
+      // as a claim holds, twice, not for a whole page (unless the moderator paged on).
+      const url = new URL(window.location.href);
+      if (!url.searchParams.has("p")) {
+        url.searchParams.set("rows", rows().filter(open).length + 2 * state.claim_top);
+      }
+      const response = await fetch(url, { credentials: "same-origin" });
       if (!response.ok) return;
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const shown = new Set(rows().map(formOf));
