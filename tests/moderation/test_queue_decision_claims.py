@@ -12,7 +12,7 @@ from django.urls import reverse
 from ads.models import Ad
 from moderation import services
 from moderation.models import ModerationDecision, ReviewClaim
-from tests.test_review_queue import QUEUE, in_review, make_moderator, queue_ids
+from tests.support.review_queue import QUEUE, in_review, make_moderator, queue_ids
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 from ads.models import Ad
-from tests.browser import BROWSER_TESTS
-from tests.test_browser_queue import LAPTOP_SCREEN, fill_queue, moderator_tab
+from tests.browser.test_browser_queue import LAPTOP_SCREEN, fill_queue, moderator_tab
+from tests.support.browser import BROWSER_TESTS
 
 pytestmark = BROWSER_TESTS
 
