@@ -281,7 +281,7 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
     """Hold ``ad_ids`` (the top of ``moderator``'s queue) for ``moderator`` for
     ``MODERATION_CLAIM_SECONDS``; returns those held for them now. An ad another moderator
     holds stays theirs until their claim expires: the database's one claim per ad decides
-    between two moderators claiming at once."""
+    between two moderators claiming at once. An ad no longer in the queue is never held."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.MODERATION_CLAIM_SECONDS)
     with transaction.atomic():  # one write lock on SQLite, not three
@@ -291,6 +291,11 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
             ignore_conflicts=True,
         )
         mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
+        # A decision releases its ad's claim as it takes it: a claim written just after, on
+        # an ad read as waiting just before, would hold a decided ad (and the page's key on
+        # it would be refused). The decision has committed by now (PostgreSQL waits for it on
+        # the claim's row; SQLite writes one at a time), so this sees the ad gone.
+        mine.exclude(ad__in=audit.in_queue(Ad.objects.all()).values("pk")).delete()
         mine.update(expires_at=until)  # renewed while they are still at it
         return set(mine.values_list("ad_id", flat=True))
 

@@ -147,8 +147,8 @@ def test_a_decision_costs_the_same_few_queries_whatever_the_page_asks_about(
     for decided, asked in ((ads[1], ads[3:5]), (ads[2], ads[3:53])):
         with django_assert_max_num_queries(17):
             assert decide(mona_client, decided, ads=ids(asked)).status_code == 200
-    # Holding the next ones, too: one transaction of four.
-    with django_assert_max_num_queries(23):
+    # Holding the next ones, too: one transaction of five.
+    with django_assert_max_num_queries(24):
         assert decide(mona_client, ads[3], ads=ids(ads[4:]), hold="1").status_code == 200
     held = ReviewClaim.objects.filter(moderator__username="mona").values_list("ad_id", flat=True)
     assert sorted(held) == ads[4:6]
@@ -196,3 +196,18 @@ def test_a_top_up_asks_for_the_rows_it_needs_not_a_page(mona_client, seller, med
         response = mona_client.get(reverse(QUEUE), {"rows": bad})
         assert response.status_code == 400
         assert "rows: how many rows of the queue to show" in response.text
+
+
+def test_an_ad_decided_as_it_is_claimed_is_not_held(mona, seller, media):
+    """The claim of an ad read as waiting just before another moderator's decision released
+    its claim and took it: the claim must not hold the decided ad (a key on it would be
+    refused as already decided)."""
+    ads = [in_review(seller).pk for _ in range(2)]
+    otto = make_moderator("otto")
+    assert services.claim(otto, [ads[0]]) == {ads[0]}
+    services.decide(ads[0], otto, "accept")  # releases otto's claim
+
+    held = services.claim(mona, ads)  # her page still lists ads[0]
+
+    assert held == {ads[1]}
+    assert list(ReviewClaim.objects.values_list("ad_id", flat=True)) == [ads[1]]
