@@ -6,4 +6,5 @@ class AdsConfig(AppConfig):
     verbose_name = "Ads"
 
     def ready(self) -> None:
-        from . import checks, schema  # noqa: F401  (register the system checks, API docs)
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .api import schema  # noqa: F401  (registers the API docs' extensions)

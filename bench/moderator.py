@@ -17,6 +17,10 @@ from the first key press to the last answer, the photos of the ads appended on t
 p95_ms, requests_per_decision, photo_requests_per_decision, horizontal_scroll_px,
 rows_visible (ads wholly on screen on arriving), moderators, refused (decisions answered
 409: already decided, or held by another), decided_twice (ads with more than one decision).
+Before it, ``split_ms`` says where the keys' time went: before the decision's POST left
+(a claim awaited), the POST itself (request to answer: the server's part), and from the
+answer to the next ad ready (the page's script and a frame drawn), at the median and the
+95th percentile, and which of the page's other requests overlapped the POSTs.
 """
 
 from __future__ import annotations
@@ -118,6 +122,10 @@ class Moderator:
         self.decided = 0
         self.refused = 0
         self.counting = False
+        # Where each key's time went: (start, end) of every request the browser finished,
+        # in the browser's wall-clock milliseconds, and per key (before, post, after, others).
+        self.finished: list[tuple[float, float, str]] = []
+        self.parts: list[tuple[float, float, float, list[str]]] = []
 
     async def sign_in(self, browser, url: str) -> None:
         self.context = await browser.new_context(viewport=SCREEN, base_url=url)
@@ -132,12 +140,20 @@ class Moderator:
         self.rows_visible = await tab.evaluate(ROWS_VISIBLE)
         tab.on("request", self._request)
         tab.on("response", self._response)
+        tab.on("requestfinished", self._finished)
 
     def _request(self, request) -> None:
         if self.counting and PHOTO.search(request.url):
             self.photos += 1
         elif self.counting:
             self.requests.append(request.url)
+
+    def _finished(self, request) -> None:
+        if not self.counting or PHOTO.search(request.url):
+            return
+        timing = request.timing
+        start = timing["startTime"]
+        self.finished.append((start, start + timing["responseEnd"], kind(request)))
 
     def _response(self, response) -> None:
         if response.request.method == "POST" and DECISION.search(response.url):
@@ -149,6 +165,7 @@ class Moderator:
         suggested = await self.tab.evaluate(SUGGESTED)
         key = "c" if n % 5 == 4 and suggested else "1" if n % 7 == 6 else "a"
         pressed = time.perf_counter()
+        pressed_wall = time.time() * 1000
         await self.tab.keyboard.press(key)
         try:
             await self.tab.wait_for_function(READY, arg=decided, polling="raf", timeout=10_000)
@@ -160,6 +177,20 @@ class Moderator:
                 f"10 s ({rows} rows; notice: {notice!r}): {error}"
             ) from None
         self.times.append((time.perf_counter() - pressed) * 1000)
+        await asyncio.sleep(0)  # the decision's requestfinished event, if still on its way
+        self._split(pressed_wall, time.time() * 1000)
+
+    def _split(self, pressed: float, ready: float) -> None:
+        """This key's time: before its decision's POST left, the POST (request to answer),
+        after the answer until the next ad was ready; and how many other requests of the
+        page overlapped the POST (a claim, a poll, a top-up)."""
+        posts = [(s, e) for s, e, what in self.finished if what == "decision" and s >= pressed - 5]
+        if not posts or posts[0][0] > ready:
+            return  # no POST: an ad another moderator held, nothing sent
+        start, end = posts[0]
+        during = [what for s, e, what in self.finished if s < end and e > start]
+        others = [what for what in during if what != "decision"]
+        self.parts.append((start - pressed, end - start, ready - end, others))
 
     async def work(self, decisions: int | None) -> None:
         """``decisions`` ads, or (None) until the queue is empty."""
@@ -208,8 +239,42 @@ async def work_together(url: str, moderators: int, decisions: int | None) -> dic
         "refused": sum(moderator.refused for moderator in team),
         "decided_twice": await asyncio.to_thread(decided_twice),
         "decided_by": {m.name: m.decided for m in team},
+        "split_ms": split([part for moderator in team for part in moderator.parts]),
         "left_in_queue": await asyncio.to_thread(queue_left),
         "last_notices": notices,
+    }
+
+
+def kind(request) -> str:
+    """What a request of the queue's page is, for the split of a key's time."""
+    if DECISION.search(request.url):
+        return "decision"
+    path = request.url.split("?")[0]
+    return f"{request.method} {path.rsplit('/admin/moderation/reviewitem/', 1)[-1] or 'page'}"
+
+
+def split(parts: list[tuple[float, float, float, list[str]]]) -> dict:
+    """Median and 95th percentile of each part of a key's time, and how often another
+    request of the page overlapped the decision's POST."""
+    if not parts:
+        return {}
+
+    def figures(values: list[float]) -> list[float]:
+        values = sorted(values)
+        return [
+            round(statistics.median(values), 1),
+            round(values[int(0.95 * (len(values) - 1))], 1),
+        ]
+
+    before, post, after, others = zip(*parts, strict=True)
+    overlapping = [what for each in others for what in each]
+    return {
+        "keys": len(parts),
+        "before_post_p50_p95": figures(before),
+        "post_p50_p95": figures(post),
+        "after_answer_p50_p95": figures(after),
+        "posts_overlapped": sum(1 for each in others if each),
+        "overlapped_by": {what: overlapping.count(what) for what in sorted(set(overlapping))},
     }
 
 
@@ -259,6 +324,12 @@ def main() -> None:
         wait_http(f"{url}/api/v1/categories/")
         decisions = args.decisions if args.moderators == 1 else None
         figures = asyncio.run(work_together(url, args.moderators, decisions))
+    except SystemExit:
+        # A stalled key: often a photo the server failed to send (the next ad never ready).
+        logs.flush()
+        lines = (scratch / "server.log").read_text().splitlines()[-400:]
+        print("\n".join(line for line in lines if '" 5' in line or "Error" in line)[-6000:])
+        raise
     finally:
         process.terminate()
         process.wait(30)

@@ -80,20 +80,33 @@ def decide(
     action = _action(action)
     note = note.strip()
     with transaction.atomic():
-        ad = Ad.objects.select_for_update().filter(pk=ad_id).first()
+        ad = _locked_ad(ad_id)
         opened = _check_in_review(ad_id, ad)
         holder = _check_claim(ad, moderator, takeover)
         photos = list(ad.images.all())
-        decision = _record(ad, photos, moderator, action, category, reason, note, holder)
+        labels_before = labels_of(photos, lock=True)  # what an undo puts back
+        decision = _record(ad, moderator, action, category, reason, note, holder, labels_before)
         if opened is not None:
             audit.answer(opened, decision)
         if action == Action.REJECT:
             ad.reject(decision.rejection_reason, note)
         else:
             ad.publish(decision.to_category if action == Action.RECATEGORIZE else None)
-        _label(photos, decision)
+        _label(photos, decision, stored={row["sha256"] for row in labels_before})
         ReviewClaim.objects.filter(ad=ad).delete()  # it left the queue
     return decision
+
+
+def _locked_ad(ad_id: int) -> Ad | None:
+    """The ad, its row locked, read with its categories and its claim's holder in the same
+    query: each query of a decision is a round trip on its critical path."""
+    return (
+        Ad.objects.select_related("category", "suggested_category", "claim__moderator")
+        # Only the ad's row: locking its category's would queue every decision in it.
+        .select_for_update(of=("self",))
+        .filter(pk=ad_id)
+        .first()
+    )
 
 
 def _action(action: str) -> str:
@@ -127,10 +140,11 @@ def _check_in_review(ad_id: int, ad: Ad | None) -> Audit | None:
 
 
 def _check_claim(ad: Ad, moderator, takeover: bool):
-    """The moderator whose unexpired claim on ``ad`` this decision takes over, or None;
-    raises ``HeldByAnother`` unless ``takeover``. An expired claim holds nothing."""
-    claim = _others_claim(ad, moderator)
-    if claim is None:
+    """The moderator whose unexpired claim on ``ad`` (read with it) this decision takes
+    over, or None; raises ``HeldByAnother`` unless ``takeover``. An expired claim holds
+    nothing."""
+    claim = getattr(ad, "claim", None)
+    if claim is None or claim.moderator_id == moderator.pk or claim.expires_at <= timezone.now():
         return None
     if not takeover:
         raise HeldByAnother(ad, claim)
@@ -139,13 +153,13 @@ def _check_claim(ad: Ad, moderator, takeover: bool):
 
 def _record(
     ad: Ad,
-    photos,
     moderator,
     action: str,
     category: Category | None,
     reason: str,
     note: str,
-    took_over_from=None,
+    took_over_from,
+    labels_before: list[dict],
 ) -> ModerationDecision:
     to_category, rejection_reason = None, ""
     if action == Action.ACCEPT:
@@ -165,7 +179,7 @@ def _record(
         note=note,
         suggested_category=ad.suggested_category,
         in_review_since=ad.decided_at,
-        labels_before=labels_of(photos),  # what an undo puts back
+        labels_before=labels_before,
         took_over_from=took_over_from,
     )
 
@@ -200,12 +214,15 @@ def _rejection_reason(ad: Ad, reason: str, note: str) -> str:
     return Reason(reason)
 
 
-def _label(photos, decision: ModerationDecision) -> None:
+def _label(photos, decision: ModerationDecision, stored: set[str]) -> None:
+    # ``stored``: the photos already training images, their rows locked by this decision.
+    labelled = []
     if decision.action != Action.REJECT:
-        label_photos(photos, decision.to_category, decision)
+        labelled = label_photos(photos, decision.to_category, decision, stored)
     elif decision.rejection_reason == Reason.NOT_PRODUCT:
-        label_photos(photos, None, decision)
+        labelled = label_photos(photos, None, decision, stored)
     # Prohibited, duplicate or other: nothing about the photos' category was learned.
+    decision.labelled_photos = len(labelled)  # for the moderator's summary, without a query
 
 
 def undo(decision_id: int, moderator) -> Ad:
@@ -264,7 +281,7 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
     """Hold ``ad_ids`` (the top of ``moderator``'s queue) for ``moderator`` for
     ``MODERATION_CLAIM_SECONDS``; returns those held for them now. An ad another moderator
     holds stays theirs until their claim expires: the database's one claim per ad decides
-    between two moderators claiming at once."""
+    between two moderators claiming at once. An ad no longer in the queue is never held."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.MODERATION_CLAIM_SECONDS)
     with transaction.atomic():  # one write lock on SQLite, not three
@@ -274,6 +291,11 @@ def claim(moderator, ad_ids: list[int]) -> set[int]:
             ignore_conflicts=True,
         )
         mine = ReviewClaim.objects.filter(ad_id__in=ad_ids, moderator=moderator)
+        # A decision releases its ad's claim as it takes it: a claim written just after, on
+        # an ad read as waiting just before, would hold a decided ad (and the page's key on
+        # it would be refused). The decision has committed by now (PostgreSQL waits for it on
+        # the claim's row; SQLite writes one at a time), so this sees the ad gone.
+        mine.exclude(ad__in=audit.in_queue(Ad.objects.all()).values("pk")).delete()
         mine.update(expires_at=until)  # renewed while they are still at it
         return set(mine.values_list("ad_id", flat=True))
 
@@ -293,6 +315,13 @@ def held_by_others(moderator):
     """The ads that other moderators hold now (a subquery for the queue)."""
     active = ReviewClaim.objects.filter(expires_at__gt=timezone.now())
     return active.exclude(moderator=moderator).values("ad_id")
+
+
+def waiting_beyond(moderator, ad_ids: list[int], most: int) -> int:
+    """How many ads of the queue, besides ``ad_ids``, nobody else holds (at most ``most``)."""
+    queue = audit.in_queue(Ad.objects.visible_to(moderator)).exclude(pk__in=ad_ids)
+    free = queue.exclude(pk__in=held_by_others(moderator)).order_by()
+    return len(free.values_list("pk", flat=True)[:most])
 
 
 def claims_among(moderator, ad_ids) -> tuple[set[int], dict[int, str]]:

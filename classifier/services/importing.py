@@ -213,7 +213,7 @@ def subsets_for(photos: list[tuple[str, str]]) -> list[str]:
     its side (re-posts must not be on both sides), any other photo is held out for
     evaluation by a fixed coin toss on its content (CLASSIFIER_EVALUATION_PERCENT % of them).
     """
-    known = shipped.known_sides() + list(TrainingImage.objects.values_list("phash", "subset"))
+    known = [*shipped.known_sides(), *TrainingImage.objects.values_list("phash", "subset")]
     return assign_subsets(photos, known)
 
 

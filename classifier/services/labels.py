@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 def label_photos(
-    photos: list[AdImage], category: Category | None, decision=None
+    photos: list[AdImage], category: Category | None, decision=None, stored: set[str] | None = None
 ) -> list[TrainingImage]:
     """Keep ad photos as training images labelled ``category``, or as "not the product"
     (negative) examples when ``category`` is None; returns the labelled rows.
@@ -41,14 +41,17 @@ def label_photos(
     an earlier decision) keeps its file and takes this newer label, since a moderator who
     has just looked at it outranks an older label. Call it inside the decision's
     transaction. A photo whose file is missing from storage is logged and left unlabelled.
+    ``stored``: the photos already stored (sha256), when the caller read them, locked, in
+    this transaction (``labels_of(photos, lock=True)``).
     """
     photos = list({photo.sha256: photo for photo in photos}.values())
-    # Locked so that no one deletes a row this decision relabels before it commits.
-    stored = set(
-        TrainingImage.objects.select_for_update()
-        .filter(sha256__in=[photo.sha256 for photo in photos])
-        .values_list("sha256", flat=True)
-    )
+    if stored is None:
+        # Locked so that no one deletes a row this decision relabels before it commits.
+        stored = set(
+            TrainingImage.objects.select_for_update()
+            .filter(sha256__in=[photo.sha256 for photo in photos])
+            .values_list("sha256", flat=True)
+        )
     new = [photo for photo in photos if photo.sha256 not in stored]
     chosen = subsets_for([(photo.sha256, photo.phash) for photo in new])
     subsets = {photo.sha256: subset for photo, subset in zip(new, chosen, strict=True)}
@@ -220,10 +223,14 @@ LABEL_FIELDS = [
 ]
 
 
-def labels_of(photos: list[AdImage]) -> list[dict]:
-    """The labels ``photos`` already have as training images, as JSON-ready dicts."""
+def labels_of(photos: list[AdImage], lock: bool = False) -> list[dict]:
+    """The labels ``photos`` already have as training images, as JSON-ready dicts; with
+    ``lock``, their rows locked until the transaction ends (a decision relabelling them)."""
     shas = {photo.sha256 for photo in photos}
-    rows = TrainingImage.objects.filter(sha256__in=shas).values("sha256", *LABEL_FIELDS)
+    rows = TrainingImage.objects.filter(sha256__in=shas)
+    if lock:
+        rows = rows.select_for_update()
+    rows = rows.values("sha256", *LABEL_FIELDS)
     return [
         {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
     ]

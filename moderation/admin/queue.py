@@ -34,7 +34,7 @@ from ..models import ModerationDecision, ReviewItem
 from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
-from .queue_claims import claims_view, page_state
+from .queue_claims import BadAdList, asked_of, claims_answer, claims_view, page_state
 from .summaries import summary
 
 PULSE = "moderation.view_queue_pulse"
@@ -46,6 +46,8 @@ FACTS_TEMPLATE = "admin/moderation/reviewitem/facts.html"
 AUDIT_NOTE = "Audit: published automatically by the model — check it"
 # Photos in the queue: large enough to tell a phone's back from a laptop's lid.
 QUEUE_PHOTO_PX = 160
+# The queue's script fetching the next ads asks for this many rows of the queue, not a page.
+TOP_UP_ROWS = "rows"
 
 
 class DecisionForm(forms.Form):
@@ -127,6 +129,8 @@ class ReviewQueueChangeList(ChangeList):
         return queryset.exclude(pk__in=lost) if lost else queryset
 
     def get_results(self, request) -> None:
+        # A top-up asks for the few rows it needs (?rows=): fewer to render and to parse.
+        self.list_per_page = getattr(request, "queue_rows", self.list_per_page)
         super().get_results(request)
         # Every row offers the same categories: one query for the page, not one per row.
         categories = list(Category.objects.active())
@@ -184,6 +188,9 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             if request.user.has_perm(PULSE)
             else None,
         }
+        if TOP_UP_ROWS in request.GET and not self._take_top_up_rows(request):
+            message = f"{TOP_UP_ROWS}: how many rows of the queue to show, e.g. {TOP_UP_ROWS}=12"
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         response = super().changelist_view(request, context | (extra_context or {}))
         if isinstance(response, TemplateResponse) and "cl" in response.context_data:
             claimed = response.context_data["cl"].claimed
@@ -191,6 +198,18 @@ class ReviewQueueAdmin(admin.ModelAdmin):
                 "claims_url": reverse(f"admin:{self._url_name('claims')}")
             }
         return response
+
+    def _take_top_up_rows(self, request) -> bool:
+        """``?rows=N`` (the queue's script asking for its next ads): at most a page of rows
+        for this request, the parameter taken out of the query (the changelist would refuse
+        it as a filter). False when N is not a positive number."""
+        rows = request.GET[TOP_UP_ROWS]
+        if not rows.isdigit() or int(rows) < 1:
+            return False
+        request.GET = request.GET.copy()
+        del request.GET[TOP_UP_ROWS]
+        request.queue_rows = min(int(rows), self.list_per_page)
+        return True
 
     def get_changelist(self, request, **kwargs):
         return ReviewQueueChangeList
@@ -302,20 +321,27 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         if not form.is_valid():
             return JsonResponse({"message": f"Nothing done: {_form_errors(form)}"}, status=400)
         try:
+            # The page's ads, asked about with the decision (queue_claims.claims_answer).
+            asked = asked_of(request.POST)
+        except BadAdList as error:
+            return JsonResponse({"message": f"Nothing done: {error}"}, status=400)
+        try:
             fields = _fields_for(action, form.cleaned_data)
             decision = services.decide(object_id, request.user, action, **fields)
         except services.HeldByAnother as error:
             # The same status as an ad gone from the queue, and who holds this one: the
             # queue may offer to take it over (POST again with takeover=1).
-            return JsonResponse({"message": str(error), "held_by": error.holder}, status=409)
+            answer = {"message": str(error), "held_by": error.holder}
+            return JsonResponse(answer | _claims(request.user, asked), status=409)
         except services.NotInReview as error:
-            return JsonResponse({"message": str(error)}, status=409)
+            return JsonResponse({"message": str(error)} | _claims(request.user, asked), status=409)
         except services.DecisionError as error:
             return JsonResponse({"message": str(error)}, status=400)
         undo = reverse(
             f"admin:{self._url_name('undo')}", args=[decision.pk], current_app=self.admin_site.name
         )
-        return JsonResponse({"message": summary([decision]), "undo": undo})
+        answer = {"message": summary([decision]), "undo": undo}
+        return JsonResponse(answer | _claims(request.user, asked))
 
     def undo_view(self, request, decision_id: int):
         """Undo one's own decision of a moment ago: the ad is back in the queue."""
@@ -447,6 +473,14 @@ def _predicted(image: AdImage) -> str:
         prediction.top_text(),
         looks_like,
     )
+
+
+def _claims(moderator, asked: tuple[list[int], bool, bool]) -> dict:
+    """Who holds the page's ads, for a decision's answer, when the page asked: in the
+    decision's request (no second request on its heels), after its transaction (a failed
+    claim never undoes a decision)."""
+    ads, hold, more = asked
+    return {"claims": claims_answer(moderator, ads, hold, more)} if ads or more else {}
 
 
 def _wants_json(request) -> bool:

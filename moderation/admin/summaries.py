@@ -18,7 +18,11 @@ def summary(decisions: list[ModerationDecision]) -> str:
     else:
         titles = ", ".join(f"“{decision.ad}”" for decision in decisions)
         said = f"{len(decisions)} ads {first.get_action_display().lower()}: {titles}."
-    labelled = TrainingImage.objects.filter(decision__in=decisions).count()
+    counted = [getattr(decision, "labelled_photos", None) for decision in decisions]
+    if None in counted:
+        labelled = TrainingImage.objects.filter(decision__in=decisions).count()
+    else:  # said by the decisions just taken
+        labelled = sum(counted)
     photos = f"{labelled} photo{'' if labelled == 1 else 's'}"
     if first.rejection_reason == Ad.RejectionReason.NOT_PRODUCT:
         return f"{said} {photos} kept as “not the product” examples for training."

@@ -21,7 +21,7 @@ from tests.support.storage import stored_files
 pytestmark = pytest.mark.django_db
 
 MIB = 1024 * 1024
-NGINX = Path(__file__).resolve().parent.parent / "deploy/nginx/avito-mod.conf"
+NGINX = Path(__file__).resolve().parents[2] / "deploy/nginx/avito-mod.conf"
 
 
 def photos(count: int) -> list[bytes]:

@@ -154,10 +154,18 @@ def test_ordinary_photos_pass_the_budget(fmt, mode):
     assert (image.mode, image.size) == ("RGB", (2000, 1500))
 
 
-def test_a_twelve_megapixel_phone_photo_is_decoded_whole():
+def test_a_twelve_megapixel_phone_photo_is_decoded_whole(settings):
+    """Within the memory budget nothing is scaled for memory's sake (only the kept side is)."""
+    settings.ADS_PHOTO_MAX_SIDE = 4096
     data = photo((4032, 3024), quality=90)
 
     assert decode(data).size == (4032, 3024)
+
+
+def test_a_twelve_megapixel_phone_photo_is_kept_at_the_default_side():
+    data = photo((4032, 3024), quality=90)
+
+    assert decode(data).size == (2016, 1512)  # drafted at 1/2: half the CPU of a whole decode
 
 
 @pytest.mark.parametrize("mode", ["I;16", "I"])

@@ -4,11 +4,13 @@
 // the next ads of the queue are fetched and appended. Without this script the buttons still
 // post and come back to the queue.
 //
-// A team on one queue: every few seconds the page asks who holds its ads; those another
-// moderator holds are greyed with the holder's name, and the keys pass over them. Ads are
-// held for this moderator ahead of them (the next batch when fewer than three are left), and
-// never decided by key before the server said they are theirs. A decision refused because
-// someone else holds or decided the ad says so in its row; the next ad becomes current.
+// A team on one queue: each decision's answer says who holds the page's ads (and a poll
+// every few seconds, when no decision said it since); those another moderator holds are
+// greyed with the holder's name, and the keys pass over them. Ads are held for this
+// moderator ahead of them: the decision that leaves fewer than three held ahead asks, in its
+// own request, for the next batch, so the next key never waits for a claim. No ad is decided
+// by key before the server said it is theirs. A decision refused because someone else holds
+// or decided the ad says so in its row; the next ad becomes current.
 //
 // Keys (never while typing in a field): j / k next and previous ad, a accept, c recategorize
 // in the category chosen (the suggestion), 1-4 reject for the numbered reason, z undo,
@@ -25,6 +27,7 @@
   const NOTICE_MS = 8000;
   // The server's window, less a second for the answer's way back: "undo" never offered late.
   const UNDO_MS = state.undo_seconds * 1000 - 1000;
+  const POLL_MS = state.poll_seconds * 1000;
   const mine = new Set(state.mine); // ads the server holds for this moderator
   const gone = new Set(); // forms of the rows that left: a top-up fetched before must not bring them back
   let current = null; // the current row (an element: rows come and go around it)
@@ -33,6 +36,13 @@
   let toppingUp = false;
   let claiming = null; // the claim under way, awaited by a key on an ad not yet held
   let polling = false;
+  let told = Date.now(); // when the server last said who holds the page's ads
+  // How many ads wait beyond the page, as the server last said (null: not asked), and that
+  // figure and time when a top-up last found nothing new (the page's filters leave them out):
+  // a page with few rows fetches the queue again only when there may be something new to find.
+  let more = null;
+  let foundNothing = { more: null, at: 0 };
+  const FOUND_NOTHING_MS = 60000;
 
   const rows = () => [...table.querySelectorAll("tbody tr")];
   const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
@@ -98,14 +108,17 @@
 
   // --- Who holds what: asked every few seconds, and on claiming the next ads
 
-  async function ask(method, ids) {
+  async function ask(method, ids, { more: askMore = false } = {}) {
     const url = new URL(state.claims_url, window.location.href);
     const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (method === "POST") {
       options.body = new FormData();
       options.body.set("csrfmiddlewaretoken", token());
       options.body.set("ads", ids.join(","));
-    } else url.searchParams.set("ads", ids.join(","));
+    } else {
+      url.searchParams.set("ads", ids.join(","));
+      if (askMore) url.searchParams.set("more", "1");
+    }
     try {
       const response = await fetch(url, options);
       return response.ok ? await response.json() : null;
@@ -116,6 +129,8 @@
 
   function apply(asked, answer) {
     if (!answer) return;
+    told = Date.now();
+    if ("more" in answer) more = answer.more;
     const held = new Map(Object.entries(answer.held).map(([id, who]) => [Number(id), who]));
     const left = new Set(answer.gone);
     for (const id of asked) mine.delete(id);
@@ -134,17 +149,27 @@
     count();
   }
 
+  // A decision's answer said it lately: no poll needed.
   async function poll() {
-    if (polling || document.hidden || !deciding) return;
+    if (polling || document.hidden || !deciding || Date.now() - told < POLL_MS) return;
     polling = true;
+    told = Date.now(); // asked: an unanswered poll is not sent again before POLL_MS
     try {
       const ids = rows().map(adOf).slice(0, 200); // the server's limit
-      if (ids.length) apply(ids, await ask("GET", ids));
+      apply(ids, await ask("GET", ids, { more: fewLeft() }));
       topUp(); // few ads left to this moderator: the queue may have more since
     } finally {
       polling = false;
     }
   }
+
+  // Open rows after the current one (or after ``row``, about to leave).
+  function openAfter(row = current) {
+    const all = rows();
+    return all.slice(all.indexOf(row) + 1).filter(open);
+  }
+
+  const fewLeft = (row = current) => openAfter(row).length <= 2;
 
   // Hold the next ads when fewer than three held for this moderator are left from the current
   // one on (early enough for a quick moderator's next keys); ``first``, the ad about to be
@@ -170,15 +195,25 @@
   // --- The next ads of the queue (same filters), appended with their forms; never twice.
 
   async function topUp() {
-    if (toppingUp || rows().slice(rows().indexOf(current) + 1).filter(open).length > 2) return;
+    if (toppingUp || !fewLeft()) return;
+    // The server said nothing waits, or nothing new since a top-up found none for the filters.
+    if (!more) return;
+    if (more === foundNothing.more && Date.now() - foundNothing.at < FOUND_NOTHING_MS) return;
     toppingUp = true;
     try {
-      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      // The rows still on the page come first in the queue: ask for them and as many again
+      // as a claim holds, twice, not for a whole page (unless the moderator paged on).
+      const url = new URL(window.location.href);
+      if (!url.searchParams.has("p")) {
+        url.searchParams.set("rows", rows().filter(open).length + 2 * state.claim_top);
+      }
+      const response = await fetch(url, { credentials: "same-origin" });
       if (!response.ok) return;
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const shown = new Set(rows().map(formOf));
       const body = table.querySelector("tbody");
       const forms = document.getElementById("review-forms");
+      let added = 0;
       for (const row of page.querySelectorAll("#result_list tbody tr")) {
         const id = formOf(row);
         const form = id && page.getElementById(id);
@@ -186,7 +221,9 @@
         if (!document.getElementById(id)) forms.append(document.importNode(form, true));
         row.classList.remove("review-current");
         body.append(document.importNode(row, true));
+        added += 1;
       }
+      foundNothing = added ? { more: null, at: 0 } : { more, at: Date.now() };
       const held = page.getElementById("review-state");
       if (held) JSON.parse(held.textContent).mine.forEach((id) => mine.add(id));
       if (!current || !current.isConnected || !open(current)) selectNear(0);
@@ -304,9 +341,12 @@
     if (!mine.has(id)) return say(`“${titleOf(row)}” could not be held for you (no answer); try again.`);
     const data = new FormData(form); // the row's inputs name this form
     if (button.name) data.set(button.name, button.value);
+    const asked = askWith(data, row);
     button.disabled = true;
     const answer = await post(button.formAction, data);
     button.disabled = false;
+    // Who holds the others first: the ad the moderator moves on to is then known held, or greyed.
+    apply(asked, answer.claims);
     if (answer.status === 409) return refused(row, answer.message);
     if (answer.ok) {
       const index = rows().indexOf(row);
@@ -316,9 +356,26 @@
       lastUndo = { url: answer.undo, row, form, title: titleOf(row), until: Date.now() + UNDO_MS };
       count();
       topUp();
-      claimAhead();
     }
     say(answer.message);
+  }
+
+  // A decision that leaves fewer than three held for this moderator ahead also holds the next
+  // batch (``hold``); one that leaves few rows asks whether more wait (``more``); either, or
+  // one taken when the page has not been told for a poll's time, asks who holds the page's
+  // other ads (the open ones after it first). Other decisions ask nothing: no extra query.
+  function askWith(data, row) {
+    const after = openAfter(row).map(adOf);
+    const enough = Math.min(3, state.claim_top); // never more than a page load holds
+    const hold = after.filter((id) => mine.has(id)).length < enough;
+    const askMore = after.length <= 3; // two left after the next one: as topUp counts
+    if (!deciding || !(hold || askMore || Date.now() - told >= POLL_MS)) return [];
+    const asked = [...new Set([...after, ...rows().map(adOf)])].filter((id) => id !== adOf(row));
+    const ids = asked.slice(0, 200); // the server's limit
+    data.set("ads", ids.join(","));
+    if (hold) data.set("hold", "1");
+    if (askMore) data.set("more", "1");
+    return ids;
   }
 
   async function undoLast() {
@@ -417,5 +474,5 @@
   selectNear(0, false);
   count();
   claimAhead();
-  setInterval(poll, state.poll_seconds * 1000);
+  setInterval(poll, 1000); // asks only when no answer said who holds what for POLL_MS
 })();
