@@ -190,7 +190,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# The sellers' pages (ads/page_urls.py); staff sign in at /admin/.
+# The sellers' pages (ads/pages/urls.py); staff sign in at /admin/.
 LOGIN_URL = "sellers:login"
 LOGIN_REDIRECT_URL = "sellers:my-ads"
 

@@ -34,7 +34,7 @@ PIXEL_SIDE = 6324  # just under the 40,000,000 pixel cap
 # Stage: functions (file fragment, function name) whose cumulative time is the stage's.
 STAGES = {
     "multipart parsing (and temporary files)": [("multipartparser.py", "parse")],
-    "upload fingerprint (Idempotency-Key)": [("ads/idempotency.py", "fingerprint")],
+    "upload fingerprint (Idempotency-Key)": [("ads/api/idempotency.py", "fingerprint")],
     "reading the upload": [("ads/uploads.py", "read_capped")],
     "decoding": [("ads/photos.py", "decode_image")],
     "re-encoding": [("PIL/Image.py", "save")],

@@ -1,7 +1,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-# The group's permissions as of the review queue (see moderation/roles.py).
+# The group's permissions as of the review queue (see accounts/roles.py).
 PERMISSIONS = [
     ("ads", "view_ad"),
     ("ads", "view_adimage"),

@@ -32,7 +32,7 @@ def test_migrate_creates_the_default_categories():
 def test_migrate_installs_the_shipped_default_model_active():
     """v5, classifier heads on EfficientNet-Lite1 served as the int8 backbone then the
     heads (which tells photos of none of the categories): the one model a fresh install
-    has (the earlier defaults no longer ship: tests/test_shipped_models.py)."""
+    has (the earlier defaults no longer ship: tests/classifier/test_shipped_models.py)."""
     default = manifest_of(DEFAULT_MODEL_DIR)
     version = ModelVersion.objects.get()
     assert (version.number, version.status) == (1, ModelVersion.Status.ACTIVE)

@@ -72,7 +72,7 @@ def write_release(folder: Path, package, photos: list[str], backbone: bytes | No
         "backbone": backbone_id(TINY_SIZE),
         "threshold": package.metrics["threshold"],
         "trained_on": len(photos),
-        "built_with": "tests/test_shipped_models.py",
+        "built_with": "tests/classifier/test_shipped_models.py",
         "metrics": package.metrics,
         "history": {},
         "training_photos": photos,

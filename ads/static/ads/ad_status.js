@@ -55,7 +55,7 @@
     show(ad);
   }
 
-  // The same words as the server-rendered page (ads/pages.py).
+  // The same words as the server-rendered page (ads/pages/views.py).
   function reason(ad) {
     if (ad.status === "needs_review" && ad.review_reason) {
       let text = texts.review_reasons[ad.review_reason] || ad.review_reason;
