@@ -45,6 +45,17 @@
   const FOUND_NOTHING_MS = 60000;
 
   const rows = () => [...table.querySelectorAll("tbody tr")];
+  // The paginator's count and the emptied page's line (see showTotal).
+  const countLine = [...(document.querySelector("p.paginator")?.childNodes ?? [])].find(
+    (node) => node.nodeType === Node.TEXT_NODE && /\d/.test(node.textContent),
+  );
+  let total = countLine ? Number(countLine.textContent.match(/\d+/)[0]) : null;
+  const empty = document.createElement("p");
+  empty.className = "review-empty";
+  empty.textContent = "No ad waits for you now: new ones appear here as they arrive.";
+  empty.hidden = true;
+  table.after(empty);
+
   const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
   const adOf = (row) => Number(formOf(row)?.slice("decide-".length));
   const titleOf = (row) => row.querySelector(".field-title")?.textContent.trim() ?? "the ad";
@@ -97,6 +108,7 @@
   }
 
   function leave(row) {
+    if (row.isConnected && total !== null) total = Math.max(total - 1, 0);
     const index = rows().indexOf(row);
     gone.add(formOf(row));
     const box = row.querySelector("input.action-select");
@@ -224,6 +236,7 @@
         added += 1;
       }
       foundNothing = added ? { more: null, at: 0 } : { more, at: Date.now() };
+      total = totalIn(page) ?? total;
       const held = page.getElementById("review-state");
       if (held) JSON.parse(held.textContent).mine.forEach((id) => mine.add(id));
       if (!current || !current.isConnected || !open(current)) selectNear(0);
@@ -235,9 +248,27 @@
     }
   }
 
+  // --- "12 ads in review": the paginator's count follows the decisions made here and
+  // elsewhere (Django's line reads "12 review queue" and stays as the page loaded), and an
+  // emptied page says so rather than showing a bare table.
+
+  function totalIn(page) {
+    const line = [...(page.querySelector("p.paginator")?.childNodes ?? [])].find(
+      (node) => node.nodeType === Node.TEXT_NODE && /\d/.test(node.textContent),
+    );
+    return line ? Number(line.textContent.match(/\d+/)[0]) : null;
+  }
+
+  function showTotal() {
+    empty.hidden = rows().length > 0;
+    if (!countLine || total === null) return;
+    countLine.textContent = ` ${total} ${total === 1 ? "ad" : "ads"} in review `;
+  }
+
   // --- "0 of 39 selected" counts the rows on the page, as they come and go.
 
   function count() {
+    showTotal();
     const counter = document.querySelector(".actions .action-counter");
     if (!counter || typeof ngettext !== "function") return;
     const boxes = [...table.querySelectorAll("tbody input.action-select")];
@@ -391,6 +422,7 @@
     const answer = await post(url, data);
     if (answer.ok) {
       gone.delete(form.id);
+      if (total !== null) total += 1;
       const place = current?.isConnected ? current : null;
       if (place) place.before(row);
       else table.querySelector("tbody").append(row);
