@@ -34,6 +34,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(autouse=True)
+def cache_of_its_own():
+    """Each test starts with an empty cache. User names and 127.0.0.1 repeat between tests,
+    and the accounts, their known places and the database roll back while the cache (the
+    test settings' per-process one) would not: the 11th browser test signing "mona" in within
+    15 minutes found her guess budget spent (accounts/guesses.py) and her queue never loaded."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def backbone_passes_kept_for_the_session():
     """Each test's database starts without the backbone's work of earlier tests: the shared
     int8 backbone (some 30 s of TensorFlow to convert) and the features kept per photo. Both
