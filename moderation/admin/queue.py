@@ -10,12 +10,9 @@ page's view of who holds what is ``queue_claims``.
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
 from django.http import HttpResponseBadRequest, HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -27,7 +24,6 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from accounts.roles import DECIDE_AD
 from ads.admin import photo_url
 from ads.models import Ad, AdImage, Category
-from classifier.models import Prediction
 
 from .. import audit, pulse, services
 from ..models import ModerationDecision, ReviewItem
@@ -35,6 +31,12 @@ from .audit_tables import live_audit
 from .decisions import DecisionInline
 from .pulse_charts import pulse_charts
 from .queue_claims import BadAdList, asked_of, claims_answer, claims_view, page_state
+from .queue_list import (
+    KindFilter,
+    PredictedCategoryFilter,
+    ReviewQueueChangeList,
+    SellerCategoryFilter,
+)
 from .summaries import summary
 
 PULSE = "moderation.view_queue_pulse"
@@ -69,73 +71,6 @@ class DecisionForm(forms.Form):
 
 class ReviewActionForm(DecisionForm, helpers.ActionForm):
     """The bulk actions' form: the action, then the category, reason and note they use."""
-
-
-class SellerCategoryFilter(admin.RelatedFieldListFilter):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.title = "seller's category"
-
-
-class PredictedCategoryFilter(admin.SimpleListFilter):
-    """Ads with at least one photo the model predicted as the chosen category."""
-
-    title = "predicted category"
-    parameter_name = "predicted"
-
-    def lookups(self, request, model_admin):
-        return [(category.slug, category.name) for category in Category.objects.all()]
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        predicted = Prediction.objects.filter(image__ad=OuterRef("pk"), category=self.value())
-        return queryset.filter(Exists(predicted))
-
-
-class KindFilter(admin.SimpleListFilter):
-    """Ads waiting for a decision, or ads the model published that moderators are asked to
-    check (the live audit, ``moderation.audit``)."""
-
-    title = "kind"
-    parameter_name = "kind"
-
-    def lookups(self, request, model_admin):
-        return [("review", "Waiting for a decision"), ("audit", "Audit: published automatically")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "review":
-            return queryset.filter(status=Ad.Status.NEEDS_REVIEW)
-        if self.value() == "audit":
-            return queryset.filter(status=Ad.Status.PUBLISHED)
-        return queryset
-
-
-class ReviewQueueChangeList(ChangeList):
-    claimed: set[int] = set()  # the ads this page holds for its moderator
-
-    def get_queryset(self, request, exclude_parameters=None):
-        queryset = super().get_queryset(request, exclude_parameters)
-        if not request.user.has_perm(DECIDE_AD):
-            return queryset
-        # A team on one queue: skip the ads others hold, hold the top ones for this
-        # moderator. Those lost to someone claiming them this very moment are left out too.
-        queryset = queryset.exclude(pk__in=services.held_by_others(request.user))
-        if exclude_parameters is not None:  # the filters' counts: nothing to hold
-            return queryset
-        top = list(queryset.values_list("pk", flat=True)[: settings.MODERATION_CLAIM_TOP])
-        self.claimed = services.claim(request.user, top)
-        lost = set(top) - self.claimed
-        return queryset.exclude(pk__in=lost) if lost else queryset
-
-    def get_results(self, request) -> None:
-        # A top-up asks for the few rows it needs (?rows=): fewer to render and to parse.
-        self.list_per_page = getattr(request, "queue_rows", self.list_per_page)
-        super().get_results(request)
-        # Every row offers the same categories: one query for the page, not one per row.
-        categories = list(Category.objects.active())
-        for ad in self.result_list:
-            ad.category_choices = categories
 
 
 @admin.register(ReviewItem)
