@@ -35,3 +35,39 @@ def test_the_count_follows_the_decisions_and_an_emptied_page_says_so(
     expect(tab.locator("#review-notice")).to_contain_text("is back in the queue")
     expect(count).to_contain_text("1 ad in review")
     expect(empty).to_be_hidden()
+
+
+def test_a_queue_opened_empty_says_so_and_shows_the_first_ad_that_arrives(
+    seller, media, shots, open_page, settings
+):
+    from playwright.sync_api import expect
+
+    settings.MODERATION_CLAIMS_POLL_SECONDS = 1
+    tab = moderator_tab(open_page).tab
+    expect(tab.locator("#review-empty-page")).to_have_text(
+        "No ad waits for you now: new ones appear here as they arrive."
+    )
+    expect(tab.locator("p.paginator")).to_contain_text("0 ads in review")
+    shots.take(tab, "queue-opened-empty")
+
+    (ad,) = fill_queue(seller, 1)  # an ad arrives while the page is open
+
+    expect(tab.locator("#result_list tbody tr")).to_have_count(1, timeout=10_000)
+    expect(tab.locator("p.paginator")).to_contain_text("1 ad in review")
+    expect(tab.locator("#review-empty-page")).to_have_count(0)
+    tab.keyboard.press("a")  # the keys work on the page it became
+    expect(tab.locator("#review-notice")).to_contain_text("accepted")
+    ad.refresh_from_db()
+    assert ad.status == Ad.Status.PUBLISHED
+
+
+def test_a_filtered_queue_with_nothing_in_it_says_the_filters_leave_nothing(
+    seller, media, open_page
+):
+    from playwright.sync_api import expect
+
+    fill_queue(seller, 1)  # laptops
+    tab = moderator_tab(open_page).tab
+    tab.goto("/admin/moderation/reviewitem/?q=no-such-title")
+    expect(tab.locator("#review-empty-page")).to_have_text("No ad in review matches these filters.")
+    expect(tab.locator("p.paginator")).to_contain_text("0 ads in review")

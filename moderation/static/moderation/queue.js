@@ -19,8 +19,8 @@
 
 (() => {
   const table = document.getElementById("result_list");
-  if (!table) return;
   const state = JSON.parse(document.getElementById("review-state").textContent);
+  if (!table) return waitForAds(state.poll_seconds * 1000);
   const notice = document.getElementById("review-notice");
   const help = document.getElementById("review-keys");
   const viewer = document.getElementById("review-viewer");
@@ -508,3 +508,20 @@
   claimAhead();
   setInterval(poll, 1000); // asks only when no answer said who holds what for POLL_MS
 })();
+
+// A queue opened with nothing in it: look at the queue every few seconds and show it once it
+// holds an ad (the same page, filters kept).
+function waitForAds(everyMs) {
+  if (!document.getElementById("review-empty-page")) return;
+  const look = async () => {
+    try {
+      const answer = await fetch(location.href, { credentials: "same-origin" });
+      const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+      if (answer.ok && page.getElementById("result_list")) return location.reload();
+    } catch (error) {
+      // Offline for a moment: the next look tries again.
+    }
+    setTimeout(look, everyMs);
+  };
+  setTimeout(look, everyMs);
+}
