@@ -76,6 +76,10 @@ class ReviewQueueChangeList(ChangeList):
         # A top-up asks for the few rows it needs (?rows=): fewer to render and to parse.
         self.list_per_page = getattr(request, "queue_rows", self.list_per_page)
         super().get_results(request)
+        # With no search or filter, the ads left out are those others hold: Django's search
+        # bar would say "1 result (2 total)" beside "1 ad in review", two counts and no why.
+        if not (self.query or self.has_active_filters):
+            self.full_result_count = self.result_count
         # Every row offers the same categories: one query for the page, not one per row.
         categories = list(Category.objects.active())
         for ad in self.result_list:
