@@ -50,11 +50,7 @@
     (node) => node.nodeType === Node.TEXT_NODE && /\d/.test(node.textContent),
   );
   let total = countLine ? Number(countLine.textContent.match(/\d+/)[0]) : null;
-  const empty = document.createElement("p");
-  empty.className = "review-empty";
-  empty.textContent = "No ad waits for you now: new ones appear here as they arrive.";
-  empty.hidden = true;
-  table.after(empty);
+  const empty = document.getElementById("review-empty-page"); // the page's own words
 
   const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
   const adOf = (row) => Number(formOf(row)?.slice("decide-".length));
@@ -512,7 +508,6 @@
 // A queue opened with nothing in it: look at the queue every few seconds and show it once it
 // holds an ad (the same page, filters kept).
 function waitForAds(everyMs) {
-  if (!document.getElementById("review-empty-page")) return;
   const look = async () => {
     try {
       const answer = await fetch(location.href, { credentials: "same-origin" });
