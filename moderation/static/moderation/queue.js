@@ -46,10 +46,8 @@
 
   const rows = () => [...table.querySelectorAll("tbody tr")];
   // The paginator's count and the emptied page's line (see showTotal).
-  const countLine = [...(document.querySelector("p.paginator")?.childNodes ?? [])].find(
-    (node) => node.nodeType === Node.TEXT_NODE && /\d/.test(node.textContent),
-  );
-  let total = countLine ? Number(countLine.textContent.match(/\d+/)[0]) : null;
+  const countLine = countNodeIn(document);
+  let total = totalIn(document);
   const empty = document.getElementById("review-empty-page"); // the page's own words
 
   const formOf = (row) => row.querySelector(".review-decide button[formaction]")?.getAttribute("form");
@@ -245,13 +243,18 @@
   }
 
   // --- "12 ads in review": the paginator's count follows the decisions made here and
-  // elsewhere (Django's line reads "12 review queue" and stays as the page loaded), and an
-  // emptied page says so rather than showing a bare table.
+  // elsewhere (the server's line stays as the page loaded), and an emptied page says so
+  // rather than showing a bare table.
 
-  function totalIn(page) {
-    const line = [...(page.querySelector("p.paginator")?.childNodes ?? [])].find(
+  // The paginator's text that holds the count, in this page or one fetched.
+  function countNodeIn(page) {
+    return [...(page.querySelector("p.paginator")?.childNodes ?? [])].find(
       (node) => node.nodeType === Node.TEXT_NODE && /\d/.test(node.textContent),
     );
+  }
+
+  function totalIn(page) {
+    const line = countNodeIn(page);
     return line ? Number(line.textContent.match(/\d+/)[0]) : null;
   }
 
