@@ -175,6 +175,14 @@ def test_a_moderator_decides_and_undoes_by_keyboard_in_place(seller, media, shot
     tab.keyboard.press("c")  # recategorize the third ad in its suggestion
     expect(notice).to_contain_text(f"“{ads[2]}” recategorized: published in Laptops")
     assert Ad.objects.get(pk=ads[2].pk).category.slug == "laptop"
+    undo = notice.get_by_role("button")
+    expect(undo).to_have_text(re.compile(r"^Undo \(z\)"))
+
+    tab.keyboard.press("4")  # Other with no note: a hint; the Undo names the ad it reopens
+    expect(notice).to_contain_text("Say in the note why the ad is rejected")
+    named = f"{ads[2].title[:39]}…"  # a long title, shortened on the button
+    expect(undo).to_have_text(re.compile(f"^Undo “{re.escape(named)}” \\(z\\) · 5\\d s left"))
+    assert Ad.objects.get(pk=ads[0].pk).status == Ad.Status.NEEDS_REVIEW
 
     # Nothing fires while typing: an "a" in the note is a letter, not a decision.
     note = rows.first.locator("input[name=note]")

@@ -281,7 +281,10 @@
 
   // --- The notice: what was done, and the Undo with the seconds it has left
 
-  function say(text) {
+  // ``decided``: the text is the answer to the decision the Undo takes back. Any other notice
+  // (a refusal, a hint) names the ad the Undo would reopen: it is not the one the notice is
+  // about.
+  function say(text, decided = false) {
     clearInterval(countdown);
     notice.replaceChildren(document.createTextNode(text + " "));
     notice.hidden = false;
@@ -297,7 +300,9 @@
     }
     const tick = () => {
       const left = undoable ? Math.ceil((undoable.until - Date.now()) / 1000) : 0;
-      if (button && left > 0 && lastUndo === undoable) button.textContent = `Undo (z) · ${left} s left`;
+      const title = undoable?.title ?? "";
+      const what = decided ? "" : ` “${title.length > 40 ? `${title.slice(0, 39)}…` : title}”`;
+      if (button && left > 0 && lastUndo === undoable) button.textContent = `Undo${what} (z) · ${left} s left`;
       else button?.remove();
       if (Date.now() < until) return;
       clearInterval(countdown);
@@ -387,7 +392,7 @@
       count();
       topUp();
     }
-    say(answer.message);
+    say(answer.message, answer.ok);
   }
 
   // A decision that leaves fewer than three held for this moderator ahead also holds the next
