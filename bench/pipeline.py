@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/avito_mod \\
     REDIS_URL=redis://127.0.0.1:6379/0 python bench/pipeline.py [--ads 200] [--workers 1] \\
-    [--concurrency 2] [--clients 4 | --rate 10] [--storage local|s3]
+    [--concurrency 2] [--clients 4 | --rate 10] [--storage local|s3] [--drain]
 
 Starts its own web server and worker processes against the services the environment names
 (the defaults, SQLite and an embedded broker of its own, when nothing is set), posts the ads over
@@ -14,6 +14,10 @@ counted. Latency is measured per ad from the moment its upload committed
 (``classification_requested_at``, stamped in the commit hook) to its final status
 (``decided_at``); the completion rate over the span from the first commit (closed loop) or
 the first scheduled send (open loop) to the last decision. Ends with one JSON line.
+
+``--drain`` measures the worker alone: every ad is posted with no worker running, the web
+server is stopped, then the workers start and empty the queue; the rate is counted from their
+first decision to their last (their start-up left out), and the latencies are the queue's wait.
 
 ``--storage s3`` keeps the photos and the model in a bucket: the one ``AVITO_STORAGE_URL``
 (and ``AVITO_S3_ENDPOINT_URL``, AWS_* credentials) names, else a local S3 API server (moto)
@@ -155,6 +159,12 @@ def main() -> None:
     load.add_argument("--clients", type=int, default=4, help="closed loop: concurrent clients")
     load.add_argument("--rate", type=float, help="open loop: ads offered per second")
     parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="post every ad first with no worker running, stop the web server, then time the "
+        "worker alone emptying the queue (its own rate, with the machine's cores to itself)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         nargs="?",
@@ -222,9 +232,9 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
     port = free_port()
     logs = open(scratch / "processes.log", "w")  # noqa: SIM115
     server, server_env = web_server_command(port)
-    processes = [
-        subprocess.Popen(server, cwd=ROOT, env=env | server_env, stdout=logs, stderr=logs),
-        *(
+
+    def start_workers() -> list:
+        return [
             subprocess.Popen(
                 [python, "-m", "celery", "-A", "avito_mod", "worker", "-Q", queue,
                  "--concurrency", str(args.concurrency), "-n", f"bench{n}@%h", "--without-gossip",
@@ -232,13 +242,21 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
                 cwd=ROOT, env=env, stdout=logs, stderr=logs,
             )
             for n in range(args.workers)
-        ),
-    ]  # fmt: skip
+        ]  # fmt: skip
+
+    web = subprocess.Popen(server, cwd=ROOT, env=env | server_env, stdout=logs, stderr=logs)
+    processes = [web] if args.drain else [web, *start_workers()]
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/categories/")
-        time.sleep(3)  # workers connect to the broker
-        results = run(url, token, photos_for(args.ads), args.clients, args.rate)
+        if not args.drain:
+            time.sleep(3)  # workers connect to the broker
+        results = run(url, token, photos_for(args.ads), args.clients, args.rate, not args.drain)
+        if args.drain:  # the queue full, the web server gone: the workers alone on the cores
+            web.terminate()
+            web.wait(30)
+            processes += start_workers()
+            wait_for_decisions()
     finally:
         for process in processes:
             process.terminate()
@@ -257,6 +275,8 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
     first = results["first_send"] or min(
         ad.classification_requested_at for ad in ads if ad.classification_requested_at
     )
+    if args.drain:  # the worker's own pace: from its first decision (its start-up left out)
+        first = min(ad.decided_at for ad in ads if ad.decided_at)
     span = (max(ad.decided_at for ad in ads if ad.decided_at) - first).total_seconds()
     statuses = {}
     for ad in ads:
@@ -275,6 +295,7 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
         "http_errors": results["errors"],
         "late_sends": results["late"],
         "storage": args.storage,
+        "drain": args.drain,
     }
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(
@@ -282,6 +303,7 @@ def bench(args, env: dict, queue: str, scratch: Path) -> None:
         f"; storage: {describe_storage()}"
     )
     load = f"offered {args.rate:g} ads/s" if args.rate else f"clients: {args.clients}"
+    load += "; drained by the workers alone" if args.drain else ""
     print(f"model: v{version.number if version else '-'}; {load}")
     print(f"upload: median {results['upload_p50_ms']:.0f} ms per request")
     if args.rate:
@@ -399,8 +421,9 @@ def describe_storage() -> str:
     return describe(default_storage)
 
 
-def run(url: str, token: str, ads, clients: int, rate: float | None = None) -> dict:
-    """Posts ``ads``: closed loop from ``clients`` threads, or open loop at ``rate`` per second."""
+def run(url: str, token: str, ads, clients: int, rate: float | None = None, wait=True) -> dict:
+    """Posts ``ads``: closed loop from ``clients`` threads, or open loop at ``rate`` per second;
+    then, when ``wait``, waits for their decisions."""
     import requests
     from django.utils import timezone
 
@@ -441,19 +464,25 @@ def run(url: str, token: str, ads, clients: int, rate: float | None = None) -> d
         times.append(elapsed)
         errors += status != 201
         late += was_late
-    from ads.models import Ad
-
-    deadline = time.monotonic() + 300
-    while Ad.objects.filter(title="bench", status=Ad.Status.PENDING).exists():
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    if wait:
+        wait_for_decisions()
     return {
         "errors": errors,
         "late": late if rate else None,
         "first_send": first_send,
         "upload_p50_ms": statistics.median(times),
     }
+
+
+def wait_for_decisions(seconds: float = 300) -> None:
+    """Until no bench ad is pending, or ``seconds`` (those left are counted undecided)."""
+    from ads.models import Ad
+
+    deadline = time.monotonic() + seconds
+    while Ad.objects.filter(title="bench", status=Ad.Status.PENDING).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":
