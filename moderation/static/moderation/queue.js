@@ -298,10 +298,10 @@
       button.addEventListener("click", undoLast);
       notice.append(button);
     }
+    const title = undoable?.title ?? "";
+    const what = decided ? "" : ` “${title.length > 40 ? `${title.slice(0, 39)}…` : title}”`;
     const tick = () => {
       const left = undoable ? Math.ceil((undoable.until - Date.now()) / 1000) : 0;
-      const title = undoable?.title ?? "";
-      const what = decided ? "" : ` “${title.length > 40 ? `${title.slice(0, 39)}…` : title}”`;
       if (button && left > 0 && lastUndo === undoable) button.textContent = `Undo${what} (z) · ${left} s left`;
       else button?.remove();
       if (Date.now() < until) return;
