@@ -5,7 +5,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init
 
 from .workers import Heartbeat
 
@@ -35,3 +35,25 @@ def refuse_a_role_it_cannot_play(**kwargs):
         # is set up sys.stderr is a logger: say it on the real stderr, then stop.
         print(f"avito-mod: {problems}", file=sys.__stderr__, flush=True)
         raise SystemExit(1) from None
+
+
+@worker_init.connect
+def close_the_start_up_connection(**kwargs):
+    """A worker's main process runs no task; the connection its start-up checks opened would
+    stay open and unused for its whole life, since Celery now rarely closes one."""
+    from django.db import connections
+
+    connections.close_all()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_connections(sender=None, **kwargs):
+    """Around each task, what Django does around each request: a database connection past
+    CONN_MAX_AGE, or broken (PostgreSQL restarted), is closed, and the next query checks the
+    kept one (CONN_HEALTH_CHECKS). Celery's own closing is rare (CELERY_DB_REUSE_MAX)."""
+    if getattr(sender.request, "is_eager", False):
+        return  # run inside the caller's transaction (tests): not ours to close
+    from django.db import close_old_connections
+
+    close_old_connections()

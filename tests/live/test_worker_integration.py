@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 import requests
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from ads.models import Ad
 from classifier.models import ModelVersion, Prediction
+from tests.support.factories import make_ad
 from tests.support.images import jpeg_bytes
 from tests.support.live import celery_worker, wait_for
 
@@ -141,3 +143,35 @@ def test_the_worker_says_in_its_log_which_backbone_form_it_serves(
     assert len(said) == 1, said
     assert f"model v{shipped.number}: serving the int8 backbone on" in said[0]
     assert "forced by CLASSIFIER_SERVING_FORM=int8" in said[0]
+
+
+def _other_backends() -> list[int]:
+    """The PostgreSQL server processes on the test database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="connections are kept on PostgreSQL only"
+)
+def test_a_worker_keeps_its_database_connection_and_replaces_a_broken_one(
+    tiny_version, seller, worker
+):
+    """No new PostgreSQL connection per task (Celery's default); one that the server
+    dropped, as a restart does, is noticed and replaced before the next task uses it."""
+    first = _final(make_ad(seller, seed=10).pk)
+    [kept] = _other_backends()  # the worker's, still open between tasks
+    second = _final(make_ad(seller, seed=20).pk)
+    assert _other_backends() == [kept]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
+    wait_for(lambda: not _other_backends(), 10, _other_backends)
+    third = _final(make_ad(seller, seed=30).pk)
+
+    assert [first.status, second.status, third.status] == [Ad.Status.PUBLISHED] * 3
+    assert _other_backends() not in ([], [kept])
