@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..ml.dataset import scan_class_folders
 from ..models import ModelVersion, TrainingImage, photo_keys
-from . import ImportReport, read_folder, trainable_images
+from . import ImportReport, read_folder, shipped, trainable_images
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,13 @@ class Seen:
 
 def seen_in_training(version: ModelVersion) -> Seen:
     """Count the photos of the evaluation set ``version`` is measured on (the held-out
-    photos of its classes, as ``services.measure_on_evaluation_set`` reads them) that it
-    trained on."""
+    photos of its classes, as ``services.measure_on_evaluation_set`` reads them: the
+    database's and the shipped ones) that it trained on."""
     evaluated = trainable_images().filter(
         subset=TrainingImage.Subset.EVALUATION, category__slug__in=version.classes
     )
     keys = set(photo_keys(evaluated.values_list("sha256", flat=True)))
+    keys |= set(photo_keys(shipped.evaluation_sha256(version.input_size, set(version.classes))))
     if not version.training_photos:
         return Seen(version.number, None, len(keys))
     return Seen(version.number, len(keys & set(version.training_photos)), len(keys))

@@ -133,11 +133,26 @@ def usable(
     ``size`` pixels over categories ``slugs``: of the same backbone id, of those categories,
     and not in the database (where its copy, and label, rule; ``known``: the database's
     sha256s, when the caller has them already)."""
+    photos, keep = _counted(size, slugs, subset, known)
+    return photos.only(keep) if photos is not None and keep.any() else None
+
+
+def evaluation_sha256(size: int, slugs: set[str]) -> list[str]:
+    """The sha256s of the shipped evaluation photos a version at ``size`` pixels over
+    ``slugs`` is measured on (those ``usable`` gives), without copying their features."""
+    photos, keep = _counted(size, slugs, TrainingImage.Subset.EVALUATION, None)
+    if photos is None:
+        return []
+    return [sha for sha, kept in zip(photos.sha256, keep, strict=True) if kept]
+
+
+def _counted(size: int, slugs: set[str], subset: str, known: set[str] | None):
+    """(the shipped photos, which of them count: see ``usable``), or (None, None)."""
     from ..ml.features import backbone_id
 
     photos = shipped_photos()
     if photos is None or photos.backbone != backbone_id(size):
-        return None
+        return None, None
     if known is None:
         known = set(TrainingImage.objects.values_list("sha256", flat=True))
     keep = np.array(
@@ -148,7 +163,7 @@ def usable(
         dtype=bool,
     )
     keep &= photos.evaluation == (subset == TrainingImage.Subset.EVALUATION)
-    return photos.only(keep) if keep.any() else None
+    return photos, keep
 
 
 # The shipped photos' sides, worked out once per set read: every moderator's decision that

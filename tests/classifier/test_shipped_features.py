@@ -143,6 +143,8 @@ def test_a_fresh_install_trains_a_new_category_beside_the_shipped_ones(
     assert f"{count(photos, False):,} shipped, {database['train']:,} from this database" in (
         page.text
     )
+    # Known to be held out from its training: all of them, the shipped ones included.
+    assert f"trained on 0 of the {version.evaluation['n']} evaluation photos" in page.text
 
 
 def test_an_admin_can_leave_the_shipped_photos_out_and_it_is_recorded(
