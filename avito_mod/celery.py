@@ -48,7 +48,7 @@ def close_the_start_up_connection(**kwargs):
 
 @task_prerun.connect
 @task_postrun.connect
-def close_old_connections(sender=None, **kwargs):
+def close_old_database_connections(sender=None, **kwargs):
     """Around each task, what Django does around each request: a database connection past
     CONN_MAX_AGE, or broken (PostgreSQL restarted), is closed, and the next query checks the
     kept one (CONN_HEALTH_CHECKS). Celery's own closing is rare (CELERY_DB_REUSE_MAX)."""
