@@ -377,7 +377,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes the database connection before and after every task unless
-# this is set; a new PostgreSQL connection per task cost a worker a seventh of its rate.
+# this is set; a new PostgreSQL connection per task cost a worker 15-30 % of its rate
+# (bench/pipeline.py --drain, bench/README.md).
 # With it the fixup closes them only every this many tasks, and avito_mod/celery.py closes
 # them around each task as Django does around a request: past CONN_MAX_AGE or unusable.
 CELERY_DB_REUSE_MAX = 1000

@@ -155,9 +155,7 @@ def _other_backends() -> list[int]:
         return [pid for (pid,) in cursor.fetchall()]
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="connections are kept on PostgreSQL only"
-)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's pg_stat_activity")
 def test_a_worker_keeps_its_database_connection_and_replaces_a_broken_one(
     tiny_version, seller, worker
 ):
